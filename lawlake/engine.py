@@ -1,0 +1,75 @@
+"""The Spark Connect session every job runs on.
+
+Embedded default: a Sail server started in this process (no JVM). Scale-out: any
+Spark 4 Spark Connect server with Delta (``sc://host:15002``). Job code is the same
+for both; only the URL differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pyspark is heavy: imported only where a session is made
+    from pyspark.sql import SparkSession
+
+__all__ = ["EMBEDDED", "session", "stop"]
+
+EMBEDDED = "embedded"
+
+_lock = threading.Lock()
+_server = None  # the in-process Sail server, started once per process
+_sessions: dict[str, "SparkSession"] = {}
+
+
+def _start_sail() -> str:
+    global _server
+    if _server is None:
+        # Sail logs every session at INFO through env_logger; keep the console for our progress lines.
+        os.environ.setdefault("RUST_LOG", "warn")
+        from pysail.spark import SparkConnectServer
+
+        server = SparkConnectServer(ip="127.0.0.1", port=0)
+        server.start(background=True)
+        _server = server
+        host, port = server.listening_address
+        logging.getLogger(__name__).info("started embedded Sail engine on %s:%s", host, port)
+    host, port = _server.listening_address
+    return f"sc://{host}:{port}"
+
+
+def session(engine: str = EMBEDDED) -> "SparkSession":
+    """Return the Spark Connect session for ``engine``: ``"embedded"`` or an ``sc://`` URL.
+
+    The session is created once per process and engine, then reused.
+    """
+    if engine != EMBEDDED and not engine.startswith("sc://"):
+        raise ValueError(f"engine must be 'embedded' or an sc:// URL, got {engine!r}")
+    with _lock:
+        if engine in _sessions:
+            return _sessions[engine]
+        from pyspark.sql import SparkSession
+
+        url = _start_sail() if engine == EMBEDDED else engine
+        spark = SparkSession.builder.remote(url).getOrCreate()
+        # Timestamps are written and read in UTC whatever the machine's zone.
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        _sessions[engine] = spark
+        return spark
+
+
+def stop() -> None:
+    """Stop every session and the embedded server (for tests and clean process exit)."""
+    global _server
+    with _lock:
+        for spark in _sessions.values():
+            try:
+                spark.stop()
+            except Exception:  # a session whose server already went away
+                pass
+        _sessions.clear()
+        if _server is not None:
+            _server.stop()
+            _server = None
