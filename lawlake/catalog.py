@@ -1,0 +1,276 @@
+"""The control-plane catalog: runs, stage and gate results, published versions, file manifests.
+
+One SQLAlchemy schema for SQLite (embedded) and PostgreSQL (production). Tables are
+created on first use. Rows are only ever inserted, never updated in place, except a
+run's finish time and status.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+__all__ = ["Catalog", "Reconciliation", "metadata", "utcnow"]
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(200), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),  # running | success | failed
+    Column("sources", Text),
+    Column("engine", String(200)),
+    Column("message", Text),
+)
+
+stage_results = Table(
+    "stage_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(200), nullable=False, index=True),
+    Column("stage", String(40), nullable=False),
+    Column("table_name", String(200), nullable=False),
+    Column("rows_in", Integer, nullable=False),
+    Column("rows_out", Integer, nullable=False),
+    Column("rows_quarantined", Integer, nullable=False),
+    Column("rows_merged", Integer, nullable=False),
+    Column("is_balanced", Boolean, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("candidate_path", Text),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+gate_results = Table(
+    "gate_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(200), nullable=False, index=True),
+    Column("stage", String(40), nullable=False),
+    Column("table_name", String(200), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("evaluated", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("rows", Integer),
+    Column("seconds", Float, nullable=False),
+    Column("candidate_path", Text),
+    Column("results", JSON, nullable=False),  # one entry per expectation: name, column, success, observed, threshold
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+)
+
+published_versions = Table(
+    "published_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(200), nullable=False, index=True),
+    Column("table_name", String(200), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+)
+
+ingested_files = Table(
+    "ingested_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("run_id", String(200), nullable=False),
+    Column("ingested_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "sha256", name="uq_ingested_file"),
+)
+
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False, index=True),
+    Column("value", String(100), nullable=False),
+    Column("run_id", String(200), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Where one stage's input rows for one output table went: out, quarantined or merged.
+
+    ``rows_merged`` counts rows folded into another kept row (an earlier version
+    superseded by a late-arriving update, a party merged into its case); they are not
+    lost: the zone upstream keeps them.
+    """
+
+    table: str
+    rows_in: int
+    rows_out: int
+    rows_quarantined: int
+    rows_merged: int = 0
+
+    @property
+    def is_balanced(self) -> bool:
+        return self.rows_in == self.rows_out + self.rows_quarantined + self.rows_merged
+
+    def as_dict(self) -> dict:
+        return {
+            "table": self.table,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "rows_quarantined": self.rows_quarantined,
+            "rows_merged": self.rows_merged,
+        }
+
+
+@lru_cache(maxsize=None)
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    metadata.create_all(engine)
+    return engine
+
+
+class Catalog:
+    """Reads and writes the catalog at a SQLAlchemy URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _engine(url)
+
+    # runs -----------------------------------------------------------------
+    def start_run(self, run_id: str, *, sources: str, engine: str) -> None:
+        with self.engine.begin() as c:
+            exists = c.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first()
+            if exists:  # a retried first task: keep the original start
+                c.execute(update(runs).where(runs.c.run_id == run_id).values(status="running", finished_at=None))
+            else:
+                c.execute(insert(runs).values(run_id=run_id, started_at=utcnow(), status="running", sources=sources, engine=engine))
+
+    def finish_run(self, run_id: str, *, status: str, message: str | None = None) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(runs).where(runs.c.run_id == run_id).values(status=status, finished_at=utcnow(), message=message))
+
+    def last_run(self) -> dict | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(runs).order_by(runs.c.started_at.desc()).limit(1)).mappings().first()
+            return dict(row) if row else None
+
+    def run(self, run_id: str) -> dict | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(runs).where(runs.c.run_id == run_id)).mappings().first()
+            return dict(row) if row else None
+
+    # stages and gates -----------------------------------------------------
+    def record_stage(self, run_id: str, stage: str, rec: Reconciliation, *, seconds: float, candidate_path: str | None) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                insert(stage_results).values(
+                    run_id=run_id,
+                    stage=stage,
+                    table_name=rec.table,
+                    rows_in=rec.rows_in,
+                    rows_out=rec.rows_out,
+                    rows_quarantined=rec.rows_quarantined,
+                    rows_merged=rec.rows_merged,
+                    is_balanced=rec.is_balanced,
+                    seconds=seconds,
+                    candidate_path=candidate_path,
+                    recorded_at=utcnow(),
+                )
+            )
+
+    def stage_results(self, run_id: str) -> list[dict]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(stage_results).where(stage_results.c.run_id == run_id).order_by(stage_results.c.id))
+            return [dict(r) for r in rows.mappings()]
+
+    def record_gate(
+        self, run_id: str, stage: str, table: str, *, success: bool, results: list[dict], rows: int | None, seconds: float, candidate_path: str
+    ) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                insert(gate_results).values(
+                    run_id=run_id,
+                    stage=stage,
+                    table_name=table,
+                    success=success,
+                    evaluated=len(results),
+                    failed=sum(1 for r in results if not r["success"]),
+                    rows=rows,
+                    seconds=seconds,
+                    candidate_path=candidate_path,
+                    results=json.loads(json.dumps(results, default=str)),
+                    checked_at=utcnow(),
+                )
+            )
+
+    def gate_results(self, run_id: str) -> list[dict]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(gate_results).where(gate_results.c.run_id == run_id).order_by(gate_results.c.id))
+            return [dict(r) for r in rows.mappings()]
+
+    # publication ------------------------------------------------------------
+    def record_published(self, run_id: str, table: str, *, version: int, rows: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(published_versions).values(run_id=run_id, table_name=table, version=version, rows=rows, published_at=utcnow()))
+
+    def published(self) -> dict[str, dict]:
+        """The latest published version of every table: name → {version, rows, run_id, published_at}."""
+        latest = select(published_versions.c.table_name, func.max(published_versions.c.id).label("id")).group_by(published_versions.c.table_name).subquery()
+        q = select(published_versions).join(latest, published_versions.c.id == latest.c.id).order_by(published_versions.c.table_name)
+        with self.engine.connect() as c:
+            return {r["table_name"]: dict(r) for r in c.execute(q).mappings()}
+
+    # gather manifests --------------------------------------------------------
+    def ingested_hashes(self, source: str) -> set[str]:
+        with self.engine.connect() as c:
+            return {r[0] for r in c.execute(select(ingested_files.c.sha256).where(ingested_files.c.source == source))}
+
+    def record_ingested(self, run_id: str, files: list[dict]) -> None:
+        """Mark files as ingested (after their bronze rows were published); ignore ones already marked."""
+        with self.engine.begin() as c:
+            for f in files:
+                seen = c.execute(
+                    select(ingested_files.c.id).where(ingested_files.c.source == f["source"], ingested_files.c.sha256 == f["sha256"])
+                ).first()
+                if not seen:
+                    c.execute(insert(ingested_files).values(run_id=run_id, ingested_at=utcnow(), **f))
+
+    def watermark(self, source: str) -> str | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(watermarks.c.value).where(watermarks.c.source == source).order_by(watermarks.c.id.desc()).limit(1)).first()
+            return row[0] if row else None
+
+    def record_watermark(self, run_id: str, source: str, value: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(watermarks).values(source=source, value=value, run_id=run_id, recorded_at=utcnow()))

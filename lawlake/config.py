@@ -1,0 +1,57 @@
+"""Configuration, chosen once per process: lake root, catalog URL, engine.
+
+Order of precedence: explicit arguments (CLI flags, DAG params) > environment
+(``LAWLAKE_LAKE``, ``LAWLAKE_CATALOG_URL``, ``LAWLAKE_ENGINE``) > defaults
+(``./lake``, a SQLite catalog inside the lake, the embedded Sail engine).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings", "load", "REPO_ROOT", "SCHEMAS_DIR", "QUALITY_DIR"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS_DIR = REPO_ROOT / "schemas"
+QUALITY_DIR = REPO_ROOT / "quality"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the lake and its catalog live and which engine runs the jobs."""
+
+    lake: Path
+    catalog_url: str
+    engine: str = "embedded"
+    # Smallest count an open dataset may publish; smaller cells are suppressed.
+    open_min_cell: int = 10
+    thresholds: dict = field(default_factory=dict)
+
+    @property
+    def secret_key(self) -> bytes:
+        """The lake's key for pseudonyms and signed URLs, created on first use.
+
+        Kept in the lake's private ``_catalog`` folder (mode 0600) unless
+        ``LAWLAKE_SECRET_KEY`` supplies it, as production deployments should.
+        """
+        env = os.environ.get("LAWLAKE_SECRET_KEY")
+        if env:
+            return env.encode()
+        path = self.lake / "_catalog" / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+
+def load(lake: str | Path | None = None, catalog_url: str | None = None, engine: str | None = None) -> Settings:
+    """Settings from arguments, then environment, then defaults."""
+    lake_path = Path(lake or os.environ.get("LAWLAKE_LAKE") or "lake").expanduser().resolve()
+    url = catalog_url or os.environ.get("LAWLAKE_CATALOG_URL") or f"sqlite:///{lake_path / '_catalog' / 'catalog.db'}"
+    eng = engine or os.environ.get("LAWLAKE_ENGINE") or "embedded"
+    return Settings(lake=lake_path, catalog_url=url, engine=eng)

@@ -1,0 +1,172 @@
+"""Data contracts: one YAML file per table under ``schemas/<zone>/``, enforced before every write.
+
+A contract states the grain, every column (type, nullability, PII class, description,
+optional accepted values) and the key. :func:`enforce` refuses a DataFrame whose
+columns or types differ from the contract with a :class:`ContractError` naming each
+difference, so nothing is written; nullability, keys and accepted values are data
+rules, checked by the table's gate (see ``quality/``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from lawlake.config import SCHEMAS_DIR
+from lawlake.tables import parse_name
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+__all__ = ["Column", "Contract", "ContractError", "load", "parse", "enforce", "arrow_schema", "dataframe", "PII_CLASSES", "TYPES"]
+
+PII_CLASSES = ("none", "quasi", "direct", "sensitive")
+TYPES = ("string", "int", "bigint", "double", "boolean", "date", "timestamp")
+
+
+class ContractError(ValueError):
+    """A table that does not match its contract; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool
+    pii: str
+    description: str
+    accepted_values: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Contract:
+    table: str
+    grain: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.table} has no column {name!r}")
+
+    def ddl(self) -> str:
+        """The contract as a Spark DDL schema string."""
+        return ", ".join(f"`{c.name}` {c.type}" for c in self.columns)
+
+
+def contract_path(table: str) -> Path:
+    parts = parse_name(table)
+    if parts[0] == "share":  # every partner's extract of a table shares one contract shape per policy
+        raise ContractError("share tables take their contract from the partner policy (lawlake.policy)")
+    return SCHEMAS_DIR / parts[0] / f"{parts[-1]}.yaml"
+
+
+@lru_cache(maxsize=None)
+def load(table: str) -> Contract:
+    """The contract of a logical table name, validated."""
+    path = contract_path(table)
+    if not path.exists():
+        raise ContractError(f"no contract for {table}: expected {path}")
+    return parse(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+
+
+def parse(doc: dict, *, source: str = "<contract>") -> Contract:
+    """A contract from its YAML document, refusing unknown types, PII classes and keys."""
+    problems = []
+    for key in ("table", "grain", "columns"):
+        if key not in doc:
+            problems.append(f"missing '{key}'")
+    if problems:
+        raise ContractError(f"{source}: " + "; ".join(problems))
+    cols = []
+    for raw in doc["columns"]:
+        name = raw.get("name")
+        typ = raw.get("type")
+        pii = raw.get("pii", "none")
+        if typ not in TYPES:
+            problems.append(f"column {name}: type {typ!r} not one of {TYPES}")
+        if pii not in PII_CLASSES:
+            problems.append(f"column {name}: pii {pii!r} not one of {PII_CLASSES}")
+        if not raw.get("description"):
+            problems.append(f"column {name}: no description")
+        accepted = raw.get("accepted_values")
+        cols.append(
+            Column(
+                name=name,
+                type=typ,
+                nullable=bool(raw.get("nullable", True)),
+                pii=pii,
+                description=raw.get("description", ""),
+                accepted_values=tuple(accepted) if accepted else None,
+            )
+        )
+    names = [c.name for c in cols]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(f"duplicate columns {dupes}")
+    key = tuple(doc.get("primary_key") or ())
+    missing_key = [k for k in key if k not in names]
+    if missing_key:
+        problems.append(f"primary key names unknown columns {missing_key}")
+    if problems:
+        raise ContractError(f"{source}: " + "; ".join(problems))
+    return Contract(table=doc["table"], grain=doc["grain"], columns=tuple(cols), primary_key=key)
+
+
+def enforce(df: "DataFrame", contract: Contract) -> "DataFrame":
+    """``df`` with its columns in contract order, or :class:`ContractError` naming every mismatch."""
+    actual = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    expected = {c.name: c.type for c in contract.columns}
+    missing = [n for n in expected if n not in actual]
+    extra = [n for n in actual if n not in expected]
+    mistyped = [f"{n}: {actual[n]} (contract: {expected[n]})" for n in expected if n in actual and actual[n] != expected[n]]
+    if missing or extra or mistyped:
+        parts = []
+        if missing:
+            parts.append(f"missing columns {missing}")
+        if extra:
+            parts.append(f"columns not in the contract {extra}")
+        if mistyped:
+            parts.append("wrong types " + "; ".join(mistyped))
+        raise ContractError(f"{contract.table} breaks its contract: " + "; ".join(parts))
+    return df.select(*contract.names)
+
+
+_ARROW = {
+    "string": "string",
+    "int": "int32",
+    "bigint": "int64",
+    "double": "float64",
+    "boolean": "bool",
+    "date": "date32",
+}
+
+
+def arrow_schema(contract: Contract):
+    """The contract as a pyarrow schema (timestamps in UTC)."""
+    import pyarrow as pa
+
+    fields = []
+    for c in contract.columns:
+        typ = pa.timestamp("us", tz="UTC") if c.type == "timestamp" else pa.type_for_alias(_ARROW[c.type])
+        fields.append(pa.field(c.name, typ, nullable=True))
+    return pa.schema(fields)
+
+
+def dataframe(spark, rows: list[dict], contract: Contract):
+    """A Spark DataFrame of Python rows typed by the contract (via Arrow, in batches)."""
+    import pyarrow as pa
+
+    if not rows:  # Spark Connect cannot take a schema from an empty Arrow table
+        return spark.createDataFrame([], schema=contract.ddl())
+    return spark.createDataFrame(pa.Table.from_pylist(rows, schema=arrow_schema(contract)))

@@ -1,0 +1,128 @@
+"""Table IO: logical names (``silver.court_cases``) to Delta locations, staging and publication.
+
+Every curated table is written in two steps. A stage writes its *candidate* under
+``<lake>/_staging/<run_id>/<zone>/<table>``; the gate validates the candidate read
+back from Delta; only then does :func:`publish` commit it to the published location
+``<lake>/<zone>/<table>`` in one Delta commit. Readers of a published table therefore
+only ever see data that passed its gate.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = [
+    "TableNameError",
+    "ZONES",
+    "parse_name",
+    "location",
+    "staging_location",
+    "exists",
+    "version",
+    "read",
+    "write",
+    "publish",
+    "discard_staging",
+    "published_tables",
+]
+
+ZONES = ("bronze", "silver", "gold", "share", "open", "quarantine")
+_NAME = re.compile(r"^(bronze|silver|gold|share|open|quarantine)\.([a-z][a-z0-9_]*)(?:\.([a-z][a-z0-9_]*))?$")
+
+
+class TableNameError(ValueError):
+    """A logical table name that is not ``zone.table`` (or ``share.partner.table``)."""
+
+
+def parse_name(name: str) -> tuple[str, ...]:
+    """Split a logical name into its path parts, refusing anything that could escape the lake."""
+    m = _NAME.match(name)
+    if not m or (m.group(3) is not None) != (m.group(1) == "share"):
+        raise TableNameError(
+            f"not a table name: {name!r} (expected zone.table, or share.partner.table; zones: {', '.join(ZONES)})"
+        )
+    return tuple(p for p in m.groups() if p is not None)
+
+
+def location(lake: Path, name: str) -> Path:
+    """The published Delta location of a logical table name."""
+    return Path(lake).joinpath(*parse_name(name))
+
+
+def staging_location(lake: Path, name: str, run_id: str) -> Path:
+    """Where a run writes a table's candidate before its gate."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", run_id):
+        raise ValueError(f"run id {run_id!r} may only hold letters, digits, '_', '.', '-'")
+    return Path(lake) / "_staging" / run_id / Path(*parse_name(name))
+
+
+def exists(path: Path) -> bool:
+    return (Path(path) / "_delta_log").is_dir()
+
+
+def version(path: Path) -> int | None:
+    """The current Delta version at ``path``, or None when there is no table."""
+    if not exists(path):
+        return None
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(path)).version()
+
+
+def read(spark: "SparkSession", path: Path, *, version: int | None = None) -> "DataFrame":
+    """A Delta table as a DataFrame, optionally as of a version (time travel)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(str(path))
+
+
+def write(df: "DataFrame", path: Path, *, mode: Literal["overwrite", "append"] = "overwrite") -> None:
+    """Write a DataFrame as a Delta table at ``path``."""
+    writer = df.write.format("delta").mode(mode)
+    if mode == "overwrite":
+        writer = writer.option("overwriteSchema", "true")
+    writer.save(str(path))
+
+
+def publish(
+    spark: "SparkSession", candidate: Path, published: Path, *, mode: Literal["overwrite", "append"]
+) -> int:
+    """Commit a gated candidate to its published location; return the new Delta version.
+
+    ``overwrite`` replaces the table's content, ``append`` adds the candidate's rows;
+    either way it is one Delta commit, so readers see the old or the new table, never
+    a mix.
+    """
+    if not exists(candidate):
+        raise FileNotFoundError(f"no candidate table at {candidate}")
+    published.parent.mkdir(parents=True, exist_ok=True)
+    write(read(spark, candidate), published, mode=mode)
+    v = version(published)
+    assert v is not None
+    return v
+
+
+def discard_staging(lake: Path, run_id: str) -> None:
+    """Remove a run's candidates (after they were published)."""
+    shutil.rmtree(Path(lake) / "_staging" / run_id, ignore_errors=True)
+
+
+def published_tables(lake: Path) -> list[str]:
+    """Logical names of every published table in the lake, sorted."""
+    lake = Path(lake)
+    names = []
+    for zone in ZONES:
+        zdir = lake / zone
+        if not zdir.is_dir():
+            continue
+        for log in sorted(zdir.glob("**/_delta_log")):
+            parts = log.parent.relative_to(lake).parts
+            names.append(".".join(parts))
+    return sorted(names)
