@@ -60,6 +60,7 @@ stage_results = Table(
     Column("rows_out", Integer, nullable=False),
     Column("rows_quarantined", Integer, nullable=False),
     Column("rows_merged", Integer, nullable=False),
+    Column("rows_excluded", Integer, nullable=False),
     Column("is_balanced", Boolean, nullable=False),
     Column("seconds", Float, nullable=False),
     Column("candidate_path", Text),
@@ -124,11 +125,13 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """Where one stage's input rows for one output table went: out, quarantined or merged.
+    """Where one stage's input rows for one output table went.
 
-    ``rows_merged`` counts rows folded into another kept row (an earlier version
-    superseded by a late-arriving update, a party merged into its case); they are not
-    lost: the zone upstream keeps them.
+    - ``rows_out``: written to the table;
+    - ``rows_quarantined``: rejected by a rule, kept in ``quarantine.records`` with the reason;
+    - ``rows_merged``: folded into another kept row (an earlier version superseded by a
+      late-arriving update, several mentions of one person); the zone upstream keeps them;
+    - ``rows_excluded``: left out by policy (a partner's row filter, sealed records).
     """
 
     table: str
@@ -136,10 +139,11 @@ class Reconciliation:
     rows_out: int
     rows_quarantined: int
     rows_merged: int = 0
+    rows_excluded: int = 0
 
     @property
     def is_balanced(self) -> bool:
-        return self.rows_in == self.rows_out + self.rows_quarantined + self.rows_merged
+        return self.rows_in == self.rows_out + self.rows_quarantined + self.rows_merged + self.rows_excluded
 
     def as_dict(self) -> dict:
         return {
@@ -148,6 +152,7 @@ class Reconciliation:
             "rows_out": self.rows_out,
             "rows_quarantined": self.rows_quarantined,
             "rows_merged": self.rows_merged,
+            "rows_excluded": self.rows_excluded,
         }
 
 
@@ -202,6 +207,7 @@ class Catalog:
                     rows_out=rec.rows_out,
                     rows_quarantined=rec.rows_quarantined,
                     rows_merged=rec.rows_merged,
+                    rows_excluded=rec.rows_excluded,
                     is_balanced=rec.is_balanced,
                     seconds=seconds,
                     candidate_path=candidate_path,

@@ -178,17 +178,20 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
     if unbalanced:
         raise ReconciliationError(
             f"{stage}: rows do not reconcile: "
-            + "; ".join(f"{r.table}: in {r.rows_in} != out {r.rows_out} + quarantined {r.rows_quarantined} + merged {r.rows_merged}" for r in unbalanced)
+            + "; ".join(f"{r.table}: in {r.rows_in} != out {r.rows_out} + quarantined {r.rows_quarantined} + merged {r.rows_merged} + excluded {r.rows_excluded}" for r in unbalanced)
         )
-    log.info("%s: built %d candidate table(s) in %.1fs", stage, len(out.candidates), seconds)
+    log.info("[lawlake] %s: built %d candidate table(s) in %.1fs", stage, len(out.candidates), seconds)
+    # What to record on publication (file manifests can be long) stays on disk beside the candidates.
+    manifest = tables.staging_root(settings.lake, run_id) / f"{stage}.manifest.json"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"ingested_files": out.ingested_files, "watermarks": out.watermarks}, ensure_ascii=False))
     return {
         "stage": stage,
         "run_id": run_id,
         "seconds": round(seconds, 3),
         "candidates": [{"table": c.table, "path": str(c.path), "mode": c.mode} for c in out.candidates],
         "reconciliations": [r.as_dict() for r in out.reconciliations],
-        "ingested_files": out.ingested_files,
-        "watermarks": out.watermarks,
+        "manifest": str(manifest),
         "notes": out.notes,
     }
 
@@ -200,6 +203,18 @@ def _contract_for(stage: str, table: str, settings: Settings) -> contracts.Contr
     return contracts.load(table)
 
 
+def _suite_for(stage: str, table: str, settings: Settings):
+    """The table's suite file, plus any checks its job derives from configuration or policy."""
+    from quality.gate import Suite, load_suite
+
+    suite = load_suite(table)
+    job = _job(stage)
+    if hasattr(job, "checks"):
+        extra = job.checks(table, settings)
+        suite = Suite(table=table, expectations=suite.expectations + tuple(extra.get("expectations", ())), checks=suite.checks + tuple(extra.get("checks", ())))
+    return suite
+
+
 def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
     """Gate every candidate of a stage; publish them all only if every one passed."""
     from quality.gate import run_gate
@@ -208,12 +223,16 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
     ctx = _context(stage, settings, run_id, None)
     start = time.perf_counter()
     results = []
+    siblings = {c["table"]: Path(c["path"]) for c in summary["candidates"]}
     for cand in summary["candidates"]:
         path = Path(cand["path"])
-        result = run_gate(ctx.spark, cand["table"], path, lake=settings.lake, contract=_contract_for(stage, cand["table"], settings))
+        result = run_gate(
+            ctx.spark, cand["table"], path, lake=settings.lake,
+            contract=_contract_for(stage, cand["table"], settings), suite=_suite_for(stage, cand["table"], settings), siblings=siblings,
+        )
         ctx.catalog.record_gate(run_id, stage, cand["table"], success=result.success, results=result.results, rows=result.rows, seconds=result.seconds, candidate_path=str(path))
         results.append((cand, result))
-        log.info("gate %s: %s (%d rows, %d expectations)", cand["table"], "passed" if result.success else "FAILED", result.rows, len(result.results))
+        log.info("[lawlake] gate %s: %s (%d rows, %d checks)", cand["table"], "passed" if result.success else "FAILED", result.rows, len(result.results))
     failed = [(c, r) for c, r in results if not r.success]
     if failed:
         message = f"gate {stage} failed; nothing published. " + " | ".join(
@@ -230,14 +249,15 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
         total = tables.read(ctx.spark, target).count()
         ctx.catalog.record_published(run_id, cand["table"], version=v, rows=total)
         published[cand["table"]] = {"version": v, "rows": total}
-    if summary.get("ingested_files"):
-        ctx.catalog.record_ingested(run_id, summary["ingested_files"])
-    for source, value in (summary.get("watermarks") or {}).items():
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    if manifest["ingested_files"]:
+        ctx.catalog.record_ingested(run_id, manifest["ingested_files"])
+    for source, value in manifest["watermarks"].items():
         ctx.catalog.record_watermark(run_id, source, value)
     job = _job(stage)
     if hasattr(job, "after_publish"):
         job.after_publish(ctx, published)
-    log.info("%s: published %d table(s) in %.1fs", stage, len(published), time.perf_counter() - start)
+    log.info("[lawlake] %s: published %d table(s) in %.1fs", stage, len(published), time.perf_counter() - start)
     return {"stage": stage, "run_id": run_id, "published": published}
 
 

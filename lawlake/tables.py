@@ -28,6 +28,7 @@ __all__ = [
     "read",
     "write",
     "publish",
+    "staging_root",
     "discard_staging",
     "published_tables",
 ]
@@ -109,9 +110,14 @@ def publish(
     return v
 
 
+def staging_root(lake: Path, run_id: str) -> Path:
+    """The folder holding every candidate of a run."""
+    return staging_location(lake, "bronze.x", run_id).parent.parent
+
+
 def discard_staging(lake: Path, run_id: str) -> None:
     """Remove a run's candidates (after they were published)."""
-    shutil.rmtree(Path(lake) / "_staging" / run_id, ignore_errors=True)
+    shutil.rmtree(staging_root(lake, run_id), ignore_errors=True)
 
 
 def published_tables(lake: Path) -> list[str]:

@@ -95,7 +95,10 @@ def _gx():
     os.environ.setdefault("TQDM_DISABLE", "1")  # GX's per-expectation progress bars drown the task log
     import great_expectations as gx
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = context.data_sources.add_spark(name="lawlake")
     batch_definition = source.add_dataframe_asset(name="candidate").add_batch_definition_whole_dataframe("whole")
     return gx, batch_definition
@@ -149,22 +152,26 @@ def _run_expectations(df: "DataFrame", expectations: list[tuple[str, dict]]) -> 
     return out
 
 
-def _sql(sql: str, *, candidate: Path, lake: Path) -> str:
-    """Fill ``{candidate}`` and ``{zone.table}`` placeholders with Delta path references."""
+def _sql(sql: str, *, candidate: Path, lake: Path, siblings: dict[str, Path]) -> str:
+    """Fill ``{candidate}`` and ``{zone.table}`` placeholders with Delta path references.
+
+    A table built in the same stage resolves to its candidate (``siblings``): the gate
+    audits the set about to be published, not the one it replaces.
+    """
     import re
 
     def ref(m: re.Match) -> str:
         name = m.group(1)
-        path = candidate if name == "candidate" else tables.location(lake, name)
+        path = candidate if name == "candidate" else siblings.get(name) or tables.location(lake, name)
         return f"delta.`{path}`"
 
-    return re.sub(r"\{([a-z0-9_.]+)\}", ref, sql)
+    return re.sub(r"\{(candidate|(?:bronze|silver|gold|share|open|quarantine)\.[a-z0-9_.]+)\}", ref, sql)
 
 
-def _run_checks(spark: "SparkSession", checks: tuple[dict, ...], *, candidate: Path, lake: Path) -> list[dict]:
+def _run_checks(spark: "SparkSession", checks: tuple[dict, ...], *, candidate: Path, lake: Path, siblings: dict[str, Path]) -> list[dict]:
     out = []
     for check in checks:
-        query = _sql(check["sql"], candidate=candidate, lake=lake)
+        query = _sql(check["sql"], candidate=candidate, lake=lake, siblings=siblings)
         try:
             bad = spark.sql(query)
             n = bad.count()
@@ -183,6 +190,7 @@ def run_gate(
     lake: Path,
     contract: Contract | None,
     suite: Suite | None = None,
+    siblings: dict[str, Path] | None = None,
 ) -> GateResult:
     """Validate the candidate Delta table at ``candidate`` against ``table``'s suite."""
     start = time.perf_counter()
@@ -190,7 +198,7 @@ def run_gate(
     df = tables.read(spark, candidate)
     expectations = (contract_expectations(contract) if contract else []) + list(suite.expectations)
     results = _run_expectations(df, expectations) if expectations else []
-    results += _run_checks(spark, suite.checks, candidate=candidate, lake=lake)
+    results += _run_checks(spark, suite.checks, candidate=candidate, lake=lake, siblings=siblings or {})
     rows = df.count()
     return GateResult(
         table=table,

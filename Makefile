@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` (the lifecycle end to end on the embedded engine) and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SCALE  ?= 1
+SEED   ?= 7
+DEMO   ?= demo
+LAKE   ?= lake
+
+.PHONY: run test install lock demo bench clean
+
+# Install from the lock file into a local virtualenv (again whenever the lock or pyproject changes).
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/python -m uv pip sync --python $(BIN)/python --quiet requirements.lock
+	$(BIN)/python -m uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Generate the demo agencies, run the lifecycle DAG through Airflow, print the summary.
+run: $(STAMP)
+	$(BIN)/lawlake demo-data --out $(DEMO) --scale $(SCALE) --seed $(SEED)
+	$(BIN)/lawlake run --sources $(DEMO) --lake $(LAKE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Re-pin every dependency (needs the network to PyPI); commit requirements.lock afterwards.
+lock: $(STAMP)
+	$(BIN)/python -m uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(DEMO) $(LAKE)

@@ -1,0 +1,447 @@
+"""normalize: bronze records to canonical silver tables, by the contracts in ``schemas/silver``.
+
+Each silver table is built by a pure function ``build_<table>(bronze, refs)`` that
+renames, parses (case numbers, identity numbers, dates, names, regions, charges with
+the rules in :mod:`lawlake.rules`), checks the table's rules and ranks the versions of
+each record. It returns every input row once, with three markers:
+
+- ``_rule``/``_reason``/``_raw``: the first rule the row breaks (null when none);
+- ``_key``: the record's source key;
+- ``_version``: 1 for the latest version of the key, 2+ for superseded ones.
+
+:func:`split` then sends broken rows to quarantine, keeps the latest valid version and
+counts the superseded ones as merged, so rows in = out + quarantined + merged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lawlake import contracts
+from lawlake.catalog import Reconciliation
+from lawlake.pipeline import Candidate, StageContext, StageOutput
+from lawlake.rules import spark as R
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = [
+    "Refs",
+    "Rule",
+    "build_police_cases",
+    "build_police_transfers",
+    "build_suspects",
+    "build_prosecutions",
+    "build_court_cases",
+    "build_court_defendants",
+    "build_custody",
+    "split",
+    "run",
+]
+
+DECISIONS = {"起诉": "prosecute", "不起诉": "non_prosecution", "退回补充侦查": "supplementary_investigation"}
+CUSTODY_TYPES = {"监狱": "prison", "社区矫正": "community_corrections", "看守所": "remand"}
+SEXES = {"男": "M", "女": "F", "M": "M", "F": "F"}
+SENTENCE_TYPES = ("fixed_term", "detention", "control", "probation", "fine_only", "exempt", "life", "death", "none")
+VERDICTS = ("guilty", "exempt", "acquitted")
+PARTY = T.StructType(
+    [
+        T.StructField("name", T.StringType()),
+        T.StructField("id_number", T.StringType()),
+        T.StructField("sex", T.StringType()),
+        T.StructField("birth_date", T.StringType()),
+        T.StructField("role", T.StringType()),
+        T.StructField("verdict", T.StringType()),
+        T.StructField("sentence_type", T.StringType()),
+        T.StructField("sentence_months", T.StringType()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Refs:
+    """Reference tables the rules join against: ``regions(code, …)`` (GB/T 2260)."""
+
+    regions: DataFrame
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named rule: ``broken`` is true for a row that breaks it; ``raw`` is the offending value."""
+
+    id: str
+    reason: str
+    broken: Column
+    raw: Column
+
+
+# -- shared steps -------------------------------------------------------------------
+
+
+def _blank(col: Column) -> Column:
+    return col.isNull() | (F.trim(col) == "")
+
+
+def _map(col: Column, mapping: dict[str, str]) -> Column:
+    expr = F.lit(None).cast("string")
+    for raw, value in mapping.items():
+        expr = F.when(F.trim(col) == raw, F.lit(value)).otherwise(expr)
+    return expr
+
+
+def required(name: str, what: str) -> Rule:
+    return Rule(f"{name}.missing", f"{what} is missing", _blank(F.col(f"raw_{name}")), F.col(f"raw_{name}"))
+
+
+def date_rule(name: str, what: str) -> Rule:
+    return Rule(
+        f"{name}.unparseable",
+        f"{what} is not a date in any accepted format",
+        ~_blank(F.col(f"raw_{name}")) & F.col(name).isNull(),
+        F.col(f"raw_{name}"),
+    )
+
+
+def id_rule() -> Rule:
+    return Rule(
+        "id_number.invalid",
+        "identity number fails GB 11643-1999 (length, birth date or check character)",
+        ~_blank(F.col("raw_id_number")) & F.col("_id").isNull(),
+        F.col("raw_id_number"),
+    )
+
+
+def charge_rule() -> Rule:
+    return Rule("charge.unknown", "charge is not in the charge code list", ~_blank(F.col("raw_charge")) & F.col("charge_code").isNull(), F.col("raw_charge"))
+
+
+def with_person(df: DataFrame) -> DataFrame:
+    """Parse a record's person fields: name, identity number, and sex/birth date (the valid id wins)."""
+    return (
+        df.withColumn("_id", R.id_number(F.col("raw_id_number")))
+        .withColumn("name", R.person_name(F.col("raw_name")))
+        .withColumn("id_number", F.col("_id.number"))
+        .withColumn("is_id_upgraded", F.coalesce(F.col("_id.is_legacy"), F.lit(False)))
+        .withColumn("sex", F.coalesce(F.col("_id.sex"), _map(F.col("raw_sex"), SEXES)))
+        .withColumn("birth_date", F.coalesce(F.col("_id.birth_date"), R.parse_date(F.col("raw_birth_date"))))
+    )
+
+
+def with_charge(df: DataFrame, refs: Refs) -> DataFrame:
+    """Map the raw charge text (name or variant spelling) to its charge code."""
+    return df.withColumn("charge_code", R.charge_code(F.col("raw_charge")))
+
+
+def parse_timestamp(col: Column) -> Column:
+    """A source system's update time (``YYYY-MM-DD HH:MM:SS``, or a bare date) as a timestamp; null otherwise."""
+    text = F.trim(col)
+    return F.coalesce(F.try_to_timestamp(text, F.lit("yyyy-MM-dd HH:mm:ss")), F.try_to_timestamp(text, F.lit("yyyy-MM-dd")))
+
+
+def check(df: DataFrame, rules: list[Rule]) -> DataFrame:
+    """Mark each row with the first rule it breaks (``_rule``, ``_reason``, ``_raw``), null when none."""
+    rule = reason = raw = F.lit(None).cast("string")
+    for r in reversed(rules):  # the first rule listed wins
+        rule = F.when(r.broken, F.lit(r.id)).otherwise(rule)
+        reason = F.when(r.broken, F.lit(r.reason)).otherwise(reason)
+        raw = F.when(r.broken, r.raw.cast("string")).otherwise(raw)
+    return df.withColumn("_rule", rule).withColumn("_reason", reason).withColumn("_raw", raw)
+
+
+def rank_versions(df: DataFrame, key: Column) -> DataFrame:
+    """``_key`` and ``_version``: 1 for the latest version of each key (by updated_at, then ingestion)."""
+    w = Window.partitionBy("_key").orderBy(
+        F.col("updated_at").desc_nulls_last(), F.col("_ingested_at").desc(), F.col("_record_hash").desc()
+    )
+    return df.withColumn("_key", key).withColumn("_version", F.when(F.col("_key").isNull(), F.lit(1)).otherwise(F.row_number().over(w)))
+
+
+def raw_fields(bronze: DataFrame, names: dict[str, str]) -> DataFrame:
+    """Bronze columns renamed to ``raw_<name>``, lineage kept."""
+    cols = [F.col(src).alias(f"raw_{dst}") for src, dst in names.items()]
+    return bronze.select(*cols, "_record_hash", "_ingested_at", "_source")
+
+
+def record_json(df: DataFrame) -> Column:
+    return F.to_json(F.struct(*[F.col(c) for c in df.columns if c.startswith("raw_")]))
+
+
+# -- one build function per silver table ---------------------------------------------
+
+
+def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per bronze police case version, parsed and checked."""
+    df = raw_fields(bronze, {c: c for c in ("case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at")})
+    regions = refs.regions.select(F.col("code").alias("_region"), F.lit(True).alias("_region_ok"))
+    df = (
+        df.withColumn("police_case_id", F.trim("raw_case_id"))
+        .withColumn("region_code", F.trim("raw_region_code"))
+        .join(F.broadcast(regions), F.col("region_code") == F.col("_region"), "left")
+        .transform(lambda d: with_charge(d, refs))
+        .withColumn("occurred_on", R.parse_date(F.col("raw_occurred_on")))
+        .withColumn("filed_on", R.parse_date(F.col("raw_filed_on")))
+        .withColumn("detained_on", R.parse_date(F.col("raw_detained_on")))
+        .withColumn("arrested_on", R.parse_date(F.col("raw_arrested_on")))
+        .withColumn("transferred_on", R.parse_date(F.col("raw_transferred_on")))
+        .withColumn("status", F.trim("raw_status"))
+        .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+    )
+    rules = [
+        required("case_id", "police case id"),
+        required("filed_on", "filing date"),
+        Rule("region_code.unknown", "region code is not a GB/T 2260 code", F.col("_region_ok").isNull(), F.col("raw_region_code")),
+        required("charge", "charge"),
+        charge_rule(),
+        *[date_rule(n, n.replace("_", " ")) for n in ("occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on")],
+    ]
+    return rank_versions(check(df, rules), F.col("police_case_id")).withColumn("_record", record_json(df))
+
+
+def build_police_transfers(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per bronze transfer version, parsed and checked."""
+    df = raw_fields(bronze, {c: c for c in ("transfer_id", "case_id", "procuratorate", "transferred_on", "updated_at")})
+    df = (
+        df.withColumn("transfer_id", F.trim("raw_transfer_id"))
+        .withColumn("police_case_id", F.trim("raw_case_id"))
+        .withColumn("procuratorate", F.trim("raw_procuratorate"))
+        .withColumn("transferred_on", R.parse_date(F.col("raw_transferred_on")))
+        .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+    )
+    rules = [required("transfer_id", "transfer id"), required("case_id", "police case id"), required("transferred_on", "transfer date"), date_rule("transferred_on", "transfer date")]
+    return rank_versions(check(df, rules), F.col("transfer_id")).withColumn("_record", record_json(df))
+
+
+def build_suspects(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per bronze suspect version, with the person fields parsed and checked."""
+    df = raw_fields(bronze, {"suspect_id": "suspect_id", "case_id": "case_id", "name": "name", "id_number": "id_number", "sex": "sex", "birth_date": "birth_date", "updated_at": "updated_at"})
+    df = (
+        df.withColumn("suspect_id", F.trim("raw_suspect_id"))
+        .withColumn("police_case_id", F.trim("raw_case_id"))
+        .transform(with_person)
+        .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+    )
+    rules = [required("suspect_id", "suspect id"), required("case_id", "police case id"), required("name", "name"), id_rule(), date_rule("birth_date", "birth date")]
+    return rank_versions(check(df, rules), F.col("suspect_id")).withColumn("_record", record_json(df))
+
+
+def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per bronze review row (review × suspect) version, parsed and checked."""
+    df = raw_fields(
+        bronze,
+        {"review_id": "review_id", "police_case_id": "police_case_id", "suspect_name": "name", "id_number": "id_number", "sex": "sex", "birth_date": "birth_date",
+         "received_on": "received_on", "decision": "decision", "decided_on": "decided_on", "charge": "charge", "procuratorate": "procuratorate", "updated_at": "updated_at"},
+    )
+    df = (
+        df.withColumn("review_id", F.trim("raw_review_id"))
+        .withColumn("police_case_id", F.trim("raw_police_case_id"))
+        .transform(with_person)
+        .withColumn("prosecution_id", F.concat_ws(":", F.col("review_id"), F.coalesce(F.col("id_number"), F.col("name"))))
+        .withColumn("received_on", R.parse_date(F.col("raw_received_on")))
+        .withColumn("decision", _map(F.col("raw_decision"), DECISIONS))
+        .withColumn("decided_on", R.parse_date(F.col("raw_decided_on")))
+        .transform(lambda d: with_charge(d, refs))
+        .withColumn("procuratorate", F.trim("raw_procuratorate"))
+        .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+    )
+    rules = [
+        required("review_id", "review id (受案号)"),
+        required("police_case_id", "police case id"),
+        required("name", "suspect name"),
+        id_rule(),
+        required("received_on", "date received"),
+        date_rule("received_on", "date received"),
+        required("decision", "decision (审查结论)"),
+        Rule("decision.unknown", "decision is not 起诉, 不起诉 or 退回补充侦查", ~_blank(F.col("raw_decision")) & F.col("decision").isNull(), F.col("raw_decision")),
+        date_rule("decided_on", "decision date"),
+        date_rule("birth_date", "birth date"),
+        required("charge", "charge"),
+        charge_rule(),
+    ]
+    return rank_versions(check(df, rules), F.col("prosecution_id")).withColumn("_record", record_json(df))
+
+
+def _court_rows(bronze: DataFrame, refs: Refs) -> DataFrame:
+    df = raw_fields(bronze, {c: c for c in ("case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at")})
+    return (
+        df.withColumn("_cn", R.case_number(F.col("raw_case_number")))
+        .withColumn("case_number", F.col("_cn.canonical"))
+        .withColumn("_orig", R.case_number(F.col("raw_original_case_number")))
+        .withColumn("original_case_number", F.col("_orig.canonical"))
+        .withColumn("_parties", F.from_json(F.col("raw_parties"), T.ArrayType(PARTY)))
+        .transform(lambda d: with_charge(d, refs))
+        .withColumn("filed_on", R.parse_date(F.col("raw_filed_on")))
+        .withColumn("judged_on", R.parse_date(F.col("raw_judged_on")))
+        .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+    )
+
+
+def build_court_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per bronze court case version, its case number parsed to the canonical form."""
+    df = (
+        _court_rows(bronze, refs)
+        .withColumn("court_code", F.col("_cn.court_code"))
+        .withColumn("case_type", F.col("_cn.case_type"))
+        .withColumn("case_year", F.col("_cn.year").cast("int"))
+        .withColumn("is_legacy_number", F.col("_cn.is_legacy"))
+        .withColumn("court_name", F.trim("raw_court_name"))
+        .withColumn("trial_level", F.trim("raw_trial_level"))
+        .withColumn("review_id", F.trim("raw_review_id"))
+    )
+    rules = court_case_rules()
+    return rank_versions(check(df, rules), F.col("case_number")).withColumn("_record", record_json(df))
+
+
+def court_case_rules() -> list[Rule]:
+    return [
+        required("case_number", "case number (案号)"),
+        Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)", F.col("case_number").isNull(), F.col("raw_case_number")),
+        Rule("trial_level.unknown", "trial level is not first_instance or appeal", ~F.trim(F.col("raw_trial_level")).isin("first_instance", "appeal") | F.col("raw_trial_level").isNull(), F.col("raw_trial_level")),
+        Rule("original_case_number.unparseable", "the appealed case number is not a case number",
+             ~_blank(F.col("raw_original_case_number")) & F.col("original_case_number").isNull(), F.col("raw_original_case_number")),
+        required("charge", "charge"),
+        charge_rule(),
+        date_rule("filed_on", "filing date"),
+        date_rule("judged_on", "judgment date"),
+        Rule("parties.unparseable", "parties is not an array of party objects", ~_blank(F.col("raw_parties")) & F.col("_parties").isNull(), F.col("raw_parties")),
+    ]
+
+
+def build_court_defendants(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per party of every bronze court case version; a party of a broken case breaks with it."""
+    cases = rank_versions(check(_court_rows(bronze, refs), court_case_rules()), F.col("case_number"))
+    parties = cases.select(
+        "case_number", "_version", "updated_at", "_record_hash", "_ingested_at",
+        F.col("_rule").alias("_case_rule"), F.col("_reason").alias("_case_reason"), F.col("raw_case_number"),
+        F.posexplode(F.coalesce(F.col("_parties"), F.array().cast(T.ArrayType(PARTY)))).alias("_pos", "p"),
+    )
+    df = parties.select(
+        "*",
+        F.col("p.name").alias("raw_name"),
+        F.col("p.id_number").alias("raw_id_number"),
+        F.col("p.sex").alias("raw_sex"),
+        F.col("p.birth_date").alias("raw_birth_date"),
+        F.col("p.verdict").alias("raw_verdict"),
+        F.col("p.sentence_type").alias("raw_sentence_type"),
+        F.col("p.sentence_months").alias("raw_sentence_months"),
+    ).drop("p")
+    df = (
+        df.withColumn("party_index", (F.col("_pos") + 1).cast("int"))
+        .withColumn("defendant_id", F.concat_ws("#", F.col("case_number"), F.col("party_index").cast("string")))
+        .transform(with_person)
+        .withColumn("verdict", F.when(F.trim("raw_verdict").isin(*VERDICTS), F.trim("raw_verdict")))
+        .withColumn("sentence_type", F.when(F.trim("raw_sentence_type").isin(*SENTENCE_TYPES), F.trim("raw_sentence_type")))
+        .withColumn("sentence_months", F.expr("try_cast(raw_sentence_months AS INT)"))
+    )
+    rules = [
+        Rule("court_case.rejected", "its court case was rejected", F.col("_case_rule").isNotNull(), F.col("raw_case_number")),
+        required("name", "defendant name"),
+        id_rule(),
+        date_rule("birth_date", "birth date"),
+        Rule("verdict.unknown", "verdict is not guilty, exempt or acquitted", ~_blank(F.col("raw_verdict")) & F.col("verdict").isNull(), F.col("raw_verdict")),
+        Rule("sentence_type.unknown", "sentence type is not in the code list", ~_blank(F.col("raw_sentence_type")) & F.col("sentence_type").isNull(), F.col("raw_sentence_type")),
+        Rule("sentence_months.invalid", "sentence months is not a whole number between 0 and 600",
+             ~_blank(F.col("raw_sentence_months")) & (F.col("sentence_months").isNull() | (F.col("sentence_months") < 0) | (F.col("sentence_months") > 600)), F.col("raw_sentence_months")),
+    ]
+    checked = check(df, rules)
+    # The case's version rank decides which parties are current; a party is its case's key plus position.
+    return checked.withColumn("_key", F.col("defendant_id")).withColumn("_record", record_json(df))
+
+
+def build_custody(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per bronze custody record version, parsed and checked."""
+    df = raw_fields(bronze, {c: c for c in ("record_id", "case_number", "name", "id_number", "institution", "custody_type", "admitted_on", "released_on", "updated_at")})
+    df = (
+        df.withColumn("record_id", F.trim("raw_record_id"))
+        .withColumn("case_number", R.case_number(F.col("raw_case_number")).getField("canonical"))
+        .withColumn("raw_sex", F.lit(None).cast("string"))
+        .withColumn("raw_birth_date", F.lit(None).cast("string"))
+        .transform(with_person)
+        .withColumn("institution", F.trim("raw_institution"))
+        .withColumn("custody_type", _map(F.col("raw_custody_type"), CUSTODY_TYPES))
+        .withColumn("admitted_on", R.parse_date(F.col("raw_admitted_on")))
+        .withColumn("released_on", R.parse_date(F.col("raw_released_on")))
+        .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+    )
+    rules = [
+        required("record_id", "record id (记录编号)"),
+        required("case_number", "court case number"),
+        Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)", F.col("case_number").isNull(), F.col("raw_case_number")),
+        required("name", "name"),
+        id_rule(),
+        Rule("custody_type.unknown", "custody type is not 监狱, 社区矫正 or 看守所", F.col("custody_type").isNull(), F.col("raw_custody_type")),
+        required("admitted_on", "admission date"),
+        date_rule("admitted_on", "admission date"),
+        date_rule("released_on", "release date"),
+        Rule("released_on.before_admission", "released before admitted", F.col("released_on") < F.col("admitted_on"), F.col("raw_released_on")),
+    ]
+    return rank_versions(check(df, rules), F.col("record_id")).withColumn("_record", record_json(df))
+
+
+# -- stage ----------------------------------------------------------------------------
+
+
+def split(checked: DataFrame, *, source_table: str, target_table: str) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(current valid rows, rejected rows as quarantine records, superseded valid rows)."""
+    valid = checked.where(F.col("_rule").isNull())
+    rejected = checked.where(F.col("_rule").isNotNull()).select(
+        F.lit(source_table).alias("source_table"),
+        F.lit(target_table).alias("target_table"),
+        F.col("_key").cast("string").alias("record_key"),
+        F.col("_rule").alias("rule"),
+        F.col("_reason").alias("reason"),
+        F.col("_raw").alias("raw_value"),
+        F.col("_record").alias("record"),
+    )
+    return valid.where(F.col("_version") == 1), rejected, valid.where(F.col("_version") > 1)
+
+
+TABLES: dict[str, tuple[str, Callable[[DataFrame, Refs], DataFrame]]] = {
+    "silver.police_cases": ("bronze.police_cases", build_police_cases),
+    "silver.police_transfers": ("bronze.police_transfers", build_police_transfers),
+    "silver.suspects": ("bronze.police_suspects", build_suspects),
+    "silver.prosecutions": ("bronze.procuratorate_reviews", build_prosecutions),
+    "silver.court_cases": ("bronze.court_cases", build_court_cases),
+    "silver.court_defendants": ("bronze.court_cases", build_court_defendants),
+    "silver.custody": ("bronze.custody_records", build_custody),
+}
+
+
+def reference_tables(spark: "SparkSession") -> Refs:
+    from lawlake.rules import reference
+
+    return Refs(regions=reference.reference_dataframe(spark, "regions"))
+
+
+def run(ctx: StageContext) -> StageOutput:
+    """Build every silver table from the published bronze tables."""
+    refs = reference_tables(ctx.spark)
+    out = StageOutput()
+    rejects = []
+    expected_rejects = 0
+    for target, (source, build) in TABLES.items():
+        bronze = ctx.read(source)
+        checked = build(bronze, refs)
+        current, rejected, superseded = split(checked, source_table=source, target_table=target)
+        contract = contracts.load(target)
+        path = ctx.write_candidate(current.select(*contract.names), target, contract=contract)
+        rows_in = checked.count()
+        n_rejected = rejected.count()
+        out.candidates.append(Candidate(target, path))
+        out.reconciliations.append(
+            Reconciliation(target, rows_in, ctx.spark.read.format("delta").load(str(path)).count(), n_rejected, superseded.count())
+        )
+        rejects.append(rejected)
+        expected_rejects += n_rejected
+    all_rejects = rejects[0]
+    for r in rejects[1:]:
+        all_rejects = all_rejects.unionByName(r)
+    quarantined = ctx.quarantine(all_rejects)
+    if quarantined != expected_rejects:
+        raise RuntimeError(f"normalize: wrote {quarantined} quarantine rows, expected {expected_rejects}")
+    out.notes["quarantined"] = quarantined
+    return out

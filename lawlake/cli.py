@@ -1,0 +1,358 @@
+"""The ``lawlake`` command: demo data, runs, and the lake's tables, gates and quarantine.
+
+Every command takes ``--lake DIR`` (default: ``LAWLAKE_LAKE`` or ``./lake``) and has ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lawlake import config, tables
+
+__all__ = ["main", "run_via_airflow"]
+
+PROGRESS = re.compile(r"\[lawlake\] (.*)$")
+
+
+def _settings(args) -> config.Settings:
+    return config.load(lake=getattr(args, "lake", None), catalog_url=getattr(args, "catalog_url", None), engine=getattr(args, "engine", None))
+
+
+def _print_table(rows: list[dict], columns: list[str] | None = None, *, out=sys.stdout) -> None:
+    """Rows as an aligned text table."""
+    if not rows:
+        print("(no rows)", file=out)
+        return
+    columns = columns or list(rows[0])
+    text = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(_width(c), *(_width(t[i]) for t in text)) for i, c in enumerate(columns)]
+    print("  ".join(_pad(c, w) for c, w in zip(columns, widths)), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for t in text:
+        print("  ".join(_pad(v, w) for v, w in zip(t, widths)), file=out)
+
+
+def _width(s: str) -> int:
+    # CJK characters take two terminal columns.
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+
+
+def _pad(s: str, w: int) -> str:
+    return s + " " * (w - _width(s))
+
+
+# -- demo-data ----------------------------------------------------------------------
+
+
+def cmd_demo_data(args) -> int:
+    from lawlake.demo import generate
+
+    start = time.perf_counter()
+    summary = generate(args.out, scale=args.scale, seed=args.seed)
+    records = summary.get("source_records") or sum(v for v in summary.get("records", {}).values() if isinstance(v, int))
+    print(f"wrote the demo agencies to {Path(args.out).resolve()} (scale {args.scale}, seed {args.seed}, {records:,} source records) in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+# -- run --------------------------------------------------------------------------------
+
+
+def _airflow_env(home: Path) -> dict:
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(config.REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "GX_ANALYTICS_ENABLED": "False",
+            "TQDM_DISABLE": "1",
+            "RUST_LOG": env.get("RUST_LOG", "warn"),
+        }
+    )
+    return env
+
+
+def _airflow() -> str:
+    exe = Path(sys.executable).parent / "airflow"
+    return str(exe) if exe.exists() else "airflow"
+
+
+def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, echo=print) -> int:
+    """Run the lifecycle DAG with ``airflow dags test`` on an Airflow home inside the lake; return its exit code.
+
+    Progress lines of the tasks are echoed; the full Airflow log goes to ``<lake>/_logs/<run_id>.log``.
+    """
+    home = settings.lake / "_airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    logs = settings.lake / "_logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{run_id}.log"
+    env = _airflow_env(home)
+    with log_path.open("w", encoding="utf-8") as log:
+        if not (home / "airflow.db").exists():
+            echo("setting up Airflow (SQLite) in " + str(home))
+            subprocess.run([_airflow(), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        conf = {"sources": str(sources), "lake": str(settings.lake), "engine": settings.engine, "catalog_url": settings.catalog_url, "run_id": run_id}
+        proc = subprocess.Popen(
+            [_airflow(), "dags", "test", "lawlake_lifecycle", "-c", json.dumps(conf)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace",
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            m = PROGRESS.search(line.rstrip())
+            if m:
+                echo("  " + m.group(1))
+        return proc.wait()
+
+
+def cmd_run(args) -> int:
+    from lawlake import pipeline
+    from lawlake.catalog import Catalog
+
+    settings = _settings(args)
+    sources = Path(args.sources).resolve()
+    if not sources.is_dir():
+        print(f"lawlake run: sources folder {sources} does not exist (make one with: lawlake demo-data --out {args.sources})", file=sys.stderr)
+        return 2
+    run_id = args.run_id or datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%S")
+    print(f"lawlake run {run_id}: sources {sources} → lake {settings.lake} (engine: {settings.engine})")
+    start = time.perf_counter()
+    if args.no_airflow:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="  %(message)s")
+        try:
+            pipeline.run_lifecycle(settings, run_id, sources=sources)
+            code = 0
+        except Exception as exc:  # reported below from the catalog
+            print(f"  failed: {exc}", file=sys.stderr)
+            code = 1
+    else:
+        code = run_via_airflow(settings, sources, run_id)
+    catalog = Catalog(settings.catalog_url)
+    run = catalog.run(run_id) or {}
+    if run.get("status") != "success":
+        if run.get("status") == "running":  # a task crashed before its gate could record the failure
+            catalog.finish_run(run_id, status="failed", message=f"a task failed; see {settings.lake / '_logs' / (run_id + '.log')}")
+        code = code or 1
+    print(f"\n{run_id}: {'SUCCESS' if code == 0 else 'FAILED'} in {time.perf_counter() - start:.1f}s")
+    print_run_summary(settings, run_id)
+    return code
+
+
+def print_run_summary(settings: config.Settings, run_id: str) -> None:
+    from lawlake.catalog import Catalog
+
+    catalog = Catalog(settings.catalog_url)
+    run = catalog.run(run_id) or {}
+    stages = catalog.stage_results(run_id)
+    gates = catalog.gate_results(run_id)
+    if stages:
+        print("\nrows per table (in = out + quarantined + merged + excluded):")
+        _print_table(
+            [{"stage": s["stage"], "table": s["table_name"], "in": s["rows_in"], "out": s["rows_out"], "quarantined": s["rows_quarantined"],
+              "merged": s["rows_merged"], "excluded": s["rows_excluded"], "balanced": "yes" if s["is_balanced"] else "NO"} for s in stages]
+        )
+    if gates:
+        failed = [g for g in gates if not g["success"]]
+        print(f"\ngates: {len(gates) - len(failed)} passed, {len(failed)} failed")
+        for g in failed:
+            print(f"  FAILED {g['table_name']} (candidate kept at {g['candidate_path']}):")
+            for r in g["results"]:
+                if not r["success"]:
+                    print(f"    ✗ {r['expectation']}: {r['observed']}")
+    if run.get("status") != "success" and run.get("message"):
+        print(f"\n{run['message']}")
+    if run.get("status") == "success":
+        print(f"\ntables are published under {settings.lake}; query them with:")
+        print(f'  lawlake sql --lake {settings.lake} "SELECT charge_code, count(*) AS n FROM gold.case_chain GROUP BY charge_code ORDER BY n DESC"')
+        print(f"  lawlake tables --lake {settings.lake}    lawlake gates --lake {settings.lake}    lawlake quarantine --lake {settings.lake}")
+        downloads = settings.lake / "open" / "_downloads"
+        if downloads.is_dir():
+            print(f"open data downloads: {downloads}")
+
+
+# -- tables, sql, gates, quarantine --------------------------------------------------
+
+
+def cmd_tables(args) -> int:
+    from lawlake.catalog import Catalog
+
+    settings = _settings(args)
+    published = Catalog(settings.catalog_url).published()
+    rows = []
+    for name in tables.published_tables(settings.lake):
+        info = published.get(name, {})
+        zone = name.split(".")[0]
+        rows.append(
+            {"zone": zone, "table": name, "version": tables.version(tables.location(settings.lake, name)), "rows": info.get("rows", ""),
+             "last run": info.get("run_id", ""), "published at": str(info.get("published_at", ""))[:19]}
+        )
+    _print_table(rows, ["zone", "table", "version", "rows", "last run", "published at"])
+    return 0
+
+
+NAME_IN_SQL = re.compile(r"(?<![`\w.])((?:bronze|silver|gold|open|quarantine)\.[a-z][a-z0-9_]*|share\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)(?:@v(\d+))?(?![\w`])")
+
+
+def resolve_sql(spark, lake: Path, query: str) -> str:
+    """Replace logical table names (``gold.case_chain``, ``gold.case_chain@v3`` for a past version) with Delta reads."""
+
+    def sub(m: re.Match) -> str:
+        name, version = m.group(1), m.group(2)
+        path = tables.location(lake, name)
+        if not tables.exists(path):
+            raise SystemExit(f"lawlake sql: no published table {name} in {lake}")
+        if version is None:
+            return f"delta.`{path}`"
+        view = f"{name.replace('.', '__')}__v{version}"
+        tables.read(spark, path, version=int(version)).createOrReplaceTempView(view)
+        return view
+
+    return NAME_IN_SQL.sub(sub, query)
+
+
+def cmd_sql(args) -> int:
+    from lawlake import engine
+
+    settings = _settings(args)
+    spark = engine.session(settings.engine)
+    df = spark.sql(resolve_sql(spark, settings.lake, args.query))
+    rows = [r.asDict() for r in (df.limit(args.limit).collect() if args.limit else df.collect())]
+    if args.format == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(df.columns)
+        for r in rows:
+            w.writerow(["" if r[c] is None else r[c] for c in df.columns])
+    else:
+        _print_table(rows, df.columns)
+        if args.limit and len(rows) == args.limit:
+            print(f"(first {args.limit} rows; --limit 0 for all)")
+    return 0
+
+
+def cmd_gates(args) -> int:
+    from lawlake.catalog import Catalog
+
+    settings = _settings(args)
+    catalog = Catalog(settings.catalog_url)
+    run = catalog.run(args.run) if args.run else catalog.last_run()
+    if not run:
+        print("no runs yet")
+        return 0
+    print(f"run {run['run_id']}: {run['status']}")
+    gates = catalog.gate_results(run["run_id"])
+    quarantined = {}
+    for s in catalog.stage_results(run["run_id"]):
+        quarantined[s["table_name"]] = s["rows_quarantined"]
+    _print_table(
+        [{"stage": g["stage"], "table": g["table_name"], "result": "passed" if g["success"] else "FAILED", "checks": g["evaluated"], "failed": g["failed"],
+          "rows": g["rows"], "quarantined": quarantined.get(g["table_name"], ""), "seconds": f"{g['seconds']:.1f}"} for g in gates]
+    )
+    for g in gates:
+        shown = g["results"] if args.verbose else [r for r in g["results"] if not r["success"]]
+        if shown:
+            print(f"\n{g['table_name']}:")
+            for r in shown:
+                threshold = f" (threshold {r['threshold']})" if r.get("threshold") not in (None, 0) else ""
+                print(f"  {'✓' if r['success'] else '✗'} {r['expectation']}{threshold}: {r['observed']}")
+    return 0
+
+
+def cmd_quarantine(args) -> int:
+    from lawlake import engine
+    from pyspark.sql import functions as F
+
+    settings = _settings(args)
+    path = tables.location(settings.lake, "quarantine.records")
+    if not tables.exists(path):
+        print("nothing quarantined yet")
+        return 0
+    spark = engine.session(settings.engine)
+    df = tables.read(spark, path)
+    if args.table:
+        df = df.where((F.col("target_table") == args.table) | (F.col("source_table") == args.table))
+    if args.rule:
+        df = df.where(F.col("rule") == args.rule)
+    if args.run:
+        df = df.where(F.col("run_id") == args.run)
+    if args.summary:
+        rows = [r.asDict() for r in df.groupBy("stage", "target_table", "rule").count().orderBy("stage", "target_table", F.col("count").desc()).collect()]
+        _print_table(rows, ["stage", "target_table", "rule", "count"])
+        return 0
+    cols = ["run_id", "target_table", "record_key", "rule", "reason", "raw_value"]
+    rows = [r.asDict() for r in df.orderBy("quarantined_at", "target_table", "record_key").select(*cols).limit(args.limit).collect()]
+    _print_table(rows, cols)
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lawlake", description="A rule-of-law data lake: gather, normalize, integrate, share and open justice data behind quality gates.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_lake(sp):
+        sp.add_argument("--lake", help="lake root (default: LAWLAKE_LAKE or ./lake)")
+        sp.add_argument("--catalog-url", dest="catalog_url", help="catalog SQLAlchemy URL (default: LAWLAKE_CATALOG_URL or SQLite in the lake)")
+        sp.add_argument("--engine", help="'embedded' (Sail, default) or an sc:// Spark Connect URL")
+        return sp
+
+    sp = sub.add_parser("demo-data", help="write the simulated agencies' source systems")
+    sp.add_argument("--out", required=True, help="folder to write (replaced if it holds earlier demo data)")
+    sp.add_argument("--scale", type=float, default=1.0, help="size: 1 ≈ 2,000 police cases (default 1)")
+    sp.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    sp.set_defaults(func=cmd_demo_data)
+
+    sp = with_lake(sub.add_parser("run", help="run the lifecycle DAG (gather → normalize → integrate → share → open) through Airflow"))
+    sp.add_argument("--sources", required=True, help="folder with the agencies' exports")
+    sp.add_argument("--run-id", dest="run_id", help="run id (default: run-<UTC time>)")
+    sp.add_argument("--no-airflow", action="store_true", help="run the stages in this process instead of through Airflow (debugging)")
+    sp.set_defaults(func=cmd_run)
+
+    sp = with_lake(sub.add_parser("tables", help="published tables: zone, version, rows, last run"))
+    sp.set_defaults(func=cmd_tables)
+
+    sp = with_lake(sub.add_parser("sql", help="run SQL over the lake; name tables as gold.case_chain (gold.case_chain@v3 for a past version)"))
+    sp.add_argument("query")
+    sp.add_argument("--format", choices=("table", "csv"), default="table")
+    sp.add_argument("--limit", type=int, default=50, help="rows to show (0: all; default 50)")
+    sp.set_defaults(func=cmd_sql)
+
+    sp = with_lake(sub.add_parser("gates", help="gate results of the last run (or --run), with quarantine counts"))
+    sp.add_argument("--run", help="run id (default: the last run)")
+    sp.add_argument("-v", "--verbose", action="store_true", help="show every expectation, not only failures")
+    sp.set_defaults(func=cmd_gates)
+
+    sp = with_lake(sub.add_parser("quarantine", help="list quarantined records with their rule and reason"))
+    sp.add_argument("--table", help="only records headed for (or read from) this table")
+    sp.add_argument("--rule", help="only records rejected by this rule, e.g. id_number.invalid")
+    sp.add_argument("--run", help="only this run")
+    sp.add_argument("--summary", action="store_true", help="counts per stage, table and rule")
+    sp.add_argument("--limit", type=int, default=50)
+    sp.set_defaults(func=cmd_quarantine)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("RUST_LOG", "warn")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

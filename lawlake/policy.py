@@ -1,0 +1,247 @@
+"""Share policies: one YAML file per partner under ``schemas/shares/``.
+
+A policy names the partner, the legal purpose, the grant's expiry and, per shared
+table, its gold source, a row filter and a masking rule for *every* column of the
+source (an unlisted column is an error, so a new gold column is never shared by
+accident):
+
+- ``keep`` — as is (refused for direct identifiers: names, identity numbers);
+- ``drop`` — not shared;
+- ``pseudonym`` — keyed HMAC-SHA256 per partner: stable for one partner, unlinkable
+  across partners;
+- ``mask`` — identity-number mask (region + ``********`` + last four);
+- ``year`` / ``month`` — a date generalized to ``YYYY`` / ``YYYY-MM``;
+- ``age_band`` — an age generalized to a band (``14-15``, ``16-17``, ``18-24`` …).
+
+Row filters: ``column: {prefix: [...]}``, ``{in: [...]}`` or ``{equals: value}``.
+Sealed juvenile records are excluded whatever the policy says.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from lawlake import contracts
+from lawlake.config import SCHEMAS_DIR
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+__all__ = ["PolicyError", "Policy", "SharedTable", "load", "load_all", "parse", "apply", "share_contract", "row_condition", "MASKS"]
+
+MASKS = ("keep", "drop", "pseudonym", "mask", "year", "month", "age_band")
+OUTPUT_TYPE = {"pseudonym": "string", "mask": "string", "year": "string", "month": "string", "age_band": "string"}
+AGE_BANDS = ((0, 13, "0-13"), (14, 15, "14-15"), (16, 17, "16-17"), (18, 24, "18-24"), (25, 34, "25-34"), (35, 44, "35-44"), (45, 59, "45-59"), (60, 200, "60+"))
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class PolicyError(ValueError):
+    """A share policy that cannot be applied safely; nothing was written."""
+
+
+@dataclass(frozen=True)
+class SharedTable:
+    name: str  # the table's name inside the share, e.g. "case_chain"
+    source: str  # gold table
+    rows: dict
+    columns: dict[str, str]  # source column -> mask
+
+    @property
+    def logical_name(self) -> str:
+        return self.name
+
+    def shared_columns(self) -> list[str]:
+        return [c for c, m in self.columns.items() if m != "drop"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    partner: str
+    title: str
+    purpose: str
+    expires_on: date
+    tables: tuple[SharedTable, ...]
+
+    def table(self, name: str) -> SharedTable:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def logical(self, table: SharedTable) -> str:
+        return f"share.{self.partner}.{table.name}"
+
+
+def parse(doc: dict, *, source: str = "<policy>") -> Policy:
+    """A policy from its YAML document, checked against the gold contracts."""
+    problems: list[str] = []
+    for key in ("partner", "purpose", "expires_on", "tables"):
+        if not doc.get(key):
+            problems.append(f"missing '{key}'")
+    if problems:
+        raise PolicyError(f"{source}: " + "; ".join(problems))
+    partner = str(doc["partner"])
+    if not _NAME.match(partner):
+        problems.append(f"partner {partner!r} must be lower-case letters, digits and '_'")
+    expires = doc["expires_on"]
+    if not isinstance(expires, date):
+        problems.append(f"expires_on {expires!r} is not a date (YYYY-MM-DD)")
+    shared = []
+    for name, spec in (doc["tables"] or {}).items():
+        if not _NAME.match(str(name)):
+            problems.append(f"table name {name!r} must be lower-case letters, digits and '_'")
+            continue
+        src = spec.get("from", "")
+        if not str(src).startswith("gold."):
+            problems.append(f"{name}: 'from' must name a gold table, got {src!r}")
+            continue
+        try:
+            contract = contracts.load(src)
+        except (contracts.ContractError, ValueError) as exc:
+            problems.append(f"{name}: unknown table {src!r} ({exc})")
+            continue
+        columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
+        for col, mask in columns.items():
+            if col not in contract.names:
+                problems.append(f"{name}: unknown column {col!r} in {src}")
+            elif mask not in MASKS:
+                problems.append(f"{name}.{col}: masking {mask!r} is not one of {MASKS}")
+            else:
+                c = contract.column(col)
+                if mask == "keep" and c.pii == "direct":
+                    problems.append(f"{name}.{col}: a direct identifier cannot be kept; use drop, pseudonym or mask")
+                if mask in ("year", "month") and c.type != "date":
+                    problems.append(f"{name}.{col}: {mask} generalizes dates, but {col} is {c.type}")
+                if mask == "age_band" and c.type != "int":
+                    problems.append(f"{name}.{col}: age_band needs an int column, {col} is {c.type}")
+        for c in contract.columns:
+            if c.name not in columns:
+                what = f"{c.pii} PII column" if c.pii != "none" else "column"
+                problems.append(f"{name}: {what} {c.name!r} of {src} has no masking rule")
+        if "chain_id" in contract.names and columns.get("chain_id") != "keep":
+            problems.append(f"{name}: chain_id must be kept: the gate uses it to prove no sealed record is shared")
+        rows = spec.get("rows") or {}
+        for col, cond in rows.items():
+            if col not in contract.names:
+                problems.append(f"{name}: row filter on unknown column {col!r}")
+            elif not isinstance(cond, dict) or len(cond) != 1 or next(iter(cond)) not in ("prefix", "in", "equals"):
+                problems.append(f"{name}: row filter on {col} must be one of {{prefix: [...]}}, {{in: [...]}}, {{equals: v}}")
+        shared.append(SharedTable(name=str(name), source=src, rows=rows, columns=columns))
+    if problems:
+        raise PolicyError(f"{source}: " + "; ".join(problems))
+    return Policy(partner=partner, title=str(doc.get("title", partner)), purpose=str(doc["purpose"]), expires_on=expires, tables=tuple(shared))
+
+
+def policies_dir() -> Path:
+    return SCHEMAS_DIR / "shares"
+
+
+@lru_cache(maxsize=None)
+def load(partner: str, directory: Path | None = None) -> Policy:
+    path = (directory or policies_dir()) / f"{partner}.yaml"
+    if not path.exists():
+        raise PolicyError(f"no share policy for partner {partner!r} ({path})")
+    policy = parse(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+    if policy.partner != partner:
+        raise PolicyError(f"{path}: partner {policy.partner!r} does not match the file name")
+    return policy
+
+
+def load_all(directory: Path | None = None) -> list[Policy]:
+    return [load(p.stem, directory) for p in sorted((directory or policies_dir()).glob("*.yaml"))]
+
+
+def row_condition(rows: dict, col=None) -> "Column":
+    """The policy's row filter as a Spark condition (all clauses must hold)."""
+    from pyspark.sql import functions as F
+
+    col = col or F.col
+    cond = F.lit(True)
+    for name, spec in rows.items():
+        ((op, value),) = spec.items()
+        c = col(name)
+        if op == "prefix":
+            clause = F.lit(False)
+            for p in value:
+                clause = clause | c.startswith(str(p))
+        elif op == "in":
+            clause = c.isin(*[str(v) for v in value])
+        else:
+            clause = c == F.lit(value)
+        cond = cond & F.coalesce(clause, F.lit(False))
+    return cond
+
+
+def hmac_sha256_hex(col: "Column", key: bytes) -> "Column":
+    """HMAC-SHA256 (RFC 2104) of a string column, hex: the same value as Python's ``hmac`` gives."""
+    from pyspark.sql import functions as F
+
+    if len(key) > 64:
+        raise ValueError("HMAC keys longer than the SHA-256 block (64 bytes) are not supported")
+    block = key.ljust(64, b"\0")
+    ipad = bytes(b ^ 0x36 for b in block)
+    opad = bytes(b ^ 0x5C for b in block)
+    inner = F.unhex(F.sha2(F.concat(F.lit(ipad), F.encode(col, "UTF-8")), 256))
+    return F.sha2(F.concat(F.lit(opad), inner), 256)
+
+
+def _masked(col: str, mask: str, key: bytes) -> "Column":
+    from pyspark.sql import functions as F
+
+    c = F.col(col)
+    if mask == "pseudonym":
+        return F.substring(hmac_sha256_hex(c.cast("string"), key), 1, 32)
+    if mask == "mask":
+        return F.when(c.isNotNull(), F.concat(F.substring(c, 1, 6), F.lit("********"), F.substring(c, 15, 4)))
+    if mask == "year":
+        return F.date_format(c, "yyyy")
+    if mask == "month":
+        return F.date_format(c, "yyyy-MM")
+    if mask == "age_band":
+        band = F.lit(None).cast("string")
+        for lo, hi, label in reversed(AGE_BANDS):
+            band = F.when((c >= lo) & (c <= hi), F.lit(label)).otherwise(band)
+        return band
+    return c
+
+
+def partner_key(secret: bytes, partner: str) -> bytes:
+    """The partner's own pseudonym key, derived from the lake's secret."""
+    import hashlib
+    import hmac
+
+    return hmac.new(secret, f"pseudonym:{partner}".encode(), hashlib.sha256).digest()
+
+
+def apply(df: "DataFrame", table: SharedTable, *, key: bytes, sealed_chain_ids: "DataFrame | None" = None) -> "DataFrame":
+    """The partner's rows and columns of a gold table: filtered, sealed excluded, masked."""
+    from pyspark.sql import functions as F
+
+    rows = df.where(row_condition(table.rows))
+    if "is_sealed" in df.columns:
+        rows = rows.where(~F.col("is_sealed"))
+    if sealed_chain_ids is not None and "chain_id" in df.columns:
+        rows = rows.join(sealed_chain_ids, "chain_id", "left_anti")
+    return rows.select(*[_masked(c, m, key).alias(c) for c, m in table.columns.items() if m != "drop"])
+
+
+def share_contract(policy: Policy, table: SharedTable) -> contracts.Contract:
+    """The contract of a share table: the gold columns it keeps, typed after masking."""
+    source = contracts.load(table.source)
+    cols = []
+    for c in source.columns:
+        mask = table.columns[c.name]
+        if mask == "drop":
+            continue
+        typ = OUTPUT_TYPE.get(mask, c.type)
+        pii = "quasi" if mask in ("pseudonym", "mask") and c.pii == "direct" else c.pii
+        cols.append(contracts.Column(c.name, typ, c.nullable, pii, f"{c.description} ({mask})" if mask != "keep" else c.description, c.accepted_values if mask == "keep" else None))
+    key = tuple(k for k in source.primary_key if table.columns.get(k) == "keep")
+    return contracts.Contract(table=policy.logical(table), grain=f"{source.grain}, as shared with {policy.partner}", columns=tuple(cols), primary_key=key)
