@@ -66,14 +66,14 @@ def lawlake_lifecycle():
 
     def stage_task(stage: str):
         @task(task_id=stage)
-        def run_stage(run_id: str) -> dict:
+        def run_stage(lawlake_run: str) -> dict:
             from pathlib import Path
 
             from lawlake import pipeline
 
             _logging()
             params = get_current_context()["params"]
-            return pipeline.run_stage(stage, _settings(params), run_id, sources=Path(params["sources"]).resolve())
+            return pipeline.run_stage(stage, _settings(params), lawlake_run, sources=Path(params["sources"]).resolve())
 
         return run_stage
 
@@ -97,24 +97,24 @@ def lawlake_lifecycle():
         return gate
 
     @task(retries=0)
-    def finish(run_id: str, last: dict) -> dict:
+    def finish(lawlake_run: str, last: dict) -> dict:
         """Close the run, remove its published candidates and summarize it."""
         from lawlake import tables
         from lawlake.catalog import Catalog
 
         settings = _settings(get_current_context()["params"])
         catalog = Catalog(settings.catalog_url)
-        catalog.finish_run(run_id, status="success")
-        tables.discard_staging(settings.lake, run_id)
-        return {"run_id": run_id, "published": len(catalog.published())}
+        catalog.finish_run(lawlake_run, status="success")
+        tables.discard_staging(settings.lake, lawlake_run)
+        return {"run_id": lawlake_run, "published": len(catalog.published())}
 
-    run_id = start()
-    upstream = run_id
+    lawlake_run = start()
+    upstream = lawlake_run
     for stage in STAGES:
-        summary = stage_task(stage)(run_id)
+        summary = stage_task(stage)(lawlake_run)
         upstream >> summary
         upstream = gate_task(stage)(summary)
-    finish(run_id, upstream)
+    finish(lawlake_run, upstream)
 
 
 lawlake_lifecycle()

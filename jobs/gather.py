@@ -90,14 +90,14 @@ class Source:
     kind: str  # "sql" or "files"
     pattern: str = ""  # glob under the sources folder, for files
     sql_table: str = ""  # table in the police database, for sql
-    key_fields: tuple[str, ...] = ()
+    key_fields: tuple = ()  # see _key
 
 
 SOURCES = (
     Source("police.cases", "bronze.police_cases", "sql", sql_table="cases", key_fields=("case_id",)),
     Source("police.suspects", "bronze.police_suspects", "sql", sql_table="suspects", key_fields=("suspect_id",)),
     Source("police.transfers", "bronze.police_transfers", "sql", sql_table="transfers", key_fields=("transfer_id",)),
-    Source("procuratorate.reviews", "bronze.procuratorate_reviews", "files", "procuratorate/reviews_*.csv", key_fields=("review_id", "id_number", "suspect_name")),
+    Source("procuratorate.reviews", "bronze.procuratorate_reviews", "files", "procuratorate/reviews_*.csv", key_fields=("review_id", ("id_number", "suspect_name"))),
     Source("courts.cases", "bronze.court_cases", "files", "courts/court_cases_*.jsonl", key_fields=("case_number",)),
     Source("corrections.custody", "bronze.custody_records", "files", "corrections/custody_*.xlsx", key_fields=("record_id",)),
 )
@@ -120,8 +120,12 @@ def _text(value) -> str | None:
     return text
 
 
-def _key(fields: dict, key_fields: tuple[str, ...]) -> str | None:
-    parts = [fields.get(k) or "" for k in key_fields]
+def _key(fields: dict, key_fields: tuple) -> str | None:
+    """The record's source key: key fields joined by '|'; a tuple inside means "the first non-empty of"."""
+    parts = []
+    for k in key_fields:
+        names = k if isinstance(k, tuple) else (k,)
+        parts.append(next((fields[n] for n in names if fields.get(n)), ""))
     return "|".join(parts) if any(parts) else None
 
 

@@ -424,16 +424,16 @@ def run(ctx: StageContext) -> StageOutput:
     rejects = []
     expected_rejects = 0
     for target, (source, build) in TABLES.items():
-        bronze = ctx.read(source)
-        checked = build(bronze, refs)
-        current, rejected, superseded = split(checked, source_table=source, target_table=target)
         contract = contracts.load(target)
+        checked = build(ctx.read(source), refs)
+        keep = [*contract.names, "_rule", "_reason", "_raw", "_key", "_version", "_record"]
+        checked = ctx.materialize(checked.select(*keep), target)
+        current, rejected, superseded = split(checked, source_table=source, target_table=target)
         path = ctx.write_candidate(current.select(*contract.names), target, contract=contract)
-        rows_in = checked.count()
         n_rejected = rejected.count()
         out.candidates.append(Candidate(target, path))
         out.reconciliations.append(
-            Reconciliation(target, rows_in, ctx.spark.read.format("delta").load(str(path)).count(), n_rejected, superseded.count())
+            Reconciliation(target, checked.count(), ctx.spark.read.format("delta").load(str(path)).count(), n_rejected, superseded.count())
         )
         rejects.append(rejected)
         expected_rejects += n_rejected

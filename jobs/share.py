@@ -21,7 +21,8 @@ from lawlake.pipeline import Candidate, StageContext, StageOutput
 
 __all__ = ["build_share_table", "run", "contract", "checks"]
 
-ID_NUMBER_SQL = r"'(^|[^0-9])([0-9]{17}[0-9Xx]|[0-9]{15})($|[^0-9])'"
+# An identity number standing alone or beside non-alphanumeric text (身份证号330102…), not a digit run inside a hex token.
+ID_NUMBER_SQL = r"'(^|[^0-9A-Za-z])([0-9]{17}[0-9Xx]|[0-9]{15})($|[^0-9A-Za-z])'"
 
 
 def build_share_table(gold: DataFrame, table: policy.SharedTable, *, key: bytes, sealed_chain_ids: DataFrame) -> DataFrame:

@@ -20,7 +20,8 @@ from lawlake import config, tables
 
 __all__ = ["main", "run_via_airflow"]
 
-PROGRESS = re.compile(r"\[lawlake\] (.*)$")
+# A task's progress line, without the logger name and source location Airflow's log format appends.
+PROGRESS = re.compile(r"\[lawlake\] (.*?)(?:\s+\[lawlake\]\s+loc=\S+)?$")
 
 
 def _settings(args) -> config.Settings:

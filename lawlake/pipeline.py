@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,18 @@ class StageContext:
         path = tables.staging_location(self.lake, name, self.run_id)
         tables.write(checked, path, mode="overwrite")
         return path
+
+    def materialize(self, df: "DataFrame", label: str) -> "DataFrame":
+        """Write an intermediate result to this run's work area and read it back.
+
+        The engine has no cache: a result used several times (split, counted) is
+        computed once this way instead of once per use.
+        """
+        if not re.fullmatch(r"[a-z0-9_.]+", label):
+            raise ValueError(f"work label {label!r} may only hold a-z, 0-9, '_' and '.'")
+        path = tables.staging_root(self.lake, self.run_id) / "_work" / self.stage / label
+        tables.write(df, path, mode="overwrite")
+        return tables.read(self.spark, path)
 
     def quarantine(self, df: "DataFrame") -> int:
         """Append rejected rows (quarantine contract columns but run_id/stage/at) and return their count.

@@ -1,0 +1,151 @@
+"""Generate the simulated agencies' source systems, with the ground truth beside them.
+
+``generate(out_dir, scale=1, seed=7)`` writes the layout of docs/sources.md:
+
+    police/police.db                          SQLite: cases, suspects, transfers
+    procuratorate/reviews_YYYYMMDD.csv        daily GBK CSV exports
+    courts/court_cases_YYYYMMDD.jsonl         daily JSON Lines dumps
+    corrections/custody_YYYYMM.xlsx           monthly workbooks, sheet "records"
+    _truth/persons.csv, records.csv, sealed.csv, summary.json
+
+The output depends on nothing but the seed and the scale: every random choice
+comes from one ``random.Random(seed)`` (split into one stream per stage, so a
+change to one writer leaves the others' output alone), dates are fixed to
+2015-01-01 … 2024-12-31 and the workbooks' zip timestamps are pinned. Scale 1
+is 2,000 police cases and about 12,600 source records (counting every police
+table row, court party and repeated delivery); the size is linear in the scale.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+from pathlib import Path
+
+from lawlake.demo.defects import DEFECT_KINDS, DEFECT_RATES, DefectPlan
+from lawlake.demo.reference import load_reference
+from lawlake.demo.sources import Truth, write_corrections, write_courts, write_police, write_procuratorate
+from lawlake.demo.world import AS_OF, World, build_world
+
+__all__ = ["generate", "BASE_POLICE_CASES", "LAYOUT"]
+
+BASE_POLICE_CASES = 2000  # police cases at scale 1
+LAYOUT = ("police", "procuratorate", "courts", "corrections", "_truth")  # everything generate() writes
+SUMMARY = Path("_truth") / "summary.json"  # written last: its presence marks a complete demo output
+
+
+def _prepare_out_dir(out: Path) -> None:
+    """Make ``out`` ready: new or empty, or a previous demo output, which is removed.
+
+    Anything else is refused rather than overwritten: the directory may hold
+    someone's real data.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"demo output {out} exists and is not a directory")
+    entries = sorted(out.iterdir()) if out.exists() else []
+    if entries:
+        if not (out / SUMMARY).is_file():
+            raise ValueError(
+                f"refusing to write demo data into {out}: the directory is not empty and is not a previous "
+                f"demo output (no {SUMMARY.as_posix()}); choose an empty or new directory"
+            )
+        foreign = [p.name for p in entries if p.name not in LAYOUT]
+        if foreign:
+            raise ValueError(f"refusing to replace the demo output in {out}: it also holds {', '.join(foreign)}, which the generator did not write")
+        for path in entries:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _write_persons(path: Path, world: World) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(("person_id", "id_number", "name", "sex", "birth_date"))
+        writer.writerows((p.person_id, p.id_number, p.name, p.sex, p.birth_date.isoformat()) for p in world.persons)
+
+
+def _write_sealed(path: Path, world: World) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(("person_id", "police_case_id", "reason"))
+        writer.writerows((person.person_id, case.case_id, reason) for person, case, reason in world.sealed)
+
+
+def _population(world: World) -> dict[str, int]:
+    cases_per_person: dict[str, int] = {}
+    suspects = minors = 0
+    for case in world.cases:
+        for suspect in case.suspects:
+            suspects += 1
+            minors += suspect.minor
+            cases_per_person[suspect.person.person_id] = cases_per_person.get(suspect.person.person_id, 0) + 1
+    return {
+        "persons": len(world.persons),
+        "repeat_offenders": sum(1 for n in cases_per_person.values() if n > 1),
+        "police_cases": len(world.cases),
+        "suspects": suspects,
+        "minors_at_offense": minors,
+        "reviews": len(world.reviews),
+        "court_cases": len(world.court_cases),
+        "custody_records": len(world.custody),
+        "sealed": len(world.sealed),
+    }
+
+
+def _injected(plans: list[DefectPlan]) -> dict[str, dict]:
+    """Per rate-drawn kind: its configured rate, the eligible records and how many got it."""
+    totals = {kind: {"rate": rate, "eligible": 0, "count": 0} for kind, rate in DEFECT_RATES.items()}
+    for plan in plans:
+        for kind, stats in plan.injected().items():
+            totals[kind]["eligible"] += stats["eligible"]
+            totals[kind]["count"] += stats["count"]
+    return totals
+
+
+def generate(out_dir: str | Path, *, scale: float = 1, seed: int = 7) -> dict:
+    """Write the agencies' source systems and the ground truth into ``out_dir``; return the summary.
+
+    ``out_dir`` must be new, empty or a previous demo output (which is replaced).
+    Raises ValueError otherwise, or for a scale that is not positive.
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    out = Path(out_dir)
+    _prepare_out_dir(out)
+    master = random.Random(seed)
+    streams = [random.Random(master.getrandbits(64)) for _ in range(5)]
+    reference = load_reference()
+    world = build_world(streams[0], reference, max(1, round(BASE_POLICE_CASES * scale)))
+    truth_dir = out / "_truth"
+    truth_dir.mkdir()
+    plans = [DefectPlan(rng) for rng in streams[1:]]
+    truth = Truth(truth_dir / "records.csv")
+    try:
+        files = {
+            "police": write_police(out / "police", world, plans[0], truth),
+            "procuratorate": write_procuratorate(out / "procuratorate", world, reference.charges, plans[1], truth),
+            "courts": write_courts(out / "courts", world, plans[2], truth),
+            "corrections": write_corrections(out / "corrections", world, plans[3], truth),
+        }
+    finally:
+        truth.close()
+    _write_persons(truth_dir / "persons.csv", world)
+    _write_sealed(truth_dir / "sealed.csv", world)
+    summary = {
+        "seed": seed,
+        "scale": scale,
+        "as_of": AS_OF.isoformat(),
+        "population": _population(world),
+        "files": files,
+        "records": dict(sorted(truth.records.items())),
+        "records_total": sum(truth.records.values()),
+        "defects": {kind: truth.defects[kind] for kind in DEFECT_KINDS},
+        "injected": _injected(plans),
+    }
+    (out / SUMMARY).write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return summary

@@ -1,0 +1,609 @@
+"""The true state of the simulated justice system: people, cases and each case's path.
+
+Everything here is ground truth, free of defects: persons with valid identity
+numbers, police cases with their stage dates, reviews for prosecution, court
+judgments (first instance and appeal) and custody or community-corrections
+records. The systems are snapshotted at ``AS_OF``: an event that would fall
+later has not happened yet, so recent cases are still open.
+
+The agencies' deliveries (with their defects) are derived from this in
+``lawlake.demo.sources``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from itertools import accumulate
+
+from lawlake.demo.identity import draw_name, id_number
+from lawlake.demo.reference import Charge, County, Reference
+
+__all__ = ["START", "AS_OF", "World", "Person", "Suspect", "PoliceCase", "Review", "CourtCase", "Party", "Custody", "build_world", "age_on", "at_time"]
+
+
+@dataclass(frozen=True, slots=True)
+class Bands:
+    """A distribution of whole numbers: bands of (weight, low, high), drawn uniformly inside a band."""
+
+    cum_weights: tuple[float, ...]
+    ranges: tuple[tuple[int, int], ...]
+
+
+def bands(*rows: tuple[float, int, int]) -> Bands:
+    return Bands(tuple(accumulate(r[0] for r in rows)), tuple((r[1], r[2]) for r in rows))
+
+
+START = date(2015, 1, 1)
+AS_OF = date(2024, 12, 31)
+LAST_LEGACY_NUMBER_YEAR = 2015  # case numbers follow the SPC rules from 2016 on; before, free form
+
+# -- population ----------------------------------------------------------------------
+MALE_SHARE = 0.85  # offenders are mostly men
+MINOR_SHARE = 0.065  # new suspects aged 14–17 at the offense; repeat offenders bring the share to ≈ 6%
+ADULT_AGE_BANDS = bands((30, 18, 25), (35, 26, 35), (20, 36, 45), (10, 46, 55), (5, 56, 70))
+REPEAT_OFFENDER_SHARE = 0.075  # a suspect slot filled by an earlier person: ≈ 8% of persons in > 1 case
+LOCAL_BIRTH_SHARE = 0.5  # born in the county of the offense
+OUT_OF_PROVINCE_SHARE = 0.15  # migrants, born outside Zhejiang
+OUT_OF_PROVINCE_REGIONS = ("110101", "310115", "340102", "360102", "410102", "430102", "440106", "510104", "520102")
+MINORITY_NAME_SHARE = 0.01
+XINJIANG_REGIONS = ("650102", "653101")  # birth regions that go with transliterated names
+SUSPECTS_PER_CASE = bands((84, 1, 1), (11, 2, 2), (4, 3, 3), (1, 4, 4))  # most cases have one suspect
+
+# -- police --------------------------------------------------------------------------
+# Relative frequency of charges (by charge_code); theft, dangerous driving and fraud dominate.
+CHARGE_WEIGHTS = {
+    "C264": 20, "C133-1": 18, "C266": 12, "C234": 9, "C287-2": 8, "C293": 6, "C303": 4, "C347": 4,
+    "C277": 3, "C312": 3, "C133": 3, "C354": 2, "C274": 2, "C263": 2, "C253-1": 2, "C271": 2, "C275": 2,
+    "C232": 0.5,
+}
+TRANSFER_SHARE = 0.75  # cases transferred for review for prosecution
+WITHDRAWN_SHARE = 0.08  # cases withdrawn (撤案)
+DETAINED_SHARE = 0.8  # criminal detention of the suspects
+ARRESTED_SHARE = 0.85  # detained cases that lead to an arrest (the rest are bailed)
+# Lags in days as (weight, low, high) bands. The tails exceed the statutory limits on
+# purpose so that the early-warning tables have something to find.
+FILING_LAG = bands((70, 0, 2), (25, 3, 15), (5, 16, 60))
+DETENTION_LAG = bands((80, 0, 2), (20, 3, 30))
+ARREST_LAG = bands((60, 1, 7), (35, 8, 37), (5, 38, 75))  # limit: 3 days, up to 30 + 7
+TRANSFER_LAG_AFTER_ARREST = bands((70, 20, 60), (20, 61, 90), (8, 91, 150), (2, 151, 240))  # 2 months +1 +2 +2
+TRANSFER_LAG_ON_BAIL = bands((1, 30, 365))
+WITHDRAWAL_LAG = bands((1, 10, 180))
+
+# -- procuratorate -------------------------------------------------------------------
+RECEIPT_LAG = bands((1, 0, 3))
+RETURNED_SHARE = 0.05  # reviews returned once for supplementary investigation
+NON_PROSECUTION_SHARE = 0.09
+MINOR_NON_PROSECUTION_SHARE = 0.3  # conditional non-prosecution is common for juveniles
+REVIEW_LAG = bands((75, 5, 30), (20, 31, 45), (5, 46, 120))  # limit: 1 month, +15 days for major cases
+RETURN_LAG = bands((1, 10, 30))
+SUPPLEMENTARY_LAG = bands((85, 10, 30), (15, 31, 45))  # limit: 1 month
+
+# -- courts --------------------------------------------------------------------------
+COURT_FILING_LAG = bands((1, 3, 20))
+TRIAL_LAG = bands((70, 15, 60), (20, 61, 90), (8, 91, 180), (2, 181, 300))  # limit: 2 months, 3 at most (+3)
+APPEAL_SHARE = 0.08
+APPEAL_FILING_LAG = bands((1, 10, 30))
+APPEAL_TRIAL_LAG = bands((1, 20, 90))
+APPEAL_REDUCTION_SHARE = 0.2  # appeals that shorten the sentence
+ACQUITTAL_SHARE = 0.005
+EXEMPTION_SHARE = 0.02
+COURT_YEAR_CASELOAD = 500  # criminal cases of one type a court numbers in a year
+HEAVY_CHARGES = frozenset({"C232", "C236", "C263", "C347"})
+DETENTION_ONLY_CHARGES = frozenset({"C133-1"})  # dangerous driving carries at most 拘役
+SENTENCE_MIX = {  # (weight, sentence_type) for guilty verdicts
+    "default": ((40, "fixed_term"), (30, "probation"), (15, "detention"), (10, "fine_only"), (5, "control")),
+    "minor": ((30, "fixed_term"), (45, "probation"), (15, "detention"), (7, "fine_only"), (3, "control")),
+    "heavy": ((88, "fixed_term"), (7, "probation"), (5, "life")),
+    "detention_only": ((70, "detention"), (25, "probation"), (5, "fine_only")),
+}
+FIXED_TERM_MONTHS = bands((70, 6, 36), (20, 37, 60), (10, 61, 120))
+HEAVY_FIXED_TERM_MONTHS = bands((30, 36, 60), (50, 61, 120), (20, 121, 180))
+DETENTION_MONTHS = bands((1, 1, 6))
+PROBATION_MONTHS = bands((1, 6, 36))
+CONTROL_MONTHS = bands((1, 3, 24))
+
+# -- corrections ---------------------------------------------------------------------
+ADMISSION_LAG = bands((1, 10, 30))  # after the judgment takes effect
+CORRECTIONS_START_LAG = bands((1, 5, 15))
+SHORT_TERM_MONTHS = 6  # fixed terms this short are often served in the remand centre
+SHORT_TERM_REMAND_SHARE = 0.5
+PRISONS = ("浙江省第一监狱", "浙江省第二监狱", "浙江省第四监狱", "浙江省第六监狱", "浙江省乔司监狱",
+           "浙江省十里坪监狱", "浙江省南湖监狱", "浙江省长湖监狱", "浙江省金华监狱", "浙江省临海监狱")
+WOMENS_PRISON = "浙江省女子监狱"
+JUVENILE_PRISON = "浙江省未成年犯管教所"
+SEALABLE_FIXED_TERM_MONTHS = 60  # five years
+
+
+# -- the model -----------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class Person:
+    person_id: str
+    id_number: str
+    name: str
+    sex: str  # 男 / 女
+    birth_date: date
+
+
+@dataclass(slots=True, eq=False)
+class Suspect:
+    suspect_id: str
+    person: Person
+    minor: bool  # under 18 at the case's occurred_on
+
+
+@dataclass(slots=True, eq=False)
+class PoliceCase:
+    case_id: str
+    county: County
+    charge: Charge
+    occurred_on: date
+    filed_on: date
+    detained_on: date | None
+    arrested_on: date | None
+    transferred_on: date | None
+    withdrawn_on: date | None
+    updated_at: datetime  # when the case row last changed
+    transfer_id: str | None = None
+    suspects: list[Suspect] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.transferred_on:
+            return "移送审查起诉"
+        if self.withdrawn_on:
+            return "撤案"
+        return "侦查" if self.detained_on else "立案"
+
+
+@dataclass(slots=True, eq=False)
+class Review:
+    """A review for prosecution: one per transferred case, one decision per suspect."""
+
+    case: PoliceCase
+    received_on: date
+    returned_on: date | None  # returned for supplementary investigation
+    rereceived_on: date | None  # received again after it
+    decided_on: date | None  # the final decision; None while still under review
+    decisions: list[tuple[Suspect, str]]  # (suspect, 起诉 / 不起诉) once decided
+    review_id: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class Party:
+    suspect: Suspect
+    verdict: str  # guilty / exempt / acquitted
+    sentence_type: str
+    sentence_months: int | None
+
+
+@dataclass(slots=True, eq=False)
+class CourtCase:
+    review: Review
+    level: str  # first_instance / appeal
+    court_name: str
+    court_code: str  # 浙0102 / 浙01
+    legacy_abbr: str  # 杭上 / 浙杭, used before the 2016 numbering rules
+    filed_on: date
+    judged_on: date
+    parties: list[Party]
+    original: CourtCase | None = None
+    appeal: CourtCase | None = None
+    sequence: int = 0
+    case_number: str = ""  # canonical form
+
+    @property
+    def type_code(self) -> str:
+        return "刑初" if self.level == "first_instance" else "刑终"
+
+    @property
+    def year(self) -> int:
+        return self.filed_on.year
+
+    @property
+    def legacy(self) -> bool:
+        return self.year <= LAST_LEGACY_NUMBER_YEAR
+
+
+@dataclass(slots=True, eq=False)
+class Custody:
+    court_case: CourtCase  # the judgment being executed
+    party: Party
+    agency: str
+    kind: str  # 监狱 / 看守所 / 社区矫正
+    admitted_on: date
+    released_on: date | None
+    record_id: str = ""
+
+
+@dataclass(slots=True)
+class World:
+    persons: list[Person]
+    cases: list[PoliceCase]
+    reviews: list[Review]
+    court_cases: list[CourtCase]  # first instances, then appeals
+    custody: list[Custody]
+    sealed: list[tuple[Person, PoliceCase, str]]  # (person, case, reason)
+
+
+# -- small helpers -------------------------------------------------------------------
+
+
+class Lags:
+    """Draws numbers of days (and other counts) from band distributions."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+
+    def draw(self, table: Bands) -> int:
+        low, high = self.rng.choices(table.ranges, cum_weights=table.cum_weights)[0]
+        return self.rng.randint(low, high)
+
+    def after(self, day: date | None, table: Bands) -> date | None:
+        """``day`` plus a drawn lag, or None if ``day`` is None or the result is after AS_OF."""
+        if day is None:
+            return None
+        result = day + timedelta(days=self.draw(table))
+        return result if result <= AS_OF else None
+
+
+def age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def _add_months(day: date, months: int) -> date:
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    for dom in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, dom)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable: every month has 28 days")
+
+
+def at_time(rng: random.Random, day: date) -> datetime:
+    """A moment in office hours on ``day``."""
+    return datetime(day.year, day.month, day.day) + timedelta(seconds=rng.randint(8 * 3600, 19 * 3600))
+
+
+def _weighted(rng: random.Random, options: tuple[tuple[float, str], ...]) -> str:
+    return rng.choices([o[1] for o in options], weights=[o[0] for o in options])[0]
+
+
+# -- persons -------------------------------------------------------------------------
+
+
+class Population:
+    """Creates persons on demand and sometimes returns an earlier one (a repeat offender)."""
+
+    def __init__(self, rng: random.Random, lags: Lags, counties: tuple[County, ...]):
+        self.rng = rng
+        self.lags = lags
+        self.counties = counties
+        self.persons: list[Person] = []
+        self._id_numbers: set[str] = set()
+
+    def suspect_for(self, county: County, occurred: date, taken: list[Suspect]) -> Person:
+        rng = self.rng
+        if self.persons and rng.random() < REPEAT_OFFENDER_SHARE:
+            for _ in range(3):  # a few tries for someone of offending age, not already in this case
+                person = rng.choice(self.persons)
+                if 14 <= age_on(person.birth_date, occurred) <= 70 and all(s.person is not person for s in taken):
+                    return person
+        return self._new_person(county, occurred)
+
+    def _new_person(self, county: County, occurred: date) -> Person:
+        rng = self.rng
+        age = rng.randint(14, 17) if rng.random() < MINOR_SHARE else self.lags.draw(ADULT_AGE_BANDS)
+        latest = _years_before(occurred, age)
+        earliest = _years_before(occurred, age + 1) + timedelta(days=1)
+        birth = date.fromordinal(rng.randint(earliest.toordinal(), latest.toordinal()))
+        sex = "男" if rng.random() < MALE_SHARE else "女"
+        minority = rng.random() < MINORITY_NAME_SHARE
+        region = rng.choice(XINJIANG_REGIONS) if minority else self._birth_region(county)
+        person = Person(
+            person_id=f"P{len(self.persons) + 1:08d}",
+            id_number=self._unique_id_number(region, birth, sex),
+            name=draw_name(rng, sex, minority),
+            sex=sex,
+            birth_date=birth,
+        )
+        self.persons.append(person)
+        return person
+
+    def _birth_region(self, county: County) -> str:
+        r = self.rng.random()
+        if r < LOCAL_BIRTH_SHARE:
+            return county.code
+        if r < 1 - OUT_OF_PROVINCE_SHARE:
+            return self.rng.choice(self.counties).code
+        return self.rng.choice(OUT_OF_PROVINCE_REGIONS)
+
+    def _unique_id_number(self, region: str, birth: date, sex: str) -> str:
+        first = 1 if sex == "男" else 2  # odd sequence numbers for men, even for women
+        while True:
+            number = id_number(region, birth, self.rng.randrange(first, 1000, 2))
+            if number not in self._id_numbers:
+                self._id_numbers.add(number)
+                return number
+
+
+# -- police --------------------------------------------------------------------------
+
+
+def _draft_case(rng: random.Random, lags: Lags, ref: Reference, charge_cum: tuple[float, ...]) -> PoliceCase:
+    """A police case's place, charge and stage dates (identifiers and suspects come later)."""
+    occurred = date.fromordinal(rng.randint(START.toordinal(), AS_OF.toordinal()))
+    filed = min(occurred + timedelta(days=lags.draw(FILING_LAG)), AS_OF)
+    fate = rng.random()
+    detained = lags.after(filed, DETENTION_LAG) if rng.random() < DETAINED_SHARE else None
+    arrested = lags.after(detained, ARREST_LAG) if rng.random() < ARRESTED_SHARE else None
+    transferred = withdrawn = None
+    if fate < TRANSFER_SHARE:
+        transferred = lags.after(arrested, TRANSFER_LAG_AFTER_ARREST) if arrested else lags.after(filed, TRANSFER_LAG_ON_BAIL)
+    elif fate < TRANSFER_SHARE + WITHDRAWN_SHARE:
+        withdrawn = lags.after(arrested or detained or filed, WITHDRAWAL_LAG)
+    last = max(d for d in (filed, detained, arrested, transferred, withdrawn) if d is not None)
+    return PoliceCase(
+        case_id="",
+        county=rng.choice(ref.counties),
+        charge=rng.choices(ref.charges, cum_weights=charge_cum)[0],
+        occurred_on=occurred,
+        filed_on=filed,
+        detained_on=detained,
+        arrested_on=arrested,
+        transferred_on=transferred,
+        withdrawn_on=withdrawn,
+        updated_at=at_time(rng, last),
+    )
+
+
+def _police_cases(rng: random.Random, lags: Lags, ref: Reference, n_cases: int, population: Population) -> list[PoliceCase]:
+    charge_cum = tuple(accumulate(CHARGE_WEIGHTS.get(c.code, 1) for c in ref.charges))
+    cases = [_draft_case(rng, lags, ref, charge_cum) for _ in range(n_cases)]
+    # Stable sort: ties keep draw order, so numbering never depends on anything but the seed.
+    cases.sort(key=lambda c: c.filed_on)
+    sequence: dict[tuple[str, int], int] = {}
+    n_suspects = n_transfers = 0
+    for case in cases:
+        key = (case.county.code, case.filed_on.year)
+        sequence[key] = sequence.get(key, 0) + 1
+        case.case_id = f"A{case.county.code}{case.filed_on.year}{sequence[key]:06d}"
+        if case.transferred_on:
+            n_transfers += 1
+            case.transfer_id = f"T{n_transfers:09d}"
+        for _ in range(lags.draw(SUSPECTS_PER_CASE)):
+            person = population.suspect_for(case.county, case.occurred_on, case.suspects)
+            n_suspects += 1
+            minor = age_on(person.birth_date, case.occurred_on) < 18
+            case.suspects.append(Suspect(f"S{n_suspects:09d}", person, minor))
+    return cases
+
+
+# -- procuratorate -------------------------------------------------------------------
+
+
+def _reviews(rng: random.Random, lags: Lags, cases: list[PoliceCase]) -> list[Review]:
+    reviews = []
+    for case in cases:
+        received = lags.after(case.transferred_on, RECEIPT_LAG)
+        if received is None:
+            continue
+        returned = rereceived = None
+        if rng.random() < RETURNED_SHARE:
+            returned = lags.after(received, RETURN_LAG)
+            rereceived = lags.after(returned, SUPPLEMENTARY_LAG)
+            decided = lags.after(rereceived, REVIEW_LAG)
+        else:
+            decided = lags.after(received, REVIEW_LAG)
+        if returned is None and decided is None:
+            continue  # still under review at AS_OF: nothing exported yet
+        decisions = []
+        if decided:
+            for suspect in case.suspects:
+                share = MINOR_NON_PROSECUTION_SHARE if suspect.minor else NON_PROSECUTION_SHARE
+                decisions.append((suspect, "不起诉" if rng.random() < share else "起诉"))
+        reviews.append(Review(case, received, returned, rereceived, decided, decisions))
+    reviews.sort(key=lambda r: r.received_on)
+    sequence: dict[tuple[str, int], int] = {}
+    for review in reviews:
+        key = (review.case.county.code, review.received_on.year)
+        sequence[key] = sequence.get(key, 0) + 1
+        review.review_id = f"JC{key[0]}{key[1]}{sequence[key]:06d}"
+    return reviews
+
+
+# -- courts --------------------------------------------------------------------------
+
+
+def _sentence(rng: random.Random, lags: Lags, charge: Charge, minor: bool) -> tuple[str, str, int | None]:
+    """(verdict, sentence_type, sentence_months) of one defendant."""
+    r = rng.random()
+    if r < ACQUITTAL_SHARE:
+        return "acquitted", "none", None
+    if r < ACQUITTAL_SHARE + EXEMPTION_SHARE:
+        return "exempt", "exempt", None
+    heavy = charge.code in HEAVY_CHARGES
+    if charge.code in DETENTION_ONLY_CHARGES:
+        mix = "detention_only"
+    else:
+        mix = "heavy" if heavy else "minor" if minor else "default"
+    kind = _weighted(rng, SENTENCE_MIX[mix])
+    if kind == "fixed_term":
+        months = lags.draw(HEAVY_FIXED_TERM_MONTHS if heavy else FIXED_TERM_MONTHS)
+    elif kind == "probation":
+        # a suspended 拘役 for dangerous driving, a suspended fixed term otherwise
+        months = lags.draw(DETENTION_MONTHS if mix == "detention_only" else PROBATION_MONTHS)
+    elif kind == "detention":
+        months = lags.draw(DETENTION_MONTHS)
+    elif kind == "control":
+        months = lags.draw(CONTROL_MONTHS)
+    else:  # fine_only, life
+        months = None
+    return "guilty", kind, months
+
+
+def _first_instances(rng: random.Random, lags: Lags, reviews: list[Review]) -> list[CourtCase]:
+    court_cases = []
+    for review in reviews:
+        prosecuted = [s for s, decision in review.decisions if decision == "起诉"]
+        filed = lags.after(review.decided_on, COURT_FILING_LAG) if prosecuted else None
+        judged = lags.after(filed, TRIAL_LAG)
+        if judged is None:
+            continue  # pending trials are not in the court API's dumps yet
+        county = review.case.county
+        parties = [Party(s, *_sentence(rng, lags, review.case.charge, s.minor)) for s in prosecuted]
+        court_cases.append(
+            CourtCase(review, "first_instance", county.basic_court, county.basic_court_code, county.legacy_basic_abbr, filed, judged, parties)
+        )
+    return court_cases
+
+
+def _appealed_party(rng: random.Random, party: Party) -> Party:
+    """The appeal's judgment of a defendant: usually upheld, sometimes a shorter sentence."""
+    months = party.sentence_months
+    if months and months > 1 and rng.random() < APPEAL_REDUCTION_SHARE:
+        months = max(1, round(months * rng.uniform(0.6, 0.9)))
+    return Party(party.suspect, party.verdict, party.sentence_type, months)
+
+
+def _appeals(rng: random.Random, lags: Lags, first_instances: list[CourtCase]) -> list[CourtCase]:
+    appeals = []
+    for first in first_instances:
+        if rng.random() >= APPEAL_SHARE:
+            continue
+        filed = lags.after(first.judged_on, APPEAL_FILING_LAG)
+        judged = lags.after(filed, APPEAL_TRIAL_LAG)
+        if judged is None:
+            continue  # undecided appeals are not dumped; the first instance stands in the data
+        county = first.review.case.county
+        appeal = CourtCase(
+            first.review, "appeal", county.intermediate_court, county.intermediate_court_code, county.legacy_intermediate_abbr,
+            filed, judged, [_appealed_party(rng, p) for p in first.parties], original=first,
+        )
+        first.appeal = appeal
+        appeals.append(appeal)
+    return appeals
+
+
+def _number_court_cases(rng: random.Random, court_cases: list[CourtCase]) -> None:
+    """Sequence numbers per court, case type and year, rising in filing order; canonical case numbers.
+
+    The sample holds only some of a court's cases, so its numbers are spread over
+    the year's whole caseload rather than counted 1, 2, 3.
+    """
+    groups: dict[tuple[str, str, int], list[CourtCase]] = {}
+    for case in sorted(court_cases, key=lambda c: c.filed_on):
+        groups.setdefault((case.court_code, case.type_code, case.year), []).append(case)
+    for cases in groups.values():
+        numbers = sorted(rng.sample(range(1, max(len(cases), COURT_YEAR_CASELOAD) + 1), len(cases)))
+        for case, number in zip(cases, numbers):
+            case.sequence = number
+            if case.legacy:
+                case.case_number = f"（{case.year}）{case.legacy_abbr}{case.type_code}字第{number}号"
+            else:
+                case.case_number = f"（{case.year}）{case.court_code}{case.type_code}{number}号"
+
+
+# -- corrections ---------------------------------------------------------------------
+
+
+def _custody_place(rng: random.Random, party: Party, county: County, admitted: date) -> tuple[str, str] | None:
+    """(agency, kind) executing a sentence, or None for sentences served outside custody."""
+    kind = party.sentence_type
+    if kind in ("probation", "control"):
+        return f"{county.prefecture_name}{county.name}司法局", "社区矫正"
+    remand = f"{county.prefecture_name}{county.name}看守所"
+    if kind == "detention":
+        return remand, "看守所"
+    if kind == "fixed_term" and party.sentence_months <= SHORT_TERM_MONTHS and rng.random() < SHORT_TERM_REMAND_SHARE:
+        return remand, "看守所"
+    if kind in ("fixed_term", "life"):
+        person = party.suspect.person
+        if age_on(person.birth_date, admitted) < 18:
+            return JUVENILE_PRISON, "监狱"
+        return (WOMENS_PRISON if person.sex == "女" else rng.choice(PRISONS)), "监狱"
+    return None
+
+
+def _custody(rng: random.Random, lags: Lags, court_cases: list[CourtCase]) -> list[Custody]:
+    records = []
+    for case in court_cases:
+        if case.appeal is not None:
+            continue  # only the final judgment is executed
+        for party in case.parties:
+            community = party.sentence_type in ("probation", "control")
+            admitted = lags.after(case.judged_on, CORRECTIONS_START_LAG if community else ADMISSION_LAG)
+            place = _custody_place(rng, party, case.review.case.county, admitted) if admitted else None
+            if place is None:
+                continue
+            released = _add_months(admitted, party.sentence_months) if party.sentence_months else None
+            records.append(Custody(case, party, place[0], place[1], admitted, released if released and released <= AS_OF else None))
+    records.sort(key=lambda r: r.admitted_on)
+    sequence: dict[str, int] = {}
+    for record in records:
+        month = f"{record.admitted_on:%Y%m}"
+        sequence[month] = sequence.get(month, 0) + 1
+        record.record_id = f"JY{month}{sequence[month]:04d}"
+    return records
+
+
+# -- sealing -------------------------------------------------------------------------
+
+
+def _sealing_reason(party: Party) -> str | None:
+    """Why a minor's judgment is sealed (CPL art. 286), or None if it is not."""
+    kind, months = party.sentence_type, party.sentence_months
+    if party.verdict == "exempt":
+        return "minor; exempt from punishment"
+    if party.verdict != "guilty":
+        return None
+    if kind == "fixed_term":
+        return f"minor; sentence {months} months" if months <= SEALABLE_FIXED_TERM_MONTHS else None
+    if kind == "fine_only":
+        return "minor; fine only"
+    if kind in ("detention", "control", "probation"):
+        return f"minor; {kind} {months} months"
+    return None  # life
+
+
+def _sealed(reviews: list[Review], court_cases: list[CourtCase]) -> list[tuple[Person, PoliceCase, str]]:
+    sealed = []
+    for review in reviews:
+        for suspect, decision in review.decisions:
+            if suspect.minor and decision == "不起诉":
+                sealed.append((suspect.person, review.case, "minor; non-prosecution"))
+    for case in court_cases:
+        if case.appeal is not None:
+            continue
+        for party in case.parties:
+            reason = _sealing_reason(party) if party.suspect.minor else None
+            if reason:
+                sealed.append((party.suspect.person, case.review.case, reason))
+    sealed.sort(key=lambda s: (s[0].person_id, s[1].case_id))
+    return sealed
+
+
+def build_world(rng: random.Random, ref: Reference, n_cases: int) -> World:
+    """The whole true state for ``n_cases`` police cases."""
+    lags = Lags(rng)
+    population = Population(rng, lags, ref.counties)
+    cases = _police_cases(rng, lags, ref, n_cases, population)
+    reviews = _reviews(rng, lags, cases)
+    first_instances = _first_instances(rng, lags, reviews)
+    appeals = _appeals(rng, lags, first_instances)
+    court_cases = first_instances + appeals
+    _number_court_cases(rng, court_cases)
+    custody = _custody(rng, lags, court_cases)
+    return World(population.persons, cases, reviews, court_cases, custody, _sealed(reviews, court_cases))
