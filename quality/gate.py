@@ -93,7 +93,12 @@ def _gx():
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("TQDM_DISABLE", "1")  # GX's per-expectation progress bars drown the task log
+    import logging
+
     import great_expectations as gx
+
+    # GX logs a warning per expectation for every optional field it fills in; only errors matter here.
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
