@@ -346,6 +346,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--summary", action="store_true", help="counts per stage, table and rule")
     sp.add_argument("--limit", type=int, default=50)
     sp.set_defaults(func=cmd_quarantine)
+
+    from lawlake.sharing.cli import register
+
+    register(sub)
     return p
 
 

@@ -1,0 +1,1 @@
+"""Partner delivery: the Delta Sharing protocol server, tokens, audit, file and database delivery."""
