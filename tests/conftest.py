@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# Airflow reads its configuration at first import: give the test session a throwaway home.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="lawlake-test-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("RUST_LOG", "warn")
 
 
 @pytest.fixture(scope="session")
