@@ -174,6 +174,18 @@ def record_json(df: DataFrame) -> Column:
 # -- one build function per silver table ---------------------------------------------
 
 
+def police_case_rules() -> list[Rule]:
+    """The rules of police_cases, first broken wins."""
+    return [
+        required("case_id", "police case id"),
+        required("filed_on", "filing date"),
+        Rule("region_code.unknown", "region code is not a GB/T 2260 code", F.col("_region_ok").isNull(), F.col("raw_region_code")),
+        required("charge", "charge"),
+        charge_rule(),
+        *[date_rule(n, n.replace("_", " ")) for n in ("occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on")],
+    ]
+
+
 def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
     """One row per bronze police case version, parsed and checked."""
     df = raw_fields(bronze, {c: c for c in ("case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at")})
@@ -191,15 +203,13 @@ def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("status", F.trim("raw_status"))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
     )
-    rules = [
-        required("case_id", "police case id"),
-        required("filed_on", "filing date"),
-        Rule("region_code.unknown", "region code is not a GB/T 2260 code", F.col("_region_ok").isNull(), F.col("raw_region_code")),
-        required("charge", "charge"),
-        charge_rule(),
-        *[date_rule(n, n.replace("_", " ")) for n in ("occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on")],
-    ]
+    rules = police_case_rules()
     return rank_versions(check(df, rules), F.col("police_case_id")).withColumn("_record", record_json(df))
+
+
+def police_transfer_rules() -> list[Rule]:
+    """The rules of police_transfers, first broken wins."""
+    return [required("transfer_id", "transfer id"), required("case_id", "police case id"), required("transferred_on", "transfer date"), date_rule("transferred_on", "transfer date")]
 
 
 def build_police_transfers(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -212,8 +222,13 @@ def build_police_transfers(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("transferred_on", R.parse_date(F.col("raw_transferred_on")))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
     )
-    rules = [required("transfer_id", "transfer id"), required("case_id", "police case id"), required("transferred_on", "transfer date"), date_rule("transferred_on", "transfer date")]
+    rules = police_transfer_rules()
     return rank_versions(check(df, rules), F.col("transfer_id")).withColumn("_record", record_json(df))
+
+
+def suspect_rules() -> list[Rule]:
+    """The rules of suspects, first broken wins."""
+    return [required("suspect_id", "suspect id"), required("case_id", "police case id"), required("name", "name"), id_rule(), date_rule("birth_date", "birth date")]
 
 
 def build_suspects(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -225,8 +240,26 @@ def build_suspects(bronze: DataFrame, refs: Refs) -> DataFrame:
         .transform(with_person)
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
     )
-    rules = [required("suspect_id", "suspect id"), required("case_id", "police case id"), required("name", "name"), id_rule(), date_rule("birth_date", "birth date")]
+    rules = suspect_rules()
     return rank_versions(check(df, rules), F.col("suspect_id")).withColumn("_record", record_json(df))
+
+
+def prosecution_rules() -> list[Rule]:
+    """The rules of prosecutions, first broken wins."""
+    return [
+        required("review_id", "review id (受案号)"),
+        required("police_case_id", "police case id"),
+        required("name", "suspect name"),
+        id_rule(),
+        required("received_on", "date received"),
+        date_rule("received_on", "date received"),
+        required("decision", "decision (审查结论)"),
+        Rule("decision.unknown", "decision is not 起诉, 不起诉 or 退回补充侦查", ~_blank(F.col("raw_decision")) & F.col("decision").isNull(), F.col("raw_decision")),
+        date_rule("decided_on", "decision date"),
+        date_rule("birth_date", "birth date"),
+        required("charge", "charge"),
+        charge_rule(),
+    ]
 
 
 def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -248,20 +281,7 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("procuratorate", F.trim("raw_procuratorate"))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
     )
-    rules = [
-        required("review_id", "review id (受案号)"),
-        required("police_case_id", "police case id"),
-        required("name", "suspect name"),
-        id_rule(),
-        required("received_on", "date received"),
-        date_rule("received_on", "date received"),
-        required("decision", "decision (审查结论)"),
-        Rule("decision.unknown", "decision is not 起诉, 不起诉 or 退回补充侦查", ~_blank(F.col("raw_decision")) & F.col("decision").isNull(), F.col("raw_decision")),
-        date_rule("decided_on", "decision date"),
-        date_rule("birth_date", "birth date"),
-        required("charge", "charge"),
-        charge_rule(),
-    ]
+    rules = prosecution_rules()
     return rank_versions(check(df, rules), F.col("prosecution_id")).withColumn("_record", record_json(df))
 
 
@@ -311,6 +331,20 @@ def court_case_rules() -> list[Rule]:
     ]
 
 
+def court_defendant_rules() -> list[Rule]:
+    """The rules of court_defendants, first broken wins."""
+    return [
+        Rule("court_case.rejected", "its court case was rejected", F.col("_case_rule").isNotNull(), F.col("raw_case_number")),
+        required("name", "defendant name"),
+        id_rule(),
+        date_rule("birth_date", "birth date"),
+        Rule("verdict.unknown", "verdict is not guilty, exempt or acquitted", ~_blank(F.col("raw_verdict")) & F.col("verdict").isNull(), F.col("raw_verdict")),
+        Rule("sentence_type.unknown", "sentence type is not in the code list", ~_blank(F.col("raw_sentence_type")) & F.col("sentence_type").isNull(), F.col("raw_sentence_type")),
+        Rule("sentence_months.invalid", "sentence months is not a whole number between 0 and 600",
+             ~_blank(F.col("raw_sentence_months")) & (F.col("sentence_months").isNull() | (F.col("sentence_months") < 0) | (F.col("sentence_months") > 600)), F.col("raw_sentence_months")),
+    ]
+
+
 def build_court_defendants(bronze: DataFrame, refs: Refs) -> DataFrame:
     """One row per party of every bronze court case version; a party of a broken case breaks with it."""
     cases = rank_versions(check(_court_rows(bronze, refs), court_case_rules()), F.col("case_number"))
@@ -337,19 +371,26 @@ def build_court_defendants(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("sentence_type", F.when(F.trim("raw_sentence_type").isin(*SENTENCE_TYPES), F.trim("raw_sentence_type")))
         .withColumn("sentence_months", F.expr("try_cast(raw_sentence_months AS INT)"))
     )
-    rules = [
-        Rule("court_case.rejected", "its court case was rejected", F.col("_case_rule").isNotNull(), F.col("raw_case_number")),
-        required("name", "defendant name"),
-        id_rule(),
-        date_rule("birth_date", "birth date"),
-        Rule("verdict.unknown", "verdict is not guilty, exempt or acquitted", ~_blank(F.col("raw_verdict")) & F.col("verdict").isNull(), F.col("raw_verdict")),
-        Rule("sentence_type.unknown", "sentence type is not in the code list", ~_blank(F.col("raw_sentence_type")) & F.col("sentence_type").isNull(), F.col("raw_sentence_type")),
-        Rule("sentence_months.invalid", "sentence months is not a whole number between 0 and 600",
-             ~_blank(F.col("raw_sentence_months")) & (F.col("sentence_months").isNull() | (F.col("sentence_months") < 0) | (F.col("sentence_months") > 600)), F.col("raw_sentence_months")),
-    ]
+    rules = court_defendant_rules()
     checked = check(df, rules)
     # The case's version rank decides which parties are current; a party is its case's key plus position.
     return checked.withColumn("_key", F.col("defendant_id")).withColumn("_record", record_json(df))
+
+
+def custody_rules() -> list[Rule]:
+    """The rules of custody, first broken wins."""
+    return [
+        required("record_id", "record id (记录编号)"),
+        required("case_number", "court case number"),
+        Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)", F.col("case_number").isNull(), F.col("raw_case_number")),
+        required("name", "name"),
+        id_rule(),
+        Rule("custody_type.unknown", "custody type is not 监狱, 社区矫正 or 看守所", F.col("custody_type").isNull(), F.col("raw_custody_type")),
+        required("admitted_on", "admission date"),
+        date_rule("admitted_on", "admission date"),
+        date_rule("released_on", "release date"),
+        Rule("released_on.before_admission", "released before admitted", F.col("released_on") < F.col("admitted_on"), F.col("raw_released_on")),
+    ]
 
 
 def build_custody(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -367,18 +408,7 @@ def build_custody(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("released_on", R.parse_date(F.col("raw_released_on")))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
     )
-    rules = [
-        required("record_id", "record id (记录编号)"),
-        required("case_number", "court case number"),
-        Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)", F.col("case_number").isNull(), F.col("raw_case_number")),
-        required("name", "name"),
-        id_rule(),
-        Rule("custody_type.unknown", "custody type is not 监狱, 社区矫正 or 看守所", F.col("custody_type").isNull(), F.col("raw_custody_type")),
-        required("admitted_on", "admission date"),
-        date_rule("admitted_on", "admission date"),
-        date_rule("released_on", "release date"),
-        Rule("released_on.before_admission", "released before admitted", F.col("released_on") < F.col("admitted_on"), F.col("raw_released_on")),
-    ]
+    rules = custody_rules()
     return rank_versions(check(df, rules), F.col("record_id")).withColumn("_record", record_json(df))
 
 
@@ -409,6 +439,30 @@ TABLES: dict[str, tuple[str, Callable[[DataFrame, Refs], DataFrame]]] = {
     "silver.court_defendants": ("bronze.court_cases", build_court_defendants),
     "silver.custody": ("bronze.custody_records", build_custody),
 }
+RULES: dict[str, Callable[[], list[Rule]]] = {
+    "silver.police_cases": police_case_rules,
+    "silver.police_transfers": police_transfer_rules,
+    "silver.suspects": suspect_rules,
+    "silver.prosecutions": prosecution_rules,
+    "silver.court_cases": court_case_rules,
+    "silver.court_defendants": court_defendant_rules,
+    "silver.custody": custody_rules,
+}
+
+
+def rule_metrics(checked: DataFrame, rules: list[Rule]) -> list[dict]:
+    """Per rule: how many rows had a value for it to check (``applicable``) and how many it rejected.
+
+    A rule's pass rate is ``1 - rejected / applicable``: e.g. the share of non-empty case
+    numbers that parse. A ``*.missing`` rule checks every row.
+    """
+    aggs = []
+    for i, r in enumerate(rules):
+        applicable = F.lit(True) if r.id.endswith(".missing") else ~_blank(r.raw.cast("string"))
+        aggs.append(F.sum(F.when(applicable, 1).otherwise(0)).alias(f"a{i}"))
+        aggs.append(F.sum(F.when(F.col("_rule") == r.id, 1).otherwise(0)).alias(f"r{i}"))
+    row = checked.agg(*aggs).first()
+    return [{"rule": r.id, "applicable": int(row[f"a{i}"] or 0), "rejected": int(row[f"r{i}"] or 0)} for i, r in enumerate(rules)]
 
 
 def reference_tables(spark: "SparkSession") -> Refs:
@@ -426,8 +480,10 @@ def run(ctx: StageContext) -> StageOutput:
     for target, (source, build) in TABLES.items():
         contract = contracts.load(target)
         checked = build(ctx.read(source), refs)
-        keep = [*contract.names, "_rule", "_reason", "_raw", "_key", "_version", "_record"]
+        raw = [c for c in checked.columns if c.startswith("raw_")]  # kept for the per-rule metrics
+        keep = [*contract.names, *raw, "_rule", "_reason", "_raw", "_key", "_version", "_record"]
         checked = ctx.materialize(checked.select(*keep), target)
+        out.metrics[target] = rule_metrics(checked, RULES[target]())
         current, rejected, superseded = split(checked, source_table=source, target_table=target)
         path = ctx.write_candidate(current.select(*contract.names), target, contract=contract)
         n_rejected = rejected.count()

@@ -167,6 +167,14 @@ def print_run_summary(settings: config.Settings, run_id: str) -> None:
             [{"stage": s["stage"], "table": s["table_name"], "in": s["rows_in"], "out": s["rows_out"], "quarantined": s["rows_quarantined"],
               "merged": s["rows_merged"], "excluded": s["rows_excluded"], "balanced": "yes" if s["is_balanced"] else "NO"} for s in stages]
         )
+    rules = [
+        {"table": g["table_name"], "rule": r["expectation"][len("rule_pass_rate("):-1], "quarantined": r["unexpected_count"],
+         "pass rate": r["observed"].split(" of ")[0], "threshold": "" if r["threshold"] is None else f"{r['threshold']:.1%}", "ok": "yes" if r["success"] else "NO"}
+        for g in gates for r in g["results"] if r["expectation"].startswith("rule_pass_rate(") and (r["unexpected_count"] or not r["success"])
+    ]
+    if rules:
+        print("\nnormalize rules that quarantined rows (pass rate = share of checked values accepted):")
+        _print_table(rules)
     if gates:
         failed = [g for g in gates if not g["success"]]
         print(f"\ngates: {len(gates) - len(failed)} passed, {len(failed)} failed")
@@ -355,7 +363,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    os.environ.setdefault("RUST_LOG", "warn")
+    os.environ.setdefault("RUST_LOG", "error")  # the embedded engine's shutdown warnings are not the user's concern
     return args.func(args)
 
 

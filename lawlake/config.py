@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings", "load", "REPO_ROOT", "SCHEMAS_DIR", "QUALITY_DIR"]
+__all__ = ["Settings", "load", "load_thresholds", "REPO_ROOT", "SCHEMAS_DIR", "QUALITY_DIR"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS_DIR = REPO_ROOT / "schemas"
@@ -49,9 +49,23 @@ class Settings:
         return path.read_text().strip().encode()
 
 
+def load_thresholds(path: str | Path | None = None) -> dict:
+    """Gate thresholds: ``{table: {rule: minimum pass rate}, "default": rate}`` from YAML."""
+    import yaml
+
+    path = Path(path or os.environ.get("LAWLAKE_THRESHOLDS") or QUALITY_DIR / "thresholds.yaml")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for table, rules in doc.items():
+        values = rules.values() if isinstance(rules, dict) else [rules]
+        if any(not isinstance(v, (int, float)) or not 0 <= v <= 1 for v in values):
+            raise ValueError(f"{path}: thresholds of {table} must be rates between 0 and 1")
+    return doc
+
+
 def load(lake: str | Path | None = None, catalog_url: str | None = None, engine: str | None = None) -> Settings:
     """Settings from arguments, then environment, then defaults."""
     lake_path = Path(lake or os.environ.get("LAWLAKE_LAKE") or "lake").expanduser().resolve()
     url = catalog_url or os.environ.get("LAWLAKE_CATALOG_URL") or f"sqlite:///{lake_path / '_catalog' / 'catalog.db'}"
     eng = engine or os.environ.get("LAWLAKE_ENGINE") or "embedded"
-    return Settings(lake=lake_path, catalog_url=url, engine=eng)
+    min_cell = int(os.environ.get("LAWLAKE_OPEN_MIN_CELL", "10"))
+    return Settings(lake=lake_path, catalog_url=url, engine=eng, open_min_cell=min_cell, thresholds=load_thresholds())

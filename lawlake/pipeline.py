@@ -143,6 +143,7 @@ class StageOutput:
     reconciliations: list[Reconciliation] = field(default_factory=list)
     ingested_files: list[dict] = field(default_factory=list)
     watermarks: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, list[dict]] = field(default_factory=dict)  # table -> per-rule {rule, applicable, rejected}
     notes: dict = field(default_factory=dict)
 
 
@@ -205,6 +206,7 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
         "candidates": [{"table": c.table, "path": str(c.path), "mode": c.mode} for c in out.candidates],
         "reconciliations": [r.as_dict() for r in out.reconciliations],
         "manifest": str(manifest),
+        "metrics": out.metrics,
         "notes": out.notes,
     }
 
@@ -230,7 +232,7 @@ def _suite_for(stage: str, table: str, settings: Settings):
 
 def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
     """Gate every candidate of a stage; publish them all only if every one passed."""
-    from quality.gate import run_gate
+    from quality.gate import rule_rate_results, run_gate
 
     run_id = summary["run_id"]
     ctx = _context(stage, settings, run_id, None)
@@ -243,6 +245,9 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
             ctx.spark, cand["table"], path, lake=settings.lake,
             contract=_contract_for(stage, cand["table"], settings), suite=_suite_for(stage, cand["table"], settings), siblings=siblings,
         )
+        metrics = (summary.get("metrics") or {}).get(cand["table"])
+        if metrics:
+            result.add(rule_rate_results(metrics, settings.thresholds.get(cand["table"], {}), default=settings.thresholds.get("default")))
         ctx.catalog.record_gate(run_id, stage, cand["table"], success=result.success, results=result.results, rows=result.rows, seconds=result.seconds, candidate_path=str(path))
         results.append((cand, result))
         log.info("[lawlake] gate %s: %s (%d rows, %d checks)", cand["table"], "passed" if result.success else "FAILED", result.rows, len(result.results))

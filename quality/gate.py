@@ -30,7 +30,7 @@ from lawlake.contracts import Contract
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["GateResult", "Suite", "load_suite", "run_gate"]
+__all__ = ["GateResult", "Suite", "load_suite", "run_gate", "rule_rate_results"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class GateResult:
     @property
     def failures(self) -> list[dict]:
         return [r for r in self.results if not r["success"]]
+
+    def add(self, results: list[dict]) -> None:
+        """Add results judged outside GX (rule pass rates); the gate fails if any fails."""
+        self.results.extend(results)
+        self.success = self.success and all(r["success"] for r in results)
 
     def describe_failures(self) -> str:
         return "; ".join(f"{r['expectation']}: {r.get('observed')}" for r in self.failures)
@@ -123,18 +128,18 @@ def _label(name: str, kwargs: dict) -> str:
 def _run_expectations(df: "DataFrame", expectations: list[tuple[str, dict]]) -> list[dict]:
     gx, batch_definition = _gx()
     suite = gx.ExpectationSuite(name="gate")
-    labels = {}
     for name, kwargs in expectations:
         cls = getattr(gx.expectations, _class_name(name), None)
         if cls is None:
             raise ValueError(f"unknown expectation {name!r}")
-        exp = suite.add_expectation(cls(**kwargs))
-        labels[exp.id] = (_label(name, kwargs), kwargs)
+        suite.add_expectation(cls(**kwargs))
     batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
     validation = batch.validate(suite, result_format="SUMMARY")
     out = []
     for r in validation.results:
-        label, kwargs = labels.get(r.expectation_config.id, (r.expectation_config.type, {}))
+        # Expectations of an unsaved suite have no ids: each result names itself by type and arguments.
+        kwargs = dict(r.expectation_config.kwargs)
+        label = _label(r.expectation_config.type, kwargs)
         raised = bool((r.exception_info or {}).get("raised_exception"))
         result = r.result or {}
         observed: Any = result.get("observed_value")
@@ -212,3 +217,26 @@ def run_gate(
         results=results,
         seconds=time.perf_counter() - start,
     )
+
+
+def rule_rate_results(metrics: list[dict], thresholds: dict[str, float], *, default: float | None) -> list[dict]:
+    """Judge each rule's pass rate (share of the values it checked that it accepted) against its threshold.
+
+    A rule with no threshold (and no default) is reported, not judged. Rejected rows are
+    quarantined either way; the threshold decides whether so many rejections still
+    let the table be published.
+    """
+    out = []
+    for m in metrics:
+        threshold = thresholds.get(m["rule"], default)
+        rate = 1.0 if m["applicable"] == 0 else 1 - m["rejected"] / m["applicable"]
+        out.append(
+            {
+                "expectation": f"rule_pass_rate({m['rule']})",
+                "success": threshold is None or rate >= threshold,
+                "observed": f"{rate:.2%} of {m['applicable']} checked ({m['rejected']} quarantined)",
+                "threshold": threshold,
+                "unexpected_count": m["rejected"],
+            }
+        )
+    return out
