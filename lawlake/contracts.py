@@ -22,7 +22,7 @@ from lawlake.tables import parse_name
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["Column", "Contract", "ContractError", "load", "parse", "enforce", "arrow_schema", "dataframe", "PII_CLASSES", "TYPES"]
+__all__ = ["CODE_LISTS", "Column", "Contract", "ContractError", "load", "parse", "enforce", "arrow_schema", "dataframe", "PII_CLASSES", "TYPES"]
 
 PII_CLASSES = ("none", "quasi", "direct", "sensitive")
 TYPES = ("string", "int", "bigint", "double", "boolean", "date", "timestamp")
@@ -40,6 +40,10 @@ class Column:
     pii: str
     description: str
     accepted_values: tuple | None = None
+    code_list: str | None = None  # a reference list in schemas/reference/ the values must belong to
+
+
+CODE_LISTS = ("regions", "charges")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,9 @@ def parse(doc: dict, *, source: str = "<contract>") -> Contract:
         if not raw.get("description"):
             problems.append(f"column {name}: no description")
         accepted = raw.get("accepted_values")
+        code_list = raw.get("code_list")
+        if code_list is not None and code_list not in CODE_LISTS:
+            problems.append(f"column {name}: code_list {code_list!r} not one of {CODE_LISTS}")
         cols.append(
             Column(
                 name=name,
@@ -108,6 +115,7 @@ def parse(doc: dict, *, source: str = "<contract>") -> Contract:
                 pii=pii,
                 description=raw.get("description", ""),
                 accepted_values=tuple(accepted) if accepted else None,
+                code_list=code_list,
             )
         )
     names = [c.name for c in cols]

@@ -76,6 +76,17 @@ def load_suite(table: str, *, suites_dir: Path | None = None) -> Suite:
     return Suite(table=table, expectations=tuple(exps), checks=tuple(doc.get("checks", [])))
 
 
+def code_list(name: str) -> list[str]:
+    """The codes of a reference list (schemas/reference/), for in-set expectations."""
+    from lawlake.rules import reference
+
+    if name == "regions":
+        return sorted(r.code for r in reference.regions())
+    if name == "charges":
+        return sorted(c.charge_code for c in reference.charges())
+    raise ValueError(f"unknown code list {name!r}")
+
+
 def contract_expectations(contract: Contract) -> list[tuple[str, dict]]:
     """The expectations a contract implies."""
     exps: list[tuple[str, dict]] = [("expect_table_columns_to_match_ordered_list", {"column_list": contract.names})]
@@ -84,6 +95,8 @@ def contract_expectations(contract: Contract) -> list[tuple[str, dict]]:
             exps.append(("expect_column_values_to_not_be_null", {"column": c.name}))
         if c.accepted_values:
             exps.append(("expect_column_values_to_be_in_set", {"column": c.name, "value_set": list(c.accepted_values)}))
+        if c.code_list:
+            exps.append(("expect_column_values_to_be_in_set", {"column": c.name, "value_set": code_list(c.code_list)}))
     key = list(contract.primary_key)
     if len(key) == 1:
         exps.append(("expect_column_values_to_be_unique", {"column": key[0]}))
