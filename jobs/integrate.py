@@ -123,11 +123,19 @@ def build_person_index(mentions: DataFrame, person_records: DataFrame) -> DataFr
         ((F.countDistinct("name") > 1) | (F.countDistinct("sex") > 1) | (F.countDistinct("birth_date") > 1)).alias("has_conflicts"),
     )
     # A valid identity number fixes sex and birth date (GB 11643-1999); otherwise the majority of mentions does.
+    # Silver holds only valid 18-character numbers: birth date in characters 7-14, an odd 17th digit for male.
+    id_birth_date = F.try_to_timestamp(F.substring("id_number", 7, 8), F.lit("yyyyMMdd")).cast("date")
+    id_sex = F.when(F.col("id_number").isNotNull(), F.when((F.ascii(F.substring("id_number", 17, 1)) - 48) % 2 == 1, F.lit("M")).otherwise(F.lit("F")))
     return (
         stats.join(_most_frequent(m, "name"), "person_key")
         .join(_most_frequent(m, "sex"), "person_key", "left")
         .join(_most_frequent(m, "birth_date"), "person_key", "left")
-        .select("person_key", "id_number", "name", "sex", "birth_date", "n_records", "agencies", "has_conflicts")
+        .select(
+            "person_key", "id_number", "name",
+            F.coalesce(id_sex, F.col("sex")).alias("sex"),
+            F.coalesce(id_birth_date, F.col("birth_date")).alias("birth_date"),
+            "n_records", "agencies", "has_conflicts",
+        )
     )
 
 

@@ -25,6 +25,7 @@ from pyspark.sql import types as T
 from lawlake import contracts
 from lawlake.catalog import Reconciliation
 from lawlake.pipeline import Candidate, StageContext, StageOutput
+from lawlake.rules import WHITESPACE
 from lawlake.rules import spark as R
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ class Rule:
 
 
 def _blank(col: Column) -> Column:
-    return col.isNull() | (F.trim(col) == "")
+    # Every whitespace the rules strip (full-width spaces too), not only ASCII spaces.
+    return col.isNull() | (F.translate(col, WHITESPACE, "") == "")
 
 
 def _map(col: Column, mapping: dict[str, str]) -> Column:
@@ -154,11 +156,19 @@ def check(df: DataFrame, rules: list[Rule]) -> DataFrame:
 
 
 def rank_versions(df: DataFrame, key: Column) -> DataFrame:
-    """``_key`` and ``_version``: 1 for the latest version of each key (by updated_at, then ingestion)."""
-    w = Window.partitionBy("_key").orderBy(
+    """``_key`` and ``_version``: 1 for the latest *valid* version of each key (by updated_at, then ingestion).
+
+    Valid and rejected versions are ranked apart: a broken late update is quarantined and
+    the last valid version stays current (last known good), rather than the record
+    vanishing from silver.
+    """
+    is_valid = F.col("_rule").isNull()
+    w = Window.partitionBy("_key", is_valid).orderBy(
         F.col("updated_at").desc_nulls_last(), F.col("_ingested_at").desc(), F.col("_record_hash").desc()
     )
-    return df.withColumn("_key", key).withColumn("_version", F.when(F.col("_key").isNull(), F.lit(1)).otherwise(F.row_number().over(w)))
+    return df.withColumn("_key", key).withColumn(
+        "_version", F.when(F.col("_key").isNull() | ~is_valid, F.lit(1)).otherwise(F.row_number().over(w))
+    )
 
 
 def raw_fields(bronze: DataFrame, names: dict[str, str]) -> DataFrame:
@@ -365,7 +375,8 @@ def build_court_defendants(bronze: DataFrame, refs: Refs) -> DataFrame:
     ).drop("p")
     df = (
         df.withColumn("party_index", (F.col("_pos") + 1).cast("int"))
-        .withColumn("defendant_id", F.concat_ws("#", F.col("case_number"), F.col("party_index").cast("string")))
+        # A party of a case whose number did not parse keeps the number as delivered in its key.
+        .withColumn("defendant_id", F.concat_ws("#", F.coalesce(F.col("case_number"), F.col("raw_case_number")), F.col("party_index").cast("string")))
         .transform(with_person)
         .withColumn("verdict", F.when(F.trim("raw_verdict").isin(*VERDICTS), F.trim("raw_verdict")))
         .withColumn("sentence_type", F.when(F.trim("raw_sentence_type").isin(*SENTENCE_TYPES), F.trim("raw_sentence_type")))

@@ -1,0 +1,315 @@
+"""normalize: bronze rows to canonical silver rows, broken rows to quarantine, older versions merged.
+
+Every ``build_<table>`` runs once per module on a handful of inline bronze rows; the
+parametrized cases then look up one row each in the three frames of
+:func:`jobs.normalize.split` (current, rejected, superseded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from jobs import normalize
+from lawlake import contracts
+
+from .frames import bronze, id_number
+
+D = dt.date
+ZS = id_number("330102", "19900101", "123")  # 张三, male, valid
+LS = id_number("330106", "19850505", "222")  # 李四, female, valid
+LEGACY = "110105491231002"  # 15 digits: 1949-12-31, female; upgrades to 11010519491231002X
+BAD_CHECK = "110105194912310021"  # 18 digits, wrong check character
+
+LATE = dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc)  # delivered a day after the rest
+
+BRONZE = {
+    "silver.police_cases": [
+        # A1: valid; every date in another format, a charge variant with the 涉嫌 prefix
+        {"case_id": " A1 ", "region_code": "330102", "charge": "涉嫌盗窃罪", "occurred_on": "2023年1月2日", "filed_on": "2023/1/3",
+         "detained_on": "20230103", "arrested_on": "2023.01.10", "transferred_on": "2023-02-28 08:30:00", "status": "侦查", "updated_at": "2023-03-01 10:00:00"},
+        {"case_id": None, "region_code": "330102", "charge": "盗窃", "filed_on": "2023-01-03"},  # no key
+        {"case_id": "A3", "region_code": "999999", "charge": "盗窃", "filed_on": "2023-01-03"},  # not a GB/T 2260 code
+        {"case_id": "A4", "region_code": "330102", "charge": "外星入侵罪", "filed_on": "2023-01-03"},  # not a charge
+        {"case_id": "A5", "region_code": "330102", "charge": "盗窃", "filed_on": "2023-13-01"},  # no month 13
+        # A6 twice: the later update arrives first; the earlier update, delivered late, must not win
+        {"case_id": "A6", "region_code": "330105", "charge": "诈骗", "filed_on": "2023-01-05", "status": "newer", "updated_at": "2023-03-01 00:00:00"},
+        {"case_id": "A6", "region_code": "330105", "charge": "诈骗", "filed_on": "2023-01-05", "status": "older", "updated_at": "2023-02-01 00:00:00",
+         "_ingested_at": LATE},
+    ],
+    "silver.police_transfers": [
+        {"transfer_id": "T1", "case_id": "A1", "procuratorate": " 上城区检察院 ", "transferred_on": "2023年3月1日", "updated_at": "2023-03-01"},
+        {"transfer_id": "T2", "case_id": "A1", "transferred_on": None},  # no transfer date
+        {"transfer_id": "T3", "case_id": "A1", "transferred_on": "yesterday"},  # not a date
+    ],
+    "silver.suspects": [
+        # S1: a 15-digit id, upgraded; its sex and birth date override the (wrong) recorded ones; the traditional name simplified
+        {"suspect_id": "S1", "case_id": "A1", "name": "張 三", "id_number": LEGACY, "sex": "男", "birth_date": "1950-01-01", "updated_at": "2023-01-03 09:00:00"},
+        {"suspect_id": "S2", "case_id": "A1", "name": "李四", "id_number": BAD_CHECK, "sex": "男", "birth_date": "1949-12-31"},  # check character wrong
+        # S3: no id: sex and birth date as recorded
+        {"suspect_id": "S3", "case_id": "A1", "name": "王五", "id_number": None, "sex": "男", "birth_date": "2001年2月3日"},
+        {"suspect_id": "S4", "case_id": "A1", "name": "  ", "id_number": ZS},  # blank name
+        {"suspect_id": "S5", "case_id": "A1", "name": "赵六", "birth_date": "2001/2/30"},  # no 30 February, no id to fall back on
+        # S6: a valid id fixes the birth date, so an unreadable recorded one does not reject the row
+        {"suspect_id": "S6", "case_id": "A1", "name": "钱七", "id_number": ZS, "sex": "女", "birth_date": "不详"},
+    ],
+    "silver.prosecutions": [
+        # JC1: 不起诉 → non_prosecution, the slang 醉驾 → C133-1
+        {"review_id": "JC1", "police_case_id": "A1", "suspect_name": "张三", "id_number": ZS, "sex": "男", "birth_date": "1990-01-01", "received_on": "2023/3/2",
+         "decision": "不起诉", "decided_on": "2023-03-20", "charge": "醉驾", "procuratorate": "上城区检察院", "updated_at": "2023-03-20 12:00:00"},
+        # JC2: no id: keyed by name
+        {"review_id": "JC2", "police_case_id": "A2", "suspect_name": "李四", "received_on": "2023-03-02", "decision": "起诉", "charge": "故意伤害案"},
+        {"review_id": "JC3", "police_case_id": "A3", "suspect_name": "王五", "received_on": "2023-03-02", "decision": "撤案", "charge": "盗窃"},  # not a decision
+        {"review_id": "JC4", "police_case_id": "A4", "suspect_name": "赵六", "received_on": "2023-03-02", "decision": "起诉", "charge": "外星入侵罪"},  # not a charge
+        {"review_id": "JC5", "police_case_id": "A5", "suspect_name": "钱七", "received_on": "2023-02-30", "decision": "起诉", "charge": "盗窃"},  # no 30 February
+    ],
+    "silver.custody": [
+        # K1: round brackets and a 15-digit id, both canonicalized
+        {"record_id": "K1", "case_number": "(2023)浙0102刑初12号", "name": "张三", "id_number": LEGACY, "institution": "浙江省第一监狱", "custody_type": "监狱",
+         "admitted_on": "2023-05-20", "released_on": None, "updated_at": "2023-05-20 08:00:00"},
+        {"record_id": "K2", "case_number": "（2023）浙0102刑初12号", "name": "张三", "custody_type": "拘役所", "admitted_on": "2023-05-20"},  # unknown type
+        {"record_id": "K3", "case_number": "（2023）浙0102刑初12号", "name": "张三", "custody_type": "监狱", "admitted_on": "2023-05-20", "released_on": "2023-05-01"},  # released first
+        {"record_id": "K4", "case_number": "刑初12号", "name": "张三", "custody_type": "监狱", "admitted_on": "2023-05-20"},  # not a case number
+        {"record_id": None, "case_number": "（2023）浙0102刑初12号", "name": "张三", "custody_type": "监狱", "admitted_on": "2023-05-20"},  # no key
+    ],
+}
+
+FI = "（2023）浙0102刑初12号"
+AP = "（2023）浙01刑终9号"
+
+
+def _party(name, **fields):
+    return {"name": name, "role": "defendant", **fields}
+
+
+COURT_CASES = [
+    # FI, newer version (updated in June), delivered first: two parties
+    {"case_number": "〔2023〕浙0102刑初12号", "court_name": "newer", "trial_level": "first_instance", "review_id": "JC1", "charge": "盗窃罪",
+     "filed_on": "2023-04-01", "judged_on": "2023年5月1日", "updated_at": "2023-06-01 09:00:00",
+     "parties": json.dumps([
+         _party("張三", id_number=LEGACY, sex="男", birth_date="1950-01-01", verdict="guilty", sentence_type="fixed_term", sentence_months=10),
+         _party("李四", birth_date="1985/5/5", sex="女", verdict="guilty", sentence_type="probation", sentence_months="12"),
+     ], ensure_ascii=False)},
+    # FI, older version (updated in May), delivered late: its one party is superseded with it
+    {"case_number": "(2023)浙0102刑初12号", "court_name": "older", "trial_level": "first_instance", "review_id": "JC1", "charge": "盗窃罪",
+     "filed_on": "2023-04-01", "judged_on": "2023-05-01", "updated_at": "2023-05-02 09:00:00", "_ingested_at": LATE,
+     "parties": json.dumps([_party("张三", id_number=ZS, verdict="guilty", sentence_type="fixed_term", sentence_months=12)], ensure_ascii=False)},
+    # AP: an appeal; its parties break one rule each
+    {"case_number": "[2023]浙01刑终9号", "court_name": "中院", "trial_level": "appeal", "original_case_number": "(2023)浙0102刑初12号", "charge": "盗窃",
+     "filed_on": "2023-05-20", "judged_on": "2023-07-01", "updated_at": "2023-07-01",
+     "parties": json.dumps([
+         _party("张三", id_number=BAD_CHECK, verdict="guilty"),
+         _party("李四", verdict="maybe"),
+         _party("王五", verdict="guilty", sentence_type="fixed_term", sentence_months="700"),
+         _party("赵六", verdict="guilty", sentence_type="caning"),
+     ], ensure_ascii=False)},
+    # no brackets: not a case number; its defendant goes with it
+    {"case_number": "2023浙0102刑初13号", "trial_level": "first_instance", "charge": "盗窃", "parties": json.dumps([_party("孙八")], ensure_ascii=False)},
+    {"case_number": "（2023）浙0102刑初14号", "trial_level": "retrial", "charge": "盗窃"},  # not a trial level
+    {"case_number": "（2023）浙0102刑初15号", "trial_level": "first_instance", "charge": "抢劫", "judged_on": "2023-02-29"},  # not a day
+]
+
+SOURCES = {
+    "silver.police_cases": "bronze.police_cases",
+    "silver.police_transfers": "bronze.police_transfers",
+    "silver.suspects": "bronze.police_suspects",
+    "silver.prosecutions": "bronze.procuratorate_reviews",
+    "silver.court_cases": "bronze.court_cases",
+    "silver.court_defendants": "bronze.court_cases",
+    "silver.custody": "bronze.custody_records",
+}
+BUILD = {
+    "silver.police_cases": normalize.build_police_cases,
+    "silver.police_transfers": normalize.build_police_transfers,
+    "silver.suspects": normalize.build_suspects,
+    "silver.prosecutions": normalize.build_prosecutions,
+    "silver.court_cases": normalize.build_court_cases,
+    "silver.court_defendants": normalize.build_court_defendants,
+    "silver.custody": normalize.build_custody,
+}
+KEYS = {
+    "silver.police_cases": "police_case_id",
+    "silver.police_transfers": "transfer_id",
+    "silver.suspects": "suspect_id",
+    "silver.prosecutions": "prosecution_id",
+    "silver.court_cases": "case_number",
+    "silver.court_defendants": "defendant_id",
+    "silver.custody": "record_id",
+}
+
+
+@dataclass
+class Split:
+    current: dict  # key -> silver row (contract columns)
+    rejected: list[dict]  # quarantine rows
+    superseded: list[dict]  # silver rows of older versions
+
+    def reject(self, rule, raw):
+        found = [r for r in self.rejected if (r["rule"], r["raw_value"]) == (rule, raw)]
+        assert len(found) == 1, f"expected one quarantine row for {rule} {raw!r}, got {found} (all: {self.rejected})"
+        return found[0]
+
+
+@pytest.fixture(scope="module")
+def built(spark):
+    """Each silver table's split, computed on first use."""
+    refs = normalize.reference_tables(spark)
+    cache: dict[str, Split] = {}
+
+    def get(target: str) -> Split:
+        if target not in cache:
+            source = SOURCES[target]
+            rows = COURT_CASES if source == "bronze.court_cases" else BRONZE[target]
+            contract = contracts.load(target)
+            checked = BUILD[target](bronze(spark, source, rows), refs)
+            current, rejected, superseded = normalize.split(checked, source_table=source, target_table=target)
+            key = KEYS[target]
+            cur = [r.asDict() for r in contracts.enforce(current.select(*contract.names), contract).collect()]
+            assert len({r[key] for r in cur}) == len(cur), f"{target}: one current row per key"
+            cache[target] = Split(
+                current={r[key]: r for r in cur},
+                rejected=[r.asDict() for r in rejected.collect()],
+                superseded=[r.asDict() for r in superseded.select(*contract.names).collect()],
+            )
+        return cache[target]
+
+    return get
+
+
+@pytest.mark.parametrize(
+    "target, key, expected",
+    [
+        # one police case: trimmed key, charge variant → code, four date formats, a timestamp's date
+        ("silver.police_cases", "A1", {"region_code": "330102", "charge_code": "C264", "occurred_on": D(2023, 1, 2), "filed_on": D(2023, 1, 3),
+                                       "detained_on": D(2023, 1, 3), "arrested_on": D(2023, 1, 10), "transferred_on": D(2023, 2, 28),
+                                       "updated_at": dt.datetime(2023, 3, 1, 10, 0)}),
+        # the later update wins, though delivered first
+        ("silver.police_cases", "A6", {"status": "newer", "charge_code": "C266", "updated_at": dt.datetime(2023, 3, 1)}),
+        ("silver.police_transfers", "T1", {"police_case_id": "A1", "procuratorate": "上城区检察院", "transferred_on": D(2023, 3, 1)}),
+        # 15 digits upgraded; sex and birth date from the id, not the recorded 男 / 1950-01-01; name simplified and unspaced
+        ("silver.suspects", "S1", {"name": "张三", "id_number": "11010519491231002X", "is_id_upgraded": True, "sex": "F", "birth_date": D(1949, 12, 31),
+                                   "police_case_id": "A1"}),
+        # no id: the recorded sex and 年月日 birth date
+        ("silver.suspects", "S3", {"id_number": None, "is_id_upgraded": False, "sex": "M", "birth_date": D(2001, 2, 3)}),
+        # a valid id overrides an unreadable birth date and a wrong sex
+        ("silver.suspects", "S6", {"id_number": ZS, "sex": "M", "birth_date": D(1990, 1, 1)}),
+        # keyed review + id; 不起诉 → non_prosecution; 醉驾 → C133-1
+        ("silver.prosecutions", f"JC1:{ZS}", {"review_id": "JC1", "decision": "non_prosecution", "charge_code": "C133-1", "received_on": D(2023, 3, 2),
+                                              "decided_on": D(2023, 3, 20), "sex": "M", "birth_date": D(1990, 1, 1)}),
+        # keyed review + name when there is no id; 故意伤害案 → C234
+        ("silver.prosecutions", "JC2:李四", {"decision": "prosecute", "charge_code": "C234", "id_number": None}),
+        # 〔〕 → （）; the June version wins over the May one delivered later
+        ("silver.court_cases", FI, {"court_name": "newer", "court_code": "浙0102", "case_type": "刑初", "case_year": 2023, "is_legacy_number": False,
+                                    "judged_on": D(2023, 5, 1), "charge_code": "C264", "review_id": "JC1"}),
+        # [] → （）, the appealed number canonical too
+        ("silver.court_cases", AP, {"trial_level": "appeal", "original_case_number": FI, "court_code": "浙01", "case_type": "刑终"}),
+        # a JSON number of months read as int; the id's sex and birth date
+        ("silver.court_defendants", f"{FI}#1", {"case_number": FI, "party_index": 1, "name": "张三", "id_number": "11010519491231002X", "sex": "F",
+                                                "birth_date": D(1949, 12, 31), "verdict": "guilty", "sentence_type": "fixed_term", "sentence_months": 10}),
+        ("silver.court_defendants", f"{FI}#2", {"party_index": 2, "id_number": None, "sex": "F", "birth_date": D(1985, 5, 5), "sentence_type": "probation",
+                                                "sentence_months": 12}),
+        ("silver.custody", "K1", {"case_number": FI, "id_number": "11010519491231002X", "is_id_upgraded": True, "custody_type": "prison",
+                                  "admitted_on": D(2023, 5, 20), "released_on": None}),
+    ],
+)
+def test_valid_rows_come_out_canonical(built, target, key, expected):
+    row = built(target).current[key]
+    assert {k: row[k] for k in expected} == expected
+
+
+ANY_KEY = object()  # a party of a case without a case number has no meaningful key of its own
+
+
+@pytest.mark.parametrize(
+    "target, key, rule, raw",
+    [
+        ("silver.police_cases", None, "case_id.missing", None),
+        ("silver.police_cases", "A3", "region_code.unknown", "999999"),
+        ("silver.police_cases", "A4", "charge.unknown", "外星入侵罪"),
+        ("silver.police_cases", "A5", "filed_on.unparseable", "2023-13-01"),
+        ("silver.police_transfers", "T2", "transferred_on.missing", None),
+        ("silver.police_transfers", "T3", "transferred_on.unparseable", "yesterday"),
+        ("silver.suspects", "S2", "id_number.invalid", BAD_CHECK),
+        ("silver.suspects", "S4", "name.missing", "  "),
+        ("silver.suspects", "S5", "birth_date.unparseable", "2001/2/30"),
+        ("silver.prosecutions", "JC3:王五", "decision.unknown", "撤案"),
+        ("silver.prosecutions", "JC4:赵六", "charge.unknown", "外星入侵罪"),
+        ("silver.prosecutions", "JC5:钱七", "received_on.unparseable", "2023-02-30"),
+        ("silver.court_cases", None, "case_number.unparseable", "2023浙0102刑初13号"),
+        ("silver.court_cases", "（2023）浙0102刑初14号", "trial_level.unknown", "retrial"),
+        ("silver.court_cases", "（2023）浙0102刑初15号", "judged_on.unparseable", "2023-02-29"),
+        # the party of a rejected case is rejected with it, pointing at the case number
+        ("silver.court_defendants", ANY_KEY, "court_case.rejected", "2023浙0102刑初13号"),
+        ("silver.court_defendants", f"{AP}#1", "id_number.invalid", BAD_CHECK),
+        ("silver.court_defendants", f"{AP}#2", "verdict.unknown", "maybe"),
+        ("silver.court_defendants", f"{AP}#3", "sentence_months.invalid", "700"),
+        ("silver.court_defendants", f"{AP}#4", "sentence_type.unknown", "caning"),
+        ("silver.custody", "K2", "custody_type.unknown", "拘役所"),
+        ("silver.custody", "K3", "released_on.before_admission", "2023-05-01"),
+        ("silver.custody", "K4", "case_number.unparseable", "刑初12号"),
+        ("silver.custody", None, "record_id.missing", None),
+    ],
+)
+def test_each_rule_sends_its_row_to_quarantine(built, target, key, rule, raw):
+    split = built(target)
+    q = split.reject(rule, raw)
+    if key is not ANY_KEY:
+        assert q["record_key"] == key
+    assert (q["source_table"], q["target_table"]) == (SOURCES[target], target)
+    assert q["reason"]
+    assert json.loads(q["record"])  # the raw record, for replay
+    assert key is None or key is ANY_KEY or key not in split.current
+
+
+@pytest.mark.parametrize(
+    "target, n_in, n_current, n_rejected, n_superseded",
+    [
+        ("silver.police_cases", 7, 2, 4, 1),  # A6's older update is merged, not lost
+        ("silver.police_transfers", 3, 1, 2, 0),
+        ("silver.suspects", 6, 3, 3, 0),
+        ("silver.prosecutions", 5, 2, 3, 0),
+        ("silver.court_cases", 6, 2, 3, 1),
+        ("silver.court_defendants", 8, 2, 5, 1),  # 2 + 1 (older FI) + 4 (AP) + 1 (rejected case)
+        ("silver.custody", 5, 1, 4, 0),
+    ],
+)
+def test_every_row_lands_once(built, target, n_in, n_current, n_rejected, n_superseded):
+    split = built(target)
+    assert (len(split.current), len(split.rejected), len(split.superseded)) == (n_current, n_rejected, n_superseded)
+    assert n_current + n_rejected + n_superseded == n_in
+
+
+def test_late_arriving_older_update_is_superseded(built):
+    (older,) = built("silver.police_cases").superseded
+    assert (older["police_case_id"], older["status"]) == ("A6", "older")
+
+
+def test_parties_of_a_superseded_case_version_are_superseded(built):
+    (old_party,) = built("silver.court_defendants").superseded
+    assert (old_party["defendant_id"], old_party["id_number"], old_party["sentence_months"]) == (f"{FI}#1", ZS, 12)
+    (old_case,) = built("silver.court_cases").superseded
+    assert old_case["court_name"] == "older"
+
+
+def test_a_name_of_ideographic_spaces_is_missing(spark):
+    checked = normalize.build_suspects(
+        bronze(spark, "bronze.police_suspects", [{"suspect_id": "S9", "case_id": "A1", "name": "\u3000\u3000", "id_number": ZS}]),
+        normalize.reference_tables(spark),
+    )
+    current, rejected, _ = normalize.split(checked, source_table="bronze.police_suspects", target_table="silver.suspects")
+    assert current.count() == 0
+    assert [r["rule"] for r in rejected.collect()] == ["name.missing"]
+
+
+def test_a_broken_update_does_not_remove_the_last_valid_version(spark):
+    rows = [
+        {"case_id": "A7", "region_code": "330102", "charge": "盗窃", "filed_on": "2023-01-03", "status": "valid", "updated_at": "2023-03-01 00:00:00"},
+        {"case_id": "A7", "region_code": "330102", "charge": "盗窃", "filed_on": "2023-01-33", "status": "broken", "updated_at": "2023-04-01 00:00:00"},
+    ]
+    checked = normalize.build_police_cases(bronze(spark, "bronze.police_cases", rows), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.police_cases", target_table="silver.police_cases")
+    assert [r["rule"] for r in rejected.collect()] == ["filed_on.unparseable"]
+    assert [r["status"] for r in current.collect()] == ["valid"]

@@ -1,0 +1,298 @@
+"""share: policies refuse unsafe grants; extracts are filtered, sealed-free and masked; the share gate proves it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import share
+from lawlake import contracts, policy, tables
+from lawlake.config import Settings
+from quality.gate import Suite, run_gate
+
+from .frames import table
+
+D = dt.date
+SECRET = b"test-lake-secret"
+CHAIN = contracts.load("gold.case_chain")
+
+
+def _doc(columns: dict | None = None, *, source: str = "gold.case_chain", rows: dict | None = None) -> dict:
+    """A policy document sharing one table: every column dropped unless ``columns`` says otherwise."""
+    names = CHAIN.names if source == "gold.nope" else contracts.load(source).names
+    cols = {c: "drop" for c in names}
+    if "chain_id" in cols:
+        cols["chain_id"] = "keep"
+    cols.update(columns or {})
+    return {
+        "partner": "test_partner",
+        "purpose": "tests",
+        "expires_on": D(2099, 1, 1),
+        "tables": {"t": {"from": source, "rows": rows or {}, "columns": {c: m for c, m in cols.items() if m is not None}}},
+    }
+
+
+# -- policy.parse ----------------------------------------------------------------------
+
+
+def test_a_complete_policy_parses():
+    p = policy.parse(_doc({"person_key": "pseudonym", "filed_on": "month", "age_at_offense": "age_band"}, rows={"region_code": {"prefix": ["3301"]}}))
+    (t,) = p.tables
+    assert (p.partner, p.logical(t), t.source) == ("test_partner", "share.test_partner.t", "gold.case_chain")
+    assert t.shared_columns() == ["chain_id", "person_key", "filed_on", "age_at_offense"]
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        # a source with no contract
+        (_doc(source="gold.nope"), "t: unknown table 'gold.nope'"),
+        # a column the gold table does not have
+        (_doc({"nickname": "keep"}), "t: unknown column 'nickname' in gold.case_chain"),
+        # a sensitive column left out: never shared by accident, never dropped silently either
+        (_doc({"verdict": None}), "t: sensitive PII column 'verdict' of gold.case_chain has no masking rule"),
+        # names and identity numbers may not be kept
+        (_doc({"id_number": "keep"}, source="gold.person_index"), "t.id_number: a direct identifier cannot be kept"),
+        # year/month generalize dates only
+        (_doc({"police_case_id": "month"}), "t.police_case_id: month generalizes dates, but police_case_id is string"),
+        (_doc({"sentence_months": "year"}), "t.sentence_months: year generalizes dates, but sentence_months is int"),
+        # the gate proves sealing by chain_id
+        (_doc({"chain_id": "pseudonym"}), "t: chain_id must be kept"),
+        (_doc(rows={"region_code": {"startswith": ["3301"]}}), "t: row filter on region_code must be one of"),
+        (_doc(rows={"province": {"equals": "33"}}), "t: row filter on unknown column 'province'"),
+        (_doc({"verdict": "scramble"}), "t.verdict: masking 'scramble' is not one of"),
+    ],
+)
+def test_parse_refuses_unsafe_policies(doc, message):
+    with pytest.raises(policy.PolicyError, match="^<policy>: .*" + re.escape(message)):
+        policy.parse(doc)
+
+
+def test_parse_reports_every_problem_at_once():
+    doc = _doc({"verdict": "keep", "nickname": "keep", "chain_id": "drop"})
+    with pytest.raises(policy.PolicyError) as err:
+        policy.parse(doc, source="p.yaml")
+    assert "unknown column 'nickname'" in str(err.value) and "chain_id must be kept" in str(err.value)
+
+
+@pytest.mark.parametrize("partner", ["hz_procuratorate", "zj_law_institute"])
+def test_the_repository_policies_parse(partner):
+    p = policy.load(partner)
+    assert p.partner == partner and p.tables
+    for t in p.tables:
+        shape = policy.share_contract(p, t)
+        assert shape.names == t.shared_columns()
+
+
+# -- policy.apply ----------------------------------------------------------------------
+
+
+def _chain_row(chain_id, **fields):
+    base = dict(chain_id=chain_id, police_case_id=f"A{chain_id}", person_key="P0", region_code="330102", charge_code="C264", filed_on=D(2023, 1, 15))
+    return {**base, **fields}
+
+
+GOLD = [
+    _chain_row("C1", person_key="Paaaa", age_at_offense=17),  # shared
+    _chain_row("C2", person_key="Paaaa", region_code="330105", filed_on=D(2023, 2, 3), age_at_offense=45),  # shared: the same person again
+    _chain_row("C3", person_key="Pbbbb", is_sealed=True, is_minor_at_offense=True, age_at_offense=16),  # sealed
+    _chain_row("C4", person_key="Pcccc", region_code="330203"),  # Ningbo: outside the filter
+    _chain_row("C5", person_key="Pdddd"),  # listed among sealed chain ids
+]
+TEST_POLICY = _doc({"police_case_id": "keep", "person_key": "pseudonym", "region_code": "keep", "filed_on": "month", "age_at_offense": "age_band"},
+                   rows={"region_code": {"prefix": ["3301"]}})
+
+
+@pytest.fixture(scope="module")
+def applied(spark):
+    gold = table(spark, "gold.case_chain", GOLD)
+    (t,) = policy.parse(TEST_POLICY).tables
+    sealed = spark.createDataFrame([("C5",)], "chain_id string")
+    out = {}
+    for partner in ("hz_procuratorate", "zj_law_institute"):
+        key = policy.partner_key(SECRET, partner)
+        df = share.build_share_table(gold, t, key=key, sealed_chain_ids=sealed)
+        out[partner] = (key, df.columns, {r["chain_id"]: r.asDict() for r in df.collect()})
+    return out
+
+
+def test_apply_keeps_the_filtered_unsealed_rows_and_only_the_shared_columns(applied):
+    _, columns, rows = applied["hz_procuratorate"]
+    assert columns == ["chain_id", "police_case_id", "person_key", "region_code", "filed_on", "age_at_offense"]
+    assert sorted(rows) == ["C1", "C2"]  # C3 sealed, C4 outside 3301, C5 a sealed chain id
+
+
+def test_apply_generalizes_dates_and_ages(applied):
+    _, _, rows = applied["hz_procuratorate"]
+    assert (rows["C1"]["filed_on"], rows["C1"]["age_at_offense"]) == ("2023-01", "16-17")
+    assert (rows["C2"]["filed_on"], rows["C2"]["age_at_offense"]) == ("2023-02", "45-59")  # 45: a band's lower bound
+
+
+def test_pseudonyms_are_stable_for_a_partner_and_differ_across_partners(applied):
+    key, _, hz = applied["hz_procuratorate"]
+    _, _, zj = applied["zj_law_institute"]
+    assert hz["C1"]["person_key"] == hz["C2"]["person_key"]  # one person, one pseudonym
+    assert hz["C1"]["person_key"] != zj["C1"]["person_key"]  # unlinkable across partners
+    assert hz["C1"]["person_key"] == hmac.new(key, b"Paaaa", hashlib.sha256).hexdigest()[:32]
+
+
+def test_hmac_column_equals_python_hmac(spark):
+    key = policy.partner_key(SECRET, "hz_procuratorate")
+    values = ["Paaaa", "张三", ""]
+    df = spark.createDataFrame([(v,) for v in values], "v string")
+    got = [r[0] for r in df.select(policy.hmac_sha256_hex(F.col("v"), key)).collect()]
+    assert got == [hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest() for v in values]
+
+
+def _apply_one(spark, column: str, ddl: str, mask: str, values: list) -> list:
+    df = spark.createDataFrame([(v,) for v in values], f"{column} {ddl}")
+    out = policy.apply(df, policy.SharedTable(name="t", source="gold.x", rows={}, columns={column: mask}), key=b"k")
+    return [r[0] for r in out.collect()]
+
+
+AGES = [13, 14, 17, 18, 59, 60, None]
+
+
+@pytest.fixture(scope="module")
+def age_bands(spark):
+    return dict(zip(AGES, _apply_one(spark, "age_at_offense", "int", "age_band", AGES)))
+
+
+@pytest.mark.parametrize(
+    "age, band",
+    [
+        (13, "0-13"),
+        (14, "14-15"),  # the youngest age of criminal responsibility for most offenses
+        (17, "16-17"),
+        (18, "18-24"),  # adult
+        (59, "45-59"),
+        (60, "60+"),
+        (None, None),  # unknown stays unknown
+    ],
+)
+def test_age_bands(age_bands, age, band):
+    assert age_bands[age] == band
+
+
+def test_mask_keeps_region_and_last_four(spark):
+    assert _apply_one(spark, "id_number", "string", "mask", ["330102199001011234", None]) == ["330102********1234", None]
+
+
+# -- the share gate --------------------------------------------------------------------
+
+NAME = "share.hz_procuratorate.case_chain"
+GOLD_PUBLISHED = [
+    _chain_row("G1", person_key="Pg1", review_id="JC1"),  # in Hangzhou, a theft, not sealed: both partners' row
+    _chain_row("G2", person_key="Pg2", is_sealed=True, is_minor_at_offense=True, age_at_offense=16),  # sealed
+    _chain_row("G3", person_key="Pg3", region_code="330203"),  # Ningbo: not the procuratorate's
+    _chain_row("G4", person_key="Pg4", charge_code="C232"),  # homicide: not among the institute's charges
+]
+
+
+@pytest.fixture(scope="module")
+def share_gate(spark, tmp_path_factory):
+    """Gold published in a tmp lake; a function that writes a candidate (gold rows → masked) and runs the share gate on it."""
+    lake = tmp_path_factory.mktemp("share") / "lake"
+    tables.write(table(spark, "gold.case_chain", GOLD_PUBLISHED), tables.location(lake, "gold.case_chain"))
+    gold = tables.read(spark, tables.location(lake, "gold.case_chain"))
+    settings = Settings(lake=lake, catalog_url="sqlite://")
+    runs = iter(range(100))
+
+    def gate(chain_ids=("G1",), *, ignore_policy=False, edit=None, name=NAME):
+        _, partner, shared = name.split(".")
+        p = policy.load(partner)
+        t = p.table(shared)
+        shape = policy.share_contract(p, t)
+        extra = share.checks(name, settings)
+        suite = Suite(table=name, expectations=tuple(extra["expectations"]), checks=tuple(extra["checks"]))
+        rows = gold.where(F.col("chain_id").isin(*chain_ids))
+        if ignore_policy:  # what a broken job might write: no row filter, no sealing
+            rows = rows.withColumn("is_sealed", F.lit(False))
+            spec, sealed = policy.SharedTable(name=t.name, source=t.source, rows={}, columns=t.columns), None
+        else:
+            spec, sealed = t, gold.where("is_sealed").select("chain_id")
+        candidate = share.build_share_table(rows, spec, key=policy.partner_key(SECRET, partner), sealed_chain_ids=sealed)
+        for col, value in (edit or {}).items():
+            candidate = candidate.withColumn(col, F.lit(value))
+        path = lake / "_staging" / f"run{next(runs)}" / "share" / partner / shared
+        tables.write(contracts.enforce(candidate, shape), path)
+        return run_gate(spark, name, path, lake=lake, contract=shape, suite=suite)
+
+    return gate
+
+
+def _failed(result) -> set[str]:
+    return {r["expectation"] for r in result.failures}
+
+
+def test_share_checks_cover_sealing_filter_identity_numbers_and_masking():
+    extra = share.checks(NAME, Settings(lake=".", catalog_url="sqlite://"))
+    assert {c["name"] for c in extra["checks"]} == {
+        "no_sealed_records", "rows_within_partner_filter", "no_raw_identity_numbers", "person_key_holds_no_source_value"
+    }
+    assert extra["expectations"] == [("expect_column_values_to_match_regex", {"column": "person_key", "regex": "^[0-9a-f]{32}$"})]
+
+
+def test_share_gate_passes_the_policy_output(share_gate):
+    result = share_gate()
+    assert (result.success, result.rows, _failed(result)) == (True, 1, set())
+
+
+def test_share_gate_fails_a_sealed_chain(share_gate):
+    result = share_gate(("G1", "G2"), ignore_policy=True)
+    assert _failed(result) == {"check:no_sealed_records"}
+    (check,) = result.failures
+    assert check["unexpected_count"] == 1 and "G2" in check["observed"]
+
+
+def test_share_gate_fails_a_row_outside_the_partner_filter(share_gate):
+    result = share_gate(("G1", "G3"), ignore_policy=True)
+    assert _failed(result) == {"check:rows_within_partner_filter"}
+    assert result.failures[0]["unexpected_count"] == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "身份证330102199001011234",  # an 18-digit number after Chinese text
+        "330102199001011234",  # alone
+        "ID 330102900101123",  # a 15-digit legacy number after a space
+    ],
+)
+def test_share_gate_fails_a_raw_identity_number_in_text(share_gate, text):
+    result = share_gate(edit={"review_id": text})
+    assert _failed(result) == {"check:no_raw_identity_numbers"}
+
+
+@pytest.mark.parametrize(
+    "pseudonym",
+    [
+        "330102199001011234abcdef01234567",  # starts with 18 digits, then hex letters
+        "ab330102199001011234cdef01234567",  # 18 digits inside the token
+        "12345678901234567890123456789012",  # all digits
+    ],
+)
+def test_share_gate_passes_a_hex_pseudonym_with_a_digit_run(share_gate, pseudonym):
+    # regression: a pseudonym is one hex token, not an identity number standing in text
+    result = share_gate(edit={"person_key": pseudonym})
+    assert (result.success, _failed(result)) == (True, set())
+
+
+def test_share_gate_fails_a_pseudonym_column_holding_the_source_value(share_gate):
+    result = share_gate(edit={"person_key": "Pg1"})
+    assert _failed(result) == {"check:person_key_holds_no_source_value", "expect_column_values_to_match_regex(person_key)"}
+
+
+def test_share_gate_checks_an_in_filter_and_a_pseudonymized_case_id(share_gate):
+    name = "share.zj_law_institute.case_chain"
+    assert share_gate(("G1", "G2", "G3", "G4"), name=name).success is True  # the policy's own output: G1 and G3
+    result = share_gate(("G1", "G4"), name=name, ignore_policy=True)
+    assert _failed(result) == {"check:rows_within_partner_filter"}
+    assert "G4" in result.failures[0]["observed"]
+    leaked = share_gate(name=name, edit={"police_case_id": "AG1"})
+    assert "check:police_case_id_holds_no_source_value" in _failed(leaked)
