@@ -53,7 +53,9 @@ def session(engine: str = EMBEDDED) -> "SparkSession":
         from pyspark.sql import SparkSession
 
         url = _start_sail() if engine == EMBEDDED else engine
-        spark = SparkSession.builder.remote(url).getOrCreate()
+        # create(), not getOrCreate(): the latter hands back any existing default session,
+        # whatever URL it was asked for.
+        spark = SparkSession.builder.remote(url).create()
         # Timestamps are written and read in UTC whatever the machine's zone.
         spark.conf.set("spark.sql.session.timeZone", "UTC")
         _sessions[engine] = spark

@@ -1,0 +1,37 @@
+"""The engine is chosen by configuration: the embedded Sail engine, or any Spark Connect URL."""
+
+from __future__ import annotations
+
+import pytest
+
+from lawlake import config, engine, pipeline, tables
+
+from .jobs.sources import small_sources
+
+
+@pytest.fixture(scope="module")
+def remote_url():
+    """A second, separate Spark Connect server (Sail) standing in for a remote cluster."""
+    from pysail.spark import SparkConnectServer
+
+    server = SparkConnectServer(ip="127.0.0.1", port=0)
+    server.start(background=True)
+    host, port = server.listening_address
+    yield f"sc://{host}:{port}"
+    server.stop()
+
+
+def test_a_stage_runs_on_the_spark_connect_url_it_is_given(tmp_path, remote_url, monkeypatch):
+    monkeypatch.setenv("LAWLAKE_ENGINE", remote_url)
+    settings = config.load(lake=tmp_path / "lake")
+    assert settings.engine == remote_url
+    pipeline.run_lifecycle(settings, "remote", sources=small_sources(tmp_path / "src"), stages=("gather",))
+    remote = engine.session(remote_url)
+    assert remote is not engine.session(engine.EMBEDDED)  # a session of its own, on the other server
+    assert tables.read(remote, tables.location(settings.lake, "bronze.court_cases")).count() == 1
+
+
+@pytest.mark.parametrize("bad", ["local[2]", "http://spark:15002", ""])  # not 'embedded', not sc://
+def test_an_unknown_engine_is_refused(bad):
+    with pytest.raises(ValueError, match="engine must be 'embedded' or an sc:// URL"):
+        engine.session(bad)
