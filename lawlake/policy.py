@@ -13,6 +13,11 @@ accident):
 - ``year`` / ``month`` — a date generalized to ``YYYY`` / ``YYYY-MM``;
 - ``age_band`` — an age generalized to a band (``14-15``, ``16-17``, ``18-24`` …).
 
+An optional ``delivery:`` section allows delivery beyond Delta Sharing:
+``delivery: {database: {url_env: HZ_PROCURATORATE_DB_URL, schema: lawlake}}`` lets
+``lawlake share push`` write the share into the partner's own database, whose URL is
+read from the named environment variable — never written in the policy.
+
 Row filters: ``column: {prefix: [...]}``, ``{in: [...]}`` or ``{equals: value}``.
 Sealed juvenile records are excluded whatever the policy says.
 """
@@ -34,12 +39,13 @@ from lawlake.config import SCHEMAS_DIR
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-__all__ = ["PolicyError", "Policy", "SharedTable", "load", "load_all", "parse", "apply", "share_contract", "row_condition", "MASKS"]
+__all__ = ["PolicyError", "Policy", "SharedTable", "Delivery", "DatabaseDelivery", "load", "load_all", "parse", "apply", "share_contract", "row_condition", "MASKS"]
 
 MASKS = ("keep", "drop", "pseudonym", "mask", "year", "month", "age_band")
 OUTPUT_TYPE = {"pseudonym": "string", "mask": "string", "year": "string", "month": "string", "age_band": "string"}
 AGE_BANDS = ((0, 13, "0-13"), (14, 15, "14-15"), (16, 17, "16-17"), (18, 24, "18-24"), (25, 34, "25-34"), (35, 44, "35-44"), (45, 59, "45-59"), (60, 200, "60+"))
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 class PolicyError(ValueError):
@@ -62,12 +68,28 @@ class SharedTable:
 
 
 @dataclass(frozen=True)
+class DatabaseDelivery:
+    """Push delivery into the partner's own database."""
+
+    url_env: str  # the environment variable holding its SQLAlchemy URL (credentials stay out of the policy)
+    schema: str | None = None  # the database schema to write into (default: the connection's)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The deliveries a policy allows beyond Delta Sharing."""
+
+    database: DatabaseDelivery | None = None
+
+
+@dataclass(frozen=True)
 class Policy:
     partner: str
     title: str
     purpose: str
     expires_on: date
     tables: tuple[SharedTable, ...]
+    delivery: Delivery | None = None
 
     def table(self, name: str) -> SharedTable:
         for t in self.tables:
@@ -134,9 +156,41 @@ def parse(doc: dict, *, source: str = "<policy>") -> Policy:
             elif not isinstance(cond, dict) or len(cond) != 1 or next(iter(cond)) not in ("prefix", "in", "equals"):
                 problems.append(f"{name}: row filter on {col} must be one of {{prefix: [...]}}, {{in: [...]}}, {{equals: v}}")
         shared.append(SharedTable(name=str(name), source=src, rows=rows, columns=columns))
+    delivery = _parse_delivery(doc.get("delivery"), problems)
     if problems:
         raise PolicyError(f"{source}: " + "; ".join(problems))
-    return Policy(partner=partner, title=str(doc.get("title", partner)), purpose=str(doc["purpose"]), expires_on=expires, tables=tuple(shared))
+    return Policy(
+        partner=partner, title=str(doc.get("title", partner)), purpose=str(doc["purpose"]), expires_on=expires, tables=tuple(shared), delivery=delivery
+    )
+
+
+def _parse_delivery(spec, problems: list[str]) -> Delivery | None:
+    """The optional ``delivery:`` section; appends what is wrong with it to ``problems``."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        problems.append("delivery must be a mapping, e.g. {database: {url_env: PARTNER_DB_URL}}")
+        return None
+    for key in spec:
+        if key != "database":
+            problems.append(f"delivery: unknown kind {key!r} (known: database)")
+    db = spec.get("database")
+    if db is None:
+        return Delivery()
+    if not isinstance(db, dict):
+        problems.append("delivery.database must be a mapping with url_env")
+        return None
+    for key in db:
+        if key not in ("url_env", "schema"):
+            # A URL or password here would put credentials in the repository: only the variable's name belongs here.
+            problems.append(f"delivery.database: unknown key {key!r} (allowed: url_env, schema; the URL itself goes in the environment)")
+    url_env = str(db.get("url_env", ""))
+    if not _ENV_NAME.match(url_env):
+        problems.append(f"delivery.database.url_env {url_env!r} must name an environment variable (upper-case letters, digits, '_')")
+    schema = db.get("schema")
+    if schema is not None and not _NAME.match(str(schema)):
+        problems.append(f"delivery.database.schema {schema!r} must be lower-case letters, digits and '_'")
+    return Delivery(database=DatabaseDelivery(url_env=url_env, schema=str(schema) if schema is not None else None))
 
 
 def policies_dir() -> Path:
