@@ -192,6 +192,20 @@ def print_run_summary(settings: config.Settings, run_id: str) -> None:
         downloads = settings.lake / "open" / "_downloads"
         if downloads.is_dir():
             print(f"open data downloads: {downloads}")
+        print_sharing_hint(settings)
+
+
+def print_sharing_hint(settings: config.Settings, partner: str = "hz_procuratorate") -> None:
+    """How a partner pulls its share: the server command and a demo partner's profile (a fresh token)."""
+    from lawlake import sharing
+
+    if not tables.exists(tables.location(settings.lake, f"share.{partner}.case_chain")):
+        return
+    profile = sharing.demo_profile(settings, partner)
+    print("\npartners pull their shares with the Delta Sharing client; start the server with:")
+    print(f"  {sharing.serve_command(settings)}")
+    print(f"demo partner profile ({partner}): {profile}")
+    print(f"  python -c \"import delta_sharing; print(delta_sharing.load_as_pandas('{profile}#{partner}.justice.case_chain'))\"")
 
 
 # -- tables, sql, gates, quarantine --------------------------------------------------
