@@ -69,11 +69,6 @@ def test_transformed_values_are_right(scores, kind):
     assert k.value_ok == k.value_checked, [e for e in scores.examples if e.what == "wrong value" and e.rule == kind][:5]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lawlake.rules.names misses traditional forms the agencies use (帥 剛 凱 歡 韋 寧 賀 陽 蘭 艷 穎 潔 瑩 龔 鐘) "
-    "and the ASCII '.' as a middle dot (伊力.沙吾提 → 伊力·沙吾提): owned by the rules, reported, not fixed here",
-)
 def test_name_variants_normalize_to_the_true_name(scores):
     k = scores.kept("name_variant")
     assert k.value_ok == k.value_checked, [e for e in scores.examples if e.what == "wrong value" and e.rule == "name_variant"][:5]

@@ -22,7 +22,7 @@ from lawlake.rules.names import MIDDLE_DOTS, SIMPLIFIED, TRADITIONAL, normalize
         ("张 伟", "张伟"),  # simplified stays
         ("張偉", "张伟"),  # traditional surname and given name
         ("陳 國 華", "陈国华"),  # traditional with spaces
-        ("歐陽娜娜", "歐陽娜娜"),  # characters outside the small table are kept
+        ("歐靈娜", "歐靈娜"),  # characters outside the small table are kept
         ("   ", None),  # only whitespace
         ("", None),  # empty
         (None, None),  # null
