@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from lawlake import contracts, tables
+from lawlake.fileio import sha256_file
 from lawlake.catalog import Reconciliation
 from lawlake.pipeline import Candidate, StageContext, StageOutput, rejects_frame
 
@@ -239,14 +240,6 @@ def record_hash(fields: dict) -> str:
     """SHA-256 of a record's source fields: the same record delivered twice has the same hash."""
     canonical = json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

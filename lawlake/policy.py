@@ -233,27 +233,16 @@ def row_condition(rows: dict, col=None) -> "Column":
     return cond
 
 
-def hmac_sha256_hex(col: "Column", key: bytes) -> "Column":
-    """HMAC-SHA256 (RFC 2104) of a string column, hex: the same value as Python's ``hmac`` gives."""
-    from pyspark.sql import functions as F
-
-    if len(key) > 64:
-        raise ValueError("HMAC keys longer than the SHA-256 block (64 bytes) are not supported")
-    block = key.ljust(64, b"\0")
-    ipad = bytes(b ^ 0x36 for b in block)
-    opad = bytes(b ^ 0x5C for b in block)
-    inner = F.unhex(F.sha2(F.concat(F.lit(ipad), F.encode(col, "UTF-8")), 256))
-    return F.sha2(F.concat(F.lit(opad), inner), 256)
-
-
 def _masked(col: str, mask: str, key: bytes) -> "Column":
     from pyspark.sql import functions as F
+
+    from lawlake.rules.spark import hmac_sha256_hex, id_mask
 
     c = F.col(col)
     if mask == "pseudonym":
         return F.substring(hmac_sha256_hex(c.cast("string"), key), 1, 32)
     if mask == "mask":
-        return F.when(c.isNotNull(), F.concat(F.substring(c, 1, 6), F.lit("********"), F.substring(c, 15, 4)))
+        return id_mask(c)
     if mask == "year":
         return F.date_format(c, "yyyy")
     if mask == "month":

@@ -59,6 +59,7 @@ __all__ = [
     "id_number",
     "id_number_udf",
     "id_pseudonym",
+    "hmac_sha256_hex",
     "parse_date",
     "parse_date_udf",
     "person_name",
@@ -260,9 +261,15 @@ def id_mask(col: ColumnOrName) -> Column:
 
 def id_pseudonym(col: ColumnOrName, key: bytes) -> Column:
     """:func:`lawlake.rules.id_numbers.pseudonym` of an identity-number text column; null where invalid.
+    """
+    return hmac_sha256_hex(id_number(col)["number"], key).substr(1, 32)
 
-    HMAC-SHA256 (RFC 2104) spelled out with sha2: H((K ^ opad) || H((K ^ ipad) || m)).
-    The padded keys are binary literals in the plan: treat plans as secret as the key.
+
+def hmac_sha256_hex(col: ColumnOrName, key: bytes) -> Column:
+    """HMAC-SHA256 (RFC 2104) of a string column, hex: the value Python's ``hmac`` gives.
+
+    Spelled out with sha2: H((K ^ opad) || H((K ^ ipad) || m)). The padded keys are
+    binary literals in the plan: treat plans as secret as the key.
     """
     block = 64  # SHA-256 block size in bytes
     if len(key) > block:
@@ -270,9 +277,8 @@ def id_pseudonym(col: ColumnOrName, key: bytes) -> Column:
     key = key.ljust(block, b"\0")
     inner_key = bytes(b ^ 0x36 for b in key)
     outer_key = bytes(b ^ 0x5C for b in key)
-    message = F.encode(id_number(col)["number"], "UTF-8")
-    inner = F.unhex(F.sha2(F.concat(F.lit(inner_key), message), 256))
-    return F.sha2(F.concat(F.lit(outer_key), inner), 256).substr(1, 32)
+    inner = F.unhex(F.sha2(F.concat(F.lit(inner_key), F.encode(_col(col), "UTF-8")), 256))
+    return F.sha2(F.concat(F.lit(outer_key), inner), 256)
 
 
 # --- dates, names, charges ----------------------------------------------------------------------

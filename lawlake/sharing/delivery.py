@@ -15,13 +15,13 @@ Both refuse a partner whose policy has expired, and both are recorded in the aud
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -50,6 +50,7 @@ from sqlalchemy.types import TypeEngine
 
 from lawlake.catalog import utcnow
 from lawlake.config import Settings
+from lawlake.fileio import sha256_file
 from lawlake.policy import Policy
 from lawlake.sharing.access import policies_by_partner, policy_in_force
 from lawlake.sharing.errors import DeliveryError
@@ -57,7 +58,7 @@ from lawlake.sharing.server import SCHEMA
 from lawlake.sharing.storage import ShareTables
 from lawlake.sharing.store import AuditEntry, ShareStore
 
-__all__ = ["ExportedFile", "ExportedTable", "PushResult", "export_share", "push_share", "database_url", "sha256_file", "DELIVERIES_TABLE"]
+__all__ = ["ExportedFile", "ExportedTable", "PushResult", "export_share", "push_share", "database_url", "DELIVERIES_TABLE"]
 
 DELIVERIES_TABLE = "lawlake_deliveries"
 BATCH_ROWS = 10_000
@@ -95,12 +96,23 @@ class PushResult:
         return sum(t["rows"] for t in self.tables.values())
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+@contextmanager
+def _audited(settings: Settings, action: str, partner: str, **fields) -> Iterator[AuditEntry]:
+    """An audit entry for one delivery, recorded whatever happens: 200 set by the caller, 400 refused, 500 failed."""
+    store = ShareStore(settings.catalog_url)
+    entry = AuditEntry(action=action, status=500, partner=partner, share_name=partner, schema_name=SCHEMA, client=_operator(), **fields)
+    start = time.perf_counter()
+    try:
+        yield entry
+    except DeliveryError as exc:
+        entry.status, entry.error_code, entry.message = 400, "DELIVERY_REFUSED", str(exc)
+        raise
+    except Exception as exc:
+        entry.error_code, entry.message = "INTERNAL_ERROR", repr(exc)
+        raise
+    finally:
+        entry.seconds = round(time.perf_counter() - start, 6)
+        store.record(entry)
 
 
 def _operator() -> str:
@@ -141,10 +153,7 @@ def export_share(settings: Settings, partner: str, out: str | Path, *, policies:
     Per table: ``<table>.parquet`` and ``<table>.csv`` (UTF-8, header row, ISO dates),
     both from the same Delta version.
     """
-    start = time.perf_counter()
-    store = ShareStore(settings.catalog_url)
-    entry = AuditEntry(action="export", status=500, partner=partner, share_name=partner, schema_name=SCHEMA, client=_operator(), path=str(out))
-    try:
+    with _audited(settings, "export", partner, path=str(out)) as entry:
         p = _policy(partner, policies)
         data = _read_all(settings, p)
         out = Path(out)
@@ -176,15 +185,6 @@ def export_share(settings: Settings, partner: str, out: str | Path, *, policies:
         entry.files, entry.bytes = sum(len(t.files) for t in exported), sum(f.bytes for t in exported for f in t.files)
         entry.message = json.dumps({t.name: t.delta_version for t in exported})
         return manifest
-    except DeliveryError as exc:
-        entry.status, entry.error_code, entry.message = 400, "DELIVERY_REFUSED", str(exc)
-        raise
-    except Exception as exc:
-        entry.error_code, entry.message = "INTERNAL_ERROR", repr(exc)
-        raise
-    finally:
-        entry.seconds = round(time.perf_counter() - start, 6)
-        store.record(entry)
 
 
 # -- database push ----------------------------------------------------------------------------------
@@ -262,10 +262,7 @@ def push_share(
     env: Mapping[str, str] | None = None,
 ) -> PushResult:
     """Replace the partner's copy of every share table in its own database, in one transaction."""
-    start = time.perf_counter()
-    store = ShareStore(settings.catalog_url)
-    entry = AuditEntry(action="push", status=500, partner=partner, share_name=partner, schema_name=SCHEMA, client=_operator())
-    try:
+    with _audited(settings, "push", partner) as entry:
         p = _policy(partner, policies)
         target = database_url(p, url=url, env=env)
         shown = make_url(target).render_as_string(hide_password=True)
@@ -298,12 +295,3 @@ def push_share(
         entry.status, entry.rows, entry.files = 200, result.rows, len(result.tables)
         entry.message = json.dumps({n: t["delta_version"] for n, t in result.tables.items()})
         return result
-    except DeliveryError as exc:
-        entry.status, entry.error_code, entry.message = 400, "DELIVERY_REFUSED", str(exc)
-        raise
-    except Exception as exc:
-        entry.error_code, entry.message = "INTERNAL_ERROR", repr(exc)
-        raise
-    finally:
-        entry.seconds = round(time.perf_counter() - start, 6)
-        store.record(entry)

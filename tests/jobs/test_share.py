@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from jobs import share
 from lawlake import contracts, policy, tables
 from lawlake.config import Settings
+from lawlake.rules.spark import hmac_sha256_hex
 from quality.gate import Suite, run_gate
 
 from .frames import table
@@ -145,7 +146,7 @@ def test_hmac_column_equals_python_hmac(spark):
     key = policy.partner_key(SECRET, "hz_procuratorate")
     values = ["Paaaa", "张三", ""]
     df = spark.createDataFrame([(v,) for v in values], "v string")
-    got = [r[0] for r in df.select(policy.hmac_sha256_hex(F.col("v"), key)).collect()]
+    got = [r[0] for r in df.select(hmac_sha256_hex(F.col("v"), key)).collect()]
     assert got == [hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest() for v in values]
 
 

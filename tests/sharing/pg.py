@@ -12,10 +12,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from ..servers import free_port
 
 __all__ = ["PostgresServer", "find_binaries", "PostgresUnavailable"]
 
@@ -34,12 +35,6 @@ def find_binaries() -> Path:
         if all((Path(folder) / b).exists() for b in ("initdb", "pg_ctl", "postgres")):
             return Path(folder)
     raise PostgresUnavailable("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; set PG_BIN to their folder")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _service_user() -> str | None:
@@ -62,7 +57,7 @@ class PostgresServer:
     def __init__(self) -> None:
         self.bin = find_binaries()
         self.user = _service_user()
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="lawlake-pg-"))  # under /tmp, not pytest's root-only tmp folders
         self.data = self.dir / "data"
 

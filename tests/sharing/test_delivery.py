@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, func, select, table, text
 
 from lawlake import policy, tables
 from lawlake.config import SCHEMAS_DIR
-from lawlake.sharing.delivery import DELIVERIES_TABLE, export_share, push_share, sha256_file
+from lawlake.fileio import sha256_file
+from lawlake.sharing.delivery import DELIVERIES_TABLE, export_share, push_share
 from lawlake.sharing.errors import DeliveryError
 from lawlake.sharing.store import ShareStore
 

@@ -27,27 +27,18 @@ def endpoint():
     if configured:
         yield configured
         return
-    import socket
     import subprocess
     import sys
-    import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from ..servers import free_port, start_listening
+
+    port = free_port()
     # A process of its own: delta-rs holds the GIL in some calls (is_deltatable), which would
     # deadlock against a moto server running in a thread of this process.
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail("the moto S3 server did not start")
-            time.sleep(0.2)
+    server = start_listening(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, name="the moto S3 server", timeout=60,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
     yield f"http://127.0.0.1:{port}"
     server.terminate()
     server.wait(timeout=30)
