@@ -321,6 +321,8 @@ def build_court_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
     df = (
         _court_rows(bronze, refs)
         .withColumn("court_code", F.col("_cn.court_code"))
+        .withColumn("court_level", F.when(~F.col("_cn.is_legacy"), R.court_level(F.col("court_code"))))
+        .withColumn("court_region_code", F.when(~F.col("_cn.is_legacy"), R.court_region(F.col("court_code"))))
         .withColumn("case_type", F.col("_cn.case_type"))
         .withColumn("case_year", F.col("_cn.year").cast("int"))
         .withColumn("is_legacy_number", F.col("_cn.is_legacy"))

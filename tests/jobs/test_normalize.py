@@ -313,3 +313,20 @@ def test_a_broken_update_does_not_remove_the_last_valid_version(spark):
     current, rejected, _ = normalize.split(checked, source_table="bronze.police_cases", target_table="silver.police_cases")
     assert [r["rule"] for r in rejected.collect()] == ["filed_on.unparseable"]
     assert [r["status"] for r in current.collect()] == ["valid"]
+
+
+@pytest.mark.parametrize(
+    "raw, level, region",
+    [
+        ("(2023)浙0102刑初12号", "basic", "330102"),  # basic court: the county of its code
+        ("（2023）浙01刑终45号", "intermediate", "330100"),  # intermediate court: the prefecture
+        ("（2023）浙71刑初3号", "special", None),  # 71–99: railway, maritime, IP… no GB/T 2260 region
+        ("（2015）杭上刑初字第49号", None, None),  # legacy free-form abbreviation: not resolved
+    ],
+)
+def test_court_level_and_region_come_from_the_court_code(spark, raw, level, region):
+    rows = [{"case_number": raw, "trial_level": "first_instance", "charge": "盗窃罪", "parties": "[]", "updated_at": "2023-06-01 00:00:00"}]
+    checked = normalize.build_court_cases(bronze(spark, "bronze.court_cases", rows), normalize.reference_tables(spark))
+    current, _, _ = normalize.split(checked, source_table="bronze.court_cases", target_table="silver.court_cases")
+    (row,) = current.collect()
+    assert (row["court_level"], row["court_region_code"]) == (level, region)
