@@ -101,9 +101,22 @@ class Policy:
         return f"share.{self.partner}.{table.name}"
 
 
+def _shape_problem(spec) -> str | None:
+    """What is wrong with the shape of one table's spec (before its content is checked), or None."""
+    if not isinstance(spec, dict):
+        return f"the table's spec must be a mapping with from, rows, columns; got {type(spec).__name__}"
+    if not isinstance(spec.get("columns") or {}, dict):
+        return "'columns' must map each column to its masking rule"
+    if not isinstance(spec.get("rows") or {}, dict):
+        return "'rows' must map columns to filters"
+    return None
+
+
 def parse(doc: dict, *, source: str = "<policy>") -> Policy:
     """A policy from its YAML document, checked against the gold contracts."""
     problems: list[str] = []
+    if not isinstance(doc, dict):
+        raise PolicyError(f"{source}: a policy is a mapping of partner, purpose, expires_on, tables; got {type(doc).__name__}")
     for key in ("partner", "purpose", "expires_on", "tables"):
         if not doc.get(key):
             problems.append(f"missing '{key}'")
@@ -116,9 +129,15 @@ def parse(doc: dict, *, source: str = "<policy>") -> Policy:
     if not isinstance(expires, date):
         problems.append(f"expires_on {expires!r} is not a date (YYYY-MM-DD)")
     shared = []
-    for name, spec in (doc["tables"] or {}).items():
+    if not isinstance(doc["tables"], dict):
+        raise PolicyError(f"{source}: 'tables' must map table names to their specs, got a {type(doc['tables']).__name__}")
+    for name, spec in doc["tables"].items():
         if not _NAME.match(str(name)):
             problems.append(f"table name {name!r} must be lower-case letters, digits and '_'")
+            continue
+        shape = _shape_problem(spec)
+        if shape:
+            problems.append(f"{name}: {shape}")
             continue
         src = spec.get("from", "")
         if not str(src).startswith("gold."):

@@ -297,3 +297,18 @@ def test_share_gate_checks_an_in_filter_and_a_pseudonymized_case_id(share_gate):
     assert "G4" in result.failures[0]["observed"]
     leaked = share_gate(name=name, edit={"police_case_id": "AG1"})
     assert "check:police_case_id_holds_no_source_value" in _failed(leaked)
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ([1, 2], "a policy is a mapping"),  # not a mapping at all
+        ({"partner": "p", "purpose": "x", "expires_on": dt.date(2030, 1, 1), "tables": ["case_chain"]}, "'tables' must map"),
+        ({"partner": "p", "purpose": "x", "expires_on": dt.date(2030, 1, 1), "tables": {"case_chain": None}}, "must be a mapping"),
+        ({"partner": "p", "purpose": "x", "expires_on": dt.date(2030, 1, 1), "tables": {"case_chain": {"from": "gold.case_chain", "columns": ["chain_id"]}}}, "'columns' must map"),
+        ({"partner": "p", "purpose": "x", "expires_on": dt.date(2030, 1, 1), "tables": {"case_chain": {"from": "gold.case_chain", "rows": "region 33"}}}, "'rows' must map"),
+    ],
+)
+def test_a_malformed_policy_is_a_policy_error_not_a_crash(doc, message):
+    with pytest.raises(policy.PolicyError, match=message):
+        policy.parse(doc)
