@@ -62,16 +62,21 @@ def session(engine: str = EMBEDDED) -> "SparkSession":
         return spark
 
 
-def stop() -> None:
-    """Stop every session and the embedded server (for tests and clean process exit)."""
+def stop(engine: str | None = None) -> None:
+    """Stop one engine's session (``engine``), or every session and the embedded server.
+
+    Stop a remote engine's session while its server is still up: releasing a session on
+    a server that is gone makes the client retry for minutes.
+    """
     global _server
     with _lock:
-        for spark in _sessions.values():
-            try:
-                spark.stop()
-            except Exception:  # a session whose server already went away
-                pass
-        _sessions.clear()
-        if _server is not None:
+        for name in [engine] if engine else list(_sessions):
+            spark = _sessions.pop(name, None)
+            if spark is not None:
+                try:
+                    spark.stop()
+                except Exception:  # a session whose server already went away
+                    pass
+        if engine is None and _server is not None:
             _server.stop()
             _server = None

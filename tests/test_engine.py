@@ -17,7 +17,9 @@ def remote_url():
     server = SparkConnectServer(ip="127.0.0.1", port=0)
     server.start(background=True)
     host, port = server.listening_address
-    yield f"sc://{host}:{port}"
+    url = f"sc://{host}:{port}"
+    yield url
+    engine.stop(url)  # release the session while its server is still there
     server.stop()
 
 
