@@ -279,15 +279,15 @@ def run(ctx: StageContext) -> StageOutput:
     # Each gold table is read back from its candidate: Sail has no cache, Delta is the materialization.
     records_path = ctx.write_candidate(build_person_records(mentions), "gold.person_records")
     records = ctx.spark.read.format("delta").load(str(records_path))
-    n_mentions = mentions.count()
+    n_mentions, n_records = mentions.count(), records.count()
     out.candidates.append(Candidate("gold.person_records", records_path))
-    out.reconciliations.append(Reconciliation("gold.person_records", n_mentions, records.count(), 0))
+    out.reconciliations.append(Reconciliation("gold.person_records", n_mentions, n_records, 0))
 
     index_path = ctx.write_candidate(build_person_index(mentions, records), "gold.person_index")
     index = ctx.spark.read.format("delta").load(str(index_path))
     n_persons, n_folded = index.select(F.count(F.lit(1)), F.sum("n_records")).first()
     out.candidates.append(Candidate("gold.person_index", index_path))
-    out.reconciliations.append(Reconciliation("gold.person_index", records.count(), n_persons, 0, (n_folded or 0) - n_persons))
+    out.reconciliations.append(Reconciliation("gold.person_index", n_records, n_persons, 0, (n_folded or 0) - n_persons))
 
     chain_df = build_case_chain(
         silver["police_cases"], silver["suspects"], silver["prosecutions"], silver["court_cases"], silver["court_defendants"], silver["custody"], records, index

@@ -503,13 +503,17 @@ def run(ctx: StageContext) -> StageOutput:
         keep = [*contract.names, *raw, "_rule", "_reason", "_raw", "_key", "_version", "_record"]
         checked = ctx.materialize(checked.select(*keep), target)
         out.metrics[target] = rule_metrics(checked, RULES[target]())
-        current, rejected, superseded = split(checked, source_table=source, target_table=target)
+        current, rejected, _ = split(checked, source_table=source, target_table=target)
         path = ctx.write_candidate(current.select(*contract.names), target, contract=contract)
-        n_rejected = rejected.count()
+        n_in, n_rejected, n_superseded = checked.agg(
+            F.count(F.lit(1)),
+            F.sum(F.when(F.col("_rule").isNotNull(), 1).otherwise(0)),
+            F.sum(F.when(F.col("_rule").isNull() & (F.col("_version") > 1), 1).otherwise(0)),
+        ).first()
         out.candidates.append(Candidate(target, path))
-        out.reconciliations.append(
-            Reconciliation(target, checked.count(), ctx.spark.read.format("delta").load(str(path)).count(), n_rejected, superseded.count())
-        )
+        # rows out are counted on the written candidate, independently of the split's counts
+        n_out = ctx.spark.read.format("delta").load(str(path)).count()
+        out.reconciliations.append(Reconciliation(target, n_in, n_out, n_rejected or 0, n_superseded or 0))
         rejects.append(rejected)
         expected_rejects += n_rejected
     all_rejects = rejects[0]
