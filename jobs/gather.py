@@ -117,8 +117,7 @@ def _text(value) -> str | None:
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    text = str(value)
-    return text
+    return str(value)
 
 
 def _key(fields: dict, key_fields: tuple) -> str | None:

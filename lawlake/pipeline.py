@@ -264,7 +264,8 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
             v = tables.version(target)  # nothing new: no empty commit
         else:
             v = tables.publish(ctx.spark, Path(cand["path"]), target, mode=cand["mode"])
-        total = tables.read(ctx.spark, target).count()
+        # An overwrite publishes exactly the candidate the gate counted; only an append needs a new total.
+        total = result.rows if cand["mode"] == "overwrite" else tables.read(ctx.spark, target).count()
         ctx.catalog.record_published(run_id, cand["table"], version=v, rows=total)
         published[cand["table"]] = {"version": v, "rows": total}
     manifest = json.loads(Path(summary["manifest"]).read_text())

@@ -59,10 +59,6 @@ class SharedTable:
     rows: dict
     columns: dict[str, str]  # source column -> mask
 
-    @property
-    def logical_name(self) -> str:
-        return self.name
-
     def shared_columns(self) -> list[str]:
         return [c for c, m in self.columns.items() if m != "drop"]
 
