@@ -258,14 +258,14 @@ def add_to_batch(batch: Batch, items: Iterator[Record | Unreadable], *, seen: se
         batch.rows_in += 1
         if isinstance(item, Unreadable):
             batch.rejects.append(
-                {"source_table": src.name, "target_table": src.table, "record_key": None, "rule": "gather.unreadable",
+                {"source_table": src.name, "target_table": src.table, "record_key": None, "scope": "record", "rule": "gather.unreadable",
                  "reason": f"{item.file} line {item.row_number}: {item.reason}", "raw_value": item.raw[:10000], "record": None}
             )
             continue
         h = record_hash(item.fields)
         if h in seen:
             batch.rejects.append(
-                {"source_table": src.name, "target_table": src.table, "record_key": item.key, "rule": "gather.duplicate_delivery",
+                {"source_table": src.name, "target_table": src.table, "record_key": item.key, "scope": "record", "rule": "gather.duplicate_delivery",
                  "reason": f"{item.file} row {item.row_number}: identical to record {h[:12]}… already delivered",
                  "raw_value": None, "record": json.dumps(item.fields, ensure_ascii=False)}
             )

@@ -303,7 +303,7 @@ def run(ctx: StageContext) -> StageOutput:
     out.reconciliations.append(Reconciliation("gold.case_chain", suspects_in, chain.count(), n_orphans, suspects_in - n_orphans - n_pairs))
     quarantined = ctx.quarantine(
         orphans.select(
-            F.lit("silver.suspects").alias("source_table"), F.lit("gold.case_chain").alias("target_table"), F.col("suspect_id").alias("record_key"),
+            F.lit("silver.suspects").alias("source_table"), F.lit("gold.case_chain").alias("target_table"), F.col("suspect_id").alias("record_key"), F.lit("record").alias("scope"),
             F.lit("case_chain.no_police_case").alias("rule"), F.lit("the suspect's police case is not in silver.police_cases (quarantined or never delivered)").alias("reason"),
             F.col("police_case_id").alias("raw_value"), F.to_json(F.struct("suspect_id", "police_case_id")).alias("record"),
         )

@@ -441,6 +441,7 @@ def split(checked: DataFrame, *, source_table: str, target_table: str) -> tuple[
         F.lit(source_table).alias("source_table"),
         F.lit(target_table).alias("target_table"),
         F.col("_key").cast("string").alias("record_key"),
+        F.lit("record").alias("scope"),
         F.col("_rule").alias("rule"),
         F.col("_reason").alias("reason"),
         F.col("_raw").alias("raw_value"),

@@ -61,6 +61,7 @@ stage_results = Table(
     Column("rows_quarantined", Integer, nullable=False),
     Column("rows_merged", Integer, nullable=False),
     Column("rows_excluded", Integer, nullable=False),
+    Column("fields_quarantined", Integer, nullable=False, default=0),
     Column("is_balanced", Boolean, nullable=False),
     Column("seconds", Float, nullable=False),
     Column("candidate_path", Text),
@@ -132,6 +133,10 @@ class Reconciliation:
     - ``rows_merged``: folded into another kept row (an earlier version superseded by a
       late-arriving update, several mentions of one person); the zone upstream keeps them;
     - ``rows_excluded``: left out by policy (a partner's row filter, sealed records).
+
+    ``fields_quarantined`` counts values nulled by a field rule: their records are in
+    ``rows_out`` (naming the field in ``invalid_fields``), each value also has its
+    quarantine row. It is not part of the balance.
     """
 
     table: str
@@ -140,6 +145,7 @@ class Reconciliation:
     rows_quarantined: int
     rows_merged: int = 0
     rows_excluded: int = 0
+    fields_quarantined: int = 0
 
     @property
     def is_balanced(self) -> bool:
@@ -153,6 +159,7 @@ class Reconciliation:
             "rows_quarantined": self.rows_quarantined,
             "rows_merged": self.rows_merged,
             "rows_excluded": self.rows_excluded,
+            "fields_quarantined": self.fields_quarantined,
         }
 
 
@@ -208,6 +215,7 @@ class Catalog:
                     rows_quarantined=rec.rows_quarantined,
                     rows_merged=rec.rows_merged,
                     rows_excluded=rec.rows_excluded,
+                    fields_quarantined=rec.fields_quarantined,
                     is_balanced=rec.is_balanced,
                     seconds=seconds,
                     candidate_path=candidate_path,

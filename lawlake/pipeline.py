@@ -147,7 +147,7 @@ class StageOutput:
     notes: dict = field(default_factory=dict)
 
 
-REJECT_COLUMNS = ("source_table", "target_table", "record_key", "rule", "reason", "raw_value", "record")
+REJECT_COLUMNS = ("source_table", "target_table", "record_key", "scope", "rule", "reason", "raw_value", "record")
 
 
 def rejects_frame(spark: "SparkSession", rows: list[dict]) -> "DataFrame":
