@@ -23,14 +23,15 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
-from lawlake import contracts, tables
+from lawlake.declarations import Built, Stage, Table
 from lawlake.fileio import sha256_file
-from lawlake.catalog import Reconciliation
-from lawlake.pipeline import Candidate, StageContext, StageOutput, rejects_frame
 
-__all__ = ["SOURCES", "SourceFormatError", "read_police_table", "read_reviews_csv", "read_court_jsonl", "read_custody_xlsx", "run"]
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+__all__ = ["SOURCES", "STAGE", "SourceFormatError", "gather_source", "read_police_table", "read_reviews_csv", "read_court_jsonl", "read_custody_xlsx"]
 
 REVIEW_HEADER = {
     "受案号": "review_id",
@@ -277,53 +278,58 @@ def add_to_batch(batch: Batch, items: Iterator[Record | Unreadable], *, seen: se
         )
 
 
-def _published_hashes(path: Path) -> set[str]:
-    if not tables.exists(path):
+def _published_hashes(published: "DataFrame | None") -> set[str]:
+    if published is None:
         return set()
-    from deltalake import DeltaTable
-
-    return set(DeltaTable(str(path)).to_pyarrow_table(columns=["_record_hash"]).column(0).to_pylist())
+    return set(published.select("_record_hash").toArrow().column(0).to_pylist())
 
 
 def police_url(sources: Path) -> str:
     return f"sqlite:///{sources / 'police' / 'police.db'}"
 
 
-def run(ctx: StageContext) -> StageOutput:
-    """Read every source's new records into bronze candidates (append mode)."""
-    if ctx.sources is None or not ctx.sources.is_dir():
-        raise FileNotFoundError(f"sources folder not found: {ctx.sources}")
-    ingested_at = datetime.now(timezone.utc).replace(microsecond=0)
-    out = StageOutput()
-    rejects: list[dict] = []
-    for src in SOURCES:
-        batch = Batch(src)
-        seen = _published_hashes(ctx.published(src.table))
-        if src.kind == "sql":
-            db = ctx.sources / "police" / "police.db"
-            if not db.exists():
-                raise FileNotFoundError(f"police database not found: {db}")
-            after = ctx.catalog.watermark(src.name)
-            items = list(read_police_table(police_url(ctx.sources), src.sql_table, after=after, key_fields=src.key_fields))
-            add_to_batch(batch, iter(items), seen=seen, run_id=ctx.run_id, ingested_at=ingested_at)
-            if items:
-                out.watermarks[src.name] = max(r.fields["updated_at"] or "" for r in items)
-        else:
-            done = ctx.catalog.ingested_hashes(src.name)
-            for path in sorted(ctx.sources.glob(src.pattern)):
-                digest = sha256_file(path)
-                if digest in done:
-                    continue
-                before = batch.rows_in
-                add_to_batch(batch, FILE_READERS[src.name](path, key_fields=src.key_fields), seen=seen, run_id=ctx.run_id, ingested_at=ingested_at)
-                out.ingested_files.append({"source": src.name, "sha256": digest, "path": str(path), "rows": batch.rows_in - before})
-        contract = contracts.load(src.table)
-        df = contracts.dataframe(ctx.spark, batch.rows, contract)
-        out.candidates.append(Candidate(src.table, ctx.write_candidate(df, src.table, contract=contract), mode="append"))
-        out.reconciliations.append(Reconciliation(src.table, batch.rows_in, len(batch.rows), len(batch.rejects)))
-        rejects += batch.rejects
-    quarantined = ctx.quarantine(rejects_frame(ctx.spark, rejects))
-    if quarantined != len(rejects):
-        raise RuntimeError(f"gather: wrote {quarantined} quarantine rows, expected {len(rejects)}")
-    out.notes["quarantined"] = quarantined
-    return out
+def gather_source(src: Source, published: "DataFrame | None", *, sources: Path | None, watermarks: Mapping[str, str],
+                  ingested: Mapping[str, Mapping[str, str]], run_id: str, started_at: datetime) -> Built:
+    """One source's new records as bronze rows (append), with its rejects, manifest entries and watermark."""
+    if sources is None or not sources.is_dir():
+        raise FileNotFoundError(f"sources folder not found: {sources}")
+    ingested_at = started_at.replace(microsecond=0)
+    batch = Batch(src)
+    seen = _published_hashes(published)
+    files: list[dict] = []
+    marks: dict[str, str] = {}
+    if src.kind == "sql":
+        db = sources / "police" / "police.db"
+        if not db.exists():
+            raise FileNotFoundError(f"police database not found: {db}")
+        items = list(read_police_table(police_url(sources), src.sql_table, after=watermarks.get(src.name), key_fields=src.key_fields))
+        add_to_batch(batch, iter(items), seen=seen, run_id=run_id, ingested_at=ingested_at)
+        if items:
+            marks[src.name] = max(r.fields["updated_at"] or "" for r in items)
+    else:
+        done = ingested.get(src.name, {})
+        for path in sorted(sources.glob(src.pattern)):
+            digest = sha256_file(path)
+            if digest in done:
+                continue
+            before = batch.rows_in
+            add_to_batch(batch, FILE_READERS[src.name](path, key_fields=src.key_fields), seen=seen, run_id=run_id, ingested_at=ingested_at)
+            files.append({"source": src.name, "sha256": digest, "path": str(path), "rows": batch.rows_in - before})
+    return Built(
+        frame=batch.rows, quarantine=batch.rejects, ingested=files, watermarks=marks,
+        tally={"rows_in": batch.rows_in, "rows_quarantined": len(batch.rejects)},
+    )
+
+
+def _declare(src: Source) -> Table:
+    def build(published, **params) -> Built:
+        return gather_source(src, published, **params)
+
+    build.__name__ = build.__qualname__ = f"gather_source[{src.name}]"
+    return Table(
+        name=src.table, build=build, inputs=(src.table,), optional=(src.table,), mode="append", materialize=False,
+        params=("sources", "watermarks", "ingested", "run_id", "started_at"),
+    )
+
+
+STAGE = Stage("gather", tuple(_declare(src) for src in SOURCES), doc=__doc__ or "")

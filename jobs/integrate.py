@@ -19,10 +19,9 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lawlake.catalog import Reconciliation
-from lawlake.pipeline import Candidate, StageContext, StageOutput
+from lawlake.declarations import Stage, Table
 
-__all__ = ["build_mentions", "build_person_records", "build_person_index", "build_case_chain", "build_time_limit_warnings", "is_sealed", "run"]
+__all__ = ["build_mentions", "build_person_records", "build_person_index", "build_case_chain", "build_time_limit_warnings", "is_sealed", "chain_orphans", "chain_tally", "STAGE"]
 
 LIGHT_SENTENCES = ("detention", "control", "probation", "fine_only", "exempt")
 AGENCY = {"silver.suspects": "police", "silver.prosecutions": "procuratorate", "silver.court_defendants": "courts", "silver.custody": "corrections"}
@@ -271,43 +270,54 @@ def build_time_limit_warnings(chain: DataFrame) -> DataFrame:
     return out
 
 
-def run(ctx: StageContext) -> StageOutput:
-    """Build the gold tables from the published silver tables."""
-    silver = {n: ctx.read(f"silver.{n}") for n in ("police_cases", "suspects", "prosecutions", "court_cases", "court_defendants", "custody")}
-    out = StageOutput()
-    mentions = build_mentions(silver["suspects"], silver["prosecutions"], silver["court_defendants"], silver["custody"], silver["court_cases"])
-    # Each gold table is read back from its candidate: Sail has no cache, Delta is the materialization.
-    records_path = ctx.write_candidate(build_person_records(mentions), "gold.person_records")
-    records = ctx.spark.read.format("delta").load(str(records_path))
-    n_mentions, n_records = mentions.count(), records.count()
-    out.candidates.append(Candidate("gold.person_records", records_path))
-    out.reconciliations.append(Reconciliation("gold.person_records", n_mentions, n_records, 0))
-
-    index_path = ctx.write_candidate(build_person_index(mentions, records), "gold.person_index")
-    index = ctx.spark.read.format("delta").load(str(index_path))
-    n_persons, n_folded = index.select(F.count(F.lit(1)), F.sum("n_records")).first()
-    out.candidates.append(Candidate("gold.person_index", index_path))
-    out.reconciliations.append(Reconciliation("gold.person_index", n_records, n_persons, 0, (n_folded or 0) - n_persons))
-
-    chain_df = build_case_chain(
-        silver["police_cases"], silver["suspects"], silver["prosecutions"], silver["court_cases"], silver["court_defendants"], silver["custody"], records, index
+def _suspect_pairs(suspects: DataFrame, person_records: DataFrame) -> DataFrame:
+    return suspects.join(
+        person_records.where(F.col("source_table") == "silver.suspects").select(F.col("record_key").alias("suspect_id"), "person_key"), "suspect_id"
     )
-    chain_path = ctx.write_candidate(chain_df, "gold.case_chain")
-    chain = ctx.spark.read.format("delta").load(str(chain_path))
-    out.candidates.append(Candidate("gold.case_chain", chain_path))
-    suspects_in = silver["suspects"].count()
-    suspect_pairs = silver["suspects"].join(records.where(F.col("source_table") == "silver.suspects").select(F.col("record_key").alias("suspect_id"), "person_key"), "suspect_id")
-    orphans = suspect_pairs.join(silver["police_cases"].select("police_case_id"), "police_case_id", "left_anti")
-    n_orphans = orphans.count()
-    n_pairs = suspect_pairs.join(silver["police_cases"].select("police_case_id"), "police_case_id").select("police_case_id", "person_key").distinct().count()
-    out.reconciliations.append(Reconciliation("gold.case_chain", suspects_in, chain.count(), n_orphans, suspects_in - n_orphans - n_pairs))
-    quarantined = ctx.quarantine(
-        orphans.select(
-            F.lit("silver.suspects").alias("source_table"), F.lit("gold.case_chain").alias("target_table"), F.col("suspect_id").alias("record_key"), F.lit("record").alias("scope"),
-            F.lit("case_chain.no_police_case").alias("rule"), F.lit("the suspect's police case is not in silver.police_cases (quarantined or never delivered)").alias("reason"),
-            F.col("police_case_id").alias("raw_value"), F.to_json(F.struct("suspect_id", "police_case_id")).alias("record"),
-        )
+
+
+def chain_orphans(police_cases: DataFrame, suspects: DataFrame, person_records: DataFrame) -> DataFrame:
+    """Quarantine rows for suspects whose police case is not in silver: they cannot start a chain."""
+    orphans = _suspect_pairs(suspects, person_records).join(police_cases.select("police_case_id"), "police_case_id", "left_anti")
+    return orphans.select(
+        F.lit("silver.suspects").alias("source_table"), F.lit("gold.case_chain").alias("target_table"), F.col("suspect_id").alias("record_key"),
+        F.lit("record").alias("scope"), F.lit("case_chain.no_police_case").alias("rule"),
+        F.lit("the suspect's police case is not in silver.police_cases (quarantined or never delivered)").alias("reason"),
+        F.col("police_case_id").alias("raw_value"), F.to_json(F.struct("suspect_id", "police_case_id")).alias("record"),
     )
-    out.notes["quarantined"] = quarantined
-    out.candidates.append(Candidate("gold.time_limit_warnings", ctx.write_candidate(build_time_limit_warnings(chain), "gold.time_limit_warnings")))
-    return out
+
+
+def chain_tally(police_cases: DataFrame, suspects: DataFrame, person_records: DataFrame) -> dict[str, int]:
+    """Suspect records in; one chain per (police case, person); orphans quarantined; further mentions of a pair merged."""
+    n_in = suspects.count()
+    pairs = _suspect_pairs(suspects, person_records)
+    n_orphans = pairs.join(police_cases.select("police_case_id"), "police_case_id", "left_anti").count()
+    n_pairs = pairs.join(police_cases.select("police_case_id"), "police_case_id").select("police_case_id", "person_key").distinct().count()
+    return {"rows_in": n_in, "rows_quarantined": n_orphans, "rows_merged": n_in - n_orphans - n_pairs}
+
+
+def index_tally(person_index: DataFrame, person_records: DataFrame) -> dict[str, int]:
+    """Person records in; one row per person; the other mentions of each person merged into it."""
+    n_persons, n_folded = person_index.select(F.count(F.lit(1)), F.sum("n_records")).first()
+    return {"rows_in": person_records.count(), "rows_merged": (n_folded or 0) - n_persons}
+
+
+SILVER = ("silver.police_cases", "silver.suspects", "silver.prosecutions", "silver.court_cases", "silver.court_defendants", "silver.custody")
+
+STAGE = Stage(
+    "integrate",
+    (
+        Table("work.mentions", build_mentions,
+              inputs=("silver.suspects", "silver.prosecutions", "silver.court_defendants", "silver.custody", "silver.court_cases")),
+        Table("gold.person_records", build_person_records, inputs=("work.mentions",), tally=lambda records, mentions: {"rows_in": mentions.count()}),
+        Table("gold.person_index", build_person_index, inputs=("work.mentions", "gold.person_records"),
+              tally=lambda index, mentions, records: index_tally(index, records)),
+        Table(
+            "gold.case_chain", build_case_chain, inputs=(*SILVER, "gold.person_records", "gold.person_index"),
+            quarantine=lambda chain, police_cases, suspects, *rest: chain_orphans(police_cases, suspects, rest[-2]),
+            tally=lambda chain, police_cases, suspects, *rest: chain_tally(police_cases, suspects, rest[-2]),
+        ),
+        Table("gold.time_limit_warnings", build_time_limit_warnings, inputs=("gold.case_chain",), materialize=False),
+    ),
+    doc=__doc__ or "",
+)

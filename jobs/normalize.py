@@ -16,20 +16,16 @@ counts the superseded ones as merged, so rows in = out + quarantined + merged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lawlake import contracts
-from lawlake.catalog import Reconciliation
-from lawlake.pipeline import Candidate, StageContext, StageOutput
+from lawlake.declarations import Stage, Table
 from lawlake.rules import WHITESPACE
 from lawlake.rules import spark as R
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
 
 __all__ = [
     "Refs",
@@ -42,7 +38,8 @@ __all__ = [
     "build_court_defendants",
     "build_custody",
     "split",
-    "run",
+    "tally",
+    "STAGE",
 ]
 
 DECISIONS = {"起诉": "prosecute", "不起诉": "non_prosecution", "退回补充侦查": "supplementary_investigation"}
@@ -485,43 +482,34 @@ def rule_metrics(checked: DataFrame, rules: list[Rule]) -> list[dict]:
     return [{"rule": r.id, "applicable": int(row[f"a{i}"] or 0), "rejected": int(row[f"r{i}"] or 0)} for i, r in enumerate(rules)]
 
 
-def reference_tables(spark: "SparkSession") -> Refs:
-    from lawlake.rules import reference
+def tally(checked: DataFrame) -> dict[str, int]:
+    """Where a table's bronze rows went: every version in; rejected ones quarantined; superseded valid ones merged."""
+    n_in, n_rejected, n_superseded = checked.agg(
+        F.count(F.lit(1)),
+        F.sum(F.when(F.col("_rule").isNotNull(), 1).otherwise(0)),
+        F.sum(F.when(F.col("_rule").isNull() & (F.col("_version") > 1), 1).otherwise(0)),
+    ).first()
+    return {"rows_in": n_in or 0, "rows_quarantined": n_rejected or 0, "rows_merged": n_superseded or 0}
 
-    return Refs(regions=reference.reference_dataframe(spark, "regions"), charge_variants=reference.reference_dataframe(spark, "charge_variants"))
+
+def _declare(target: str, source: str, build: Callable[[DataFrame, Refs], DataFrame], rules: Callable[[], list[Rule]]) -> Table:
+    def checked(bronze: DataFrame, regions: DataFrame, charge_variants: DataFrame) -> DataFrame:
+        df = build(bronze, Refs(regions=regions, charge_variants=charge_variants))
+        names = contracts.load(target).names
+        raw = [c for c in df.columns if c.startswith("raw_")]  # kept for the per-rule metrics
+        return df.select(*names, *raw, "_rule", "_reason", "_raw", "_key", "_version", "_record")
+
+    checked.__name__ = checked.__qualname__ = build.__name__
+    checked.__doc__ = build.__doc__
+    return Table(
+        name=target,
+        build=checked,
+        inputs=(source, "reference.regions", "reference.charge_variants"),
+        rows=lambda df: split(df, source_table=source, target_table=target)[0].select(*contracts.load(target).names),
+        quarantine=lambda df, *_: split(df, source_table=source, target_table=target)[1],
+        tally=lambda df, *_: tally(df),
+        metrics=lambda df: rule_metrics(df, rules()),
+    )
 
 
-def run(ctx: StageContext) -> StageOutput:
-    """Build every silver table from the published bronze tables."""
-    refs = reference_tables(ctx.spark)
-    out = StageOutput()
-    rejects = []
-    expected_rejects = 0
-    for target, (source, build) in TABLES.items():
-        contract = contracts.load(target)
-        checked = build(ctx.read(source), refs)
-        raw = [c for c in checked.columns if c.startswith("raw_")]  # kept for the per-rule metrics
-        keep = [*contract.names, *raw, "_rule", "_reason", "_raw", "_key", "_version", "_record"]
-        checked = ctx.materialize(checked.select(*keep), target)
-        out.metrics[target] = rule_metrics(checked, RULES[target]())
-        current, rejected, _ = split(checked, source_table=source, target_table=target)
-        path = ctx.write_candidate(current.select(*contract.names), target, contract=contract)
-        n_in, n_rejected, n_superseded = checked.agg(
-            F.count(F.lit(1)),
-            F.sum(F.when(F.col("_rule").isNotNull(), 1).otherwise(0)),
-            F.sum(F.when(F.col("_rule").isNull() & (F.col("_version") > 1), 1).otherwise(0)),
-        ).first()
-        out.candidates.append(Candidate(target, path))
-        # rows out are counted on the written candidate, independently of the split's counts
-        n_out = ctx.spark.read.format("delta").load(str(path)).count()
-        out.reconciliations.append(Reconciliation(target, n_in, n_out, n_rejected or 0, n_superseded or 0))
-        rejects.append(rejected)
-        expected_rejects += n_rejected
-    all_rejects = rejects[0]
-    for r in rejects[1:]:
-        all_rejects = all_rejects.unionByName(r)
-    quarantined = ctx.quarantine(all_rejects)
-    if quarantined != expected_rejects:
-        raise RuntimeError(f"normalize: wrote {quarantined} quarantine rows, expected {expected_rejects}")
-    out.notes["quarantined"] = quarantined
-    return out
+STAGE = Stage("normalize", tuple(_declare(target, source, build, RULES[target]) for target, (source, build) in TABLES.items()), doc=__doc__ or "")

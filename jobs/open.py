@@ -20,10 +20,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lawlake import contracts, tables
-from lawlake.config import Settings
-from lawlake.pipeline import Candidate, StageContext, StageOutput
+from lawlake.declarations import Params, Stage, Table
+from lawlake.suites import Suite, check, suite_for
 
-__all__ = ["DATASET", "build_cases_by_year_region_charge", "run", "checks", "after_publish", "export"]
+__all__ = ["DATASET", "build_cases_by_year_region_charge", "open_suite", "open_tables", "STAGE", "export"]
 
 DATASET = "open.cases_by_year_region_charge"
 
@@ -52,31 +52,27 @@ def build_cases_by_year_region_charge(chain: DataFrame, regions: DataFrame, char
     )
 
 
-def checks(name: str, settings: Settings) -> dict:
-    """Disclosure checks with the configured minimum cell size."""
-    return {
-        "checks": [
-            {"name": "no_small_cells", "sql": f"SELECT * FROM {{candidate}} WHERE cases IS NOT NULL AND cases < {int(settings.open_min_cell)}"},
-            {"name": "suppressed_iff_null", "sql": "SELECT * FROM {candidate} WHERE is_suppressed <> (cases IS NULL)"},
-            {"name": "no_more_cases_than_unsealed_gold",
-             "sql": "SELECT * FROM (SELECT sum(cases) AS n FROM {candidate}) c WHERE c.n > (SELECT count(DISTINCT police_case_id) FROM {gold.case_chain} WHERE NOT is_sealed)"},
-        ]
-    }
+def open_suite(name: str, *, min_cell: int) -> Suite:
+    """The dataset's suite file plus the disclosure checks at the configured minimum cell size."""
+    base = suite_for(name, contract=contracts.load(name))
+    return base + Suite(name, (
+        check("no_small_cells", f"SELECT * FROM {{batch}} WHERE cases IS NOT NULL AND cases < {int(min_cell)}"),
+        check("suppressed_iff_null", "SELECT * FROM {batch} WHERE is_suppressed <> (cases IS NULL)"),
+        check("no_more_cases_than_unsealed_gold",
+              "SELECT * FROM (SELECT sum(cases) AS n FROM {batch}) c WHERE c.n > (SELECT count(DISTINCT police_case_id) FROM {gold.case_chain} WHERE NOT is_sealed)"),
+    ))
 
 
-def run(ctx: StageContext) -> StageOutput:
-    from lawlake.rules import reference
-
-    chain = ctx.read("gold.case_chain")
-    df = build_cases_by_year_region_charge(
-        chain,
-        reference.reference_dataframe(ctx.spark, "regions"),
-        reference.reference_dataframe(ctx.spark, "charges"),
-        min_cell=ctx.settings.open_min_cell,
+def open_tables(params: Params) -> tuple[Table, ...]:
+    return (
+        Table(
+            DATASET, build_cases_by_year_region_charge, inputs=("gold.case_chain", "reference.regions", "reference.charges"),
+            params=("min_cell",), materialize=False, suite=open_suite(DATASET, min_cell=params.min_cell),
+        ),
     )
-    out = StageOutput()
-    out.candidates.append(Candidate(DATASET, ctx.write_candidate(df, DATASET)))
-    return out
+
+
+STAGE = Stage("open", open_tables, doc=__doc__ or "")
 
 
 def export(lake: Path, name: str, *, version: int, min_cell: int) -> Path:
@@ -118,9 +114,3 @@ def export(lake: Path, name: str, *, version: int, min_cell: int) -> Path:
     }
     (folder / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return folder
-
-
-def after_publish(ctx: StageContext, published: dict) -> None:
-    """Only a gated, published version is exported for download."""
-    for name, info in published.items():
-        export(ctx.lake, name, version=info["version"], min_cell=ctx.settings.open_min_cell)

@@ -9,47 +9,47 @@ columns hold no source value, and that every row satisfies the partner's row fil
 
 from __future__ import annotations
 
-from datetime import date
-
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lawlake import contracts, policy
-from lawlake.catalog import Reconciliation
-from lawlake.config import Settings
-from lawlake.pipeline import Candidate, StageContext, StageOutput
+from lawlake import policy
+from lawlake.declarations import Params, Stage, Table
+from lawlake.suites import Suite, check, contract_expectations
 
-__all__ = ["build_share_table", "run", "contract", "checks"]
+__all__ = ["build_share_table", "row_filter_sql", "share_suite", "share_tables", "STAGE"]
 
 # An identity number standing alone or beside non-alphanumeric text (身份证号330102…), not a digit run inside a hex token.
 ID_NUMBER_SQL = r"'(^|[^0-9A-Za-z])([0-9]{17}[0-9Xx]|[0-9]{15})($|[^0-9A-Za-z])'"
 
 
-def build_share_table(gold: DataFrame, table: policy.SharedTable, *, key: bytes, sealed_chain_ids: DataFrame) -> DataFrame:
-    """One row per gold row the partner may see: filtered, sealed records excluded, columns masked."""
-    return policy.apply(gold, table, key=key, sealed_chain_ids=sealed_chain_ids)
+def build_share_table(gold: DataFrame, chain: DataFrame, table: policy.SharedTable, *, key: bytes) -> DataFrame:
+    """One row per gold row, masked as the policy says, marked ``_outcome``: ``out`` or ``excluded`` (outside the filter, or sealed).
 
-
-def _policy_table(name: str) -> tuple[policy.Policy, policy.SharedTable]:
-    _, partner, table = name.split(".")
-    p = policy.load(partner)
-    return p, p.table(table)
-
-
-def contract(name: str, settings: Settings) -> contracts.Contract:
-    p, t = _policy_table(name)
-    return policy.share_contract(p, t)
+    The row filter is the policy's one SQL expression (:func:`row_filter_sql`), the same
+    the gate checks the candidate with.
+    """
+    sealed = chain.where(F.col("is_sealed")).select("chain_id").distinct().withColumn("_sealed", F.lit(True))
+    marked = gold.withColumn("_inside", F.expr(row_filter_sql(table.rows)))
+    if "chain_id" in gold.columns:
+        marked = marked.join(sealed, "chain_id", "left")
+    else:
+        marked = marked.withColumn("_sealed", F.lit(False))
+    if "is_sealed" in gold.columns:
+        marked = marked.withColumn("_sealed", F.coalesce(F.col("_sealed"), F.lit(False)) | F.col("is_sealed"))
+    outcome = F.when(F.col("_inside") & ~F.coalesce(F.col("_sealed"), F.lit(False)), F.lit("out")).otherwise(F.lit("excluded"))
+    return marked.select(*policy.masked_columns(table, key=key), outcome.alias("_outcome"))
 
 
 def _sql_literal(value) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _row_filter_sql(rows: dict, alias: str) -> str:
+def row_filter_sql(rows: dict, alias: str | None = None) -> str:
+    """The policy's row filter as one SQL boolean expression (every clause must hold; null counts as outside)."""
     clauses = []
     for col, spec in rows.items():
         ((op, value),) = spec.items()
-        c = f"{alias}.`{col}`"
+        c = f"{alias}.`{col}`" if alias else f"`{col}`"
         if op == "prefix":
             clauses.append("(" + " OR ".join(f"startswith({c}, {_sql_literal(v)})" for v in value) + ")")
         elif op == "in":
@@ -59,55 +59,48 @@ def _row_filter_sql(rows: dict, alias: str) -> str:
     return " AND ".join(f"coalesce({cl}, false)" for cl in clauses) or "true"
 
 
-def checks(name: str, settings: Settings) -> dict:
-    """The share gate's policy checks for one share table (SQL that must return no rows)."""
-    p, t = _policy_table(name)
+def share_suite(p: policy.Policy, t: policy.SharedTable) -> Suite:
+    """The share table's native suite, compiled from the policy: its derived contract's rules plus the policy checks."""
     shape = policy.share_contract(p, t)
     strings = [c.name for c in shape.columns if c.type == "string"]
-    out = [
-        {"name": "no_sealed_records",
-         "sql": "SELECT s.chain_id FROM {candidate} s JOIN {gold.case_chain} g ON s.chain_id = g.chain_id WHERE g.is_sealed"},
-        {"name": "rows_within_partner_filter",
-         "sql": f"SELECT s.chain_id FROM {{candidate}} s JOIN {{{t.source}}} g ON s.chain_id = g.chain_id WHERE NOT ({_row_filter_sql(t.rows, 'g')})"},
-    ]
+    exps = list(contract_expectations(shape))
+    exps.append(check("no_sealed_records", "SELECT s.chain_id FROM {batch} s JOIN {gold.case_chain} g ON s.chain_id = g.chain_id WHERE g.is_sealed"))
+    exps.append(check("rows_within_partner_filter",
+                      f"SELECT s.chain_id FROM {{batch}} s JOIN {{{t.source}}} g ON s.chain_id = g.chain_id WHERE NOT ({row_filter_sql(t.rows, 'g')})"))
     if strings:
-        out.append({"name": "no_raw_identity_numbers",
-                    "sql": "SELECT * FROM {candidate} WHERE " + " OR ".join(f"coalesce(`{c}` RLIKE {ID_NUMBER_SQL}, false)" for c in strings)})
+        exps.append(check("no_raw_identity_numbers",
+                          "SELECT * FROM {batch} WHERE " + " OR ".join(f"coalesce(`{c}` RLIKE {ID_NUMBER_SQL}, false)" for c in strings)))
     for col, mask in t.columns.items():
         if mask in ("pseudonym", "mask"):
-            out.append({"name": f"{col}_holds_no_source_value",
-                        "sql": f"SELECT s.`{col}` FROM {{candidate}} s JOIN (SELECT DISTINCT `{col}` AS v FROM {{{t.source}}}) g ON s.`{col}` = g.v"})
-    expectations = []
+            exps.append(check(f"{col}_holds_no_source_value",
+                              f"SELECT s.`{col}` FROM {{batch}} s JOIN (SELECT DISTINCT `{col}` AS v FROM {{{t.source}}}) g ON s.`{col}` = g.v"))
     for col, mask in t.columns.items():
         pattern = {"year": r"^\d{4}$", "month": r"^\d{4}-\d{2}$", "pseudonym": r"^[0-9a-f]{32}$"}.get(mask)
         if pattern:
-            expectations.append(("expect_column_values_to_match_regex", {"column": col, "regex": pattern}))
-    return {"checks": out, "expectations": expectations}
+            exps.append({"type": "expect_column_values_to_match_regex", "kwargs": {"column": col, "regex": pattern}, "meta": {"source": "policy"}})
+    return Suite(p.logical(t), tuple(exps))
 
 
-def run(ctx: StageContext, *, today: date | None = None) -> StageOutput:
-    """Materialize every partner's share tables from gold."""
-    today = today or date.today()
-    out = StageOutput()
-    chain = ctx.read("gold.case_chain")
-    sealed = chain.where(F.col("is_sealed")).select("chain_id").distinct()
-    expired = []
-    for p in policy.load_all():
-        if p.expires_on < today:
-            expired.append(p.partner)  # an expired grant gets nothing new; its last share stays as published
-            continue
-        key = policy.partner_key(ctx.settings.secret_key, p.partner)
-        for t in p.tables:
-            gold = ctx.read(t.source)
-            name = p.logical(t)
-            path = ctx.write_candidate(build_share_table(gold, t, key=key, sealed_chain_ids=sealed), name, contract=policy.share_contract(p, t))
-            n_in = gold.count()
-            n_out = ctx.spark.read.format("delta").load(str(path)).count()
-            # Rows the partner may not see are excluded by policy, counted on their own so the ledger checks the share.
-            inside = gold.where(policy.row_condition(t.rows))
-            n_outside = n_in - inside.count()
-            n_sealed = inside.join(sealed, "chain_id", "left_semi").count() if "chain_id" in gold.columns else 0
-            out.candidates.append(Candidate(name, path))
-            out.reconciliations.append(Reconciliation(name, n_in, n_out, 0, 0, n_outside + n_sealed))
-    out.notes["expired_grants"] = expired
-    return out
+def _declare(p: policy.Policy, t: policy.SharedTable) -> Table:
+    def build(gold: DataFrame, chain: DataFrame, *, secret_key: bytes) -> DataFrame:
+        return build_share_table(gold, chain, t, key=policy.partner_key(secret_key, p.partner))
+
+    build.__name__ = build.__qualname__ = "build_share_table"
+    return Table(
+        name=p.logical(t),
+        build=build,
+        inputs=(t.source, "gold.case_chain"),
+        params=("secret_key",),
+        rows=lambda df: df.where(F.col("_outcome") == "out").drop("_outcome"),
+        tally=lambda df, *_: dict(zip(("rows_in", "rows_excluded"), df.agg(F.count(F.lit(1)), F.sum((F.col("_outcome") == "excluded").cast("int"))).first())),
+        contract=policy.share_contract(p, t),
+        suite=share_suite(p, t),
+    )
+
+
+def share_tables(params: Params) -> tuple[Table, ...]:
+    """Every unexpired partner policy's tables (an expired grant gets nothing new; its last share stays as released)."""
+    return tuple(_declare(p, t) for p in policy.load_all() if p.expires_on >= params.data_date for t in p.tables)
+
+
+STAGE = Stage("share", share_tables, doc=__doc__ or "")

@@ -109,7 +109,7 @@ ingested_files = Table(
     UniqueConstraint("source", "sha256", name="uq_ingested_file"),
 )
 
-watermarks = Table(
+watermarks_table = Table(
     "watermarks",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -117,6 +117,43 @@ watermarks = Table(
     Column("value", String(100), nullable=False),
     Column("run_id", String(200), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("release_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(200), nullable=False, index=True),
+    Column("stage", String(40), nullable=False),
+    Column("status", String(20), nullable=False),  # publishing | complete | discarded
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("message", Text),
+)
+
+release_tables = Table(
+    "release_tables",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release_id", Integer, nullable=False, index=True),
+    Column("table_name", String(200), nullable=False),
+    Column("version", Integer),  # the Delta version the release publishes; null until committed
+    Column("base_version", Integer),  # the version in the release before it (null: a new table)
+    Column("rows", Integer),
+    UniqueConstraint("release_id", "table_name", name="uq_release_table"),
+)
+
+# At most one row: the run that may write to the lake now (see lawlake.lock).
+lake_lock = Table(
+    "lake_lock",
+    metadata,
+    Column("lock_name", String(20), primary_key=True),
+    Column("run_id", String(200), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -280,11 +317,125 @@ class Catalog:
                 if not seen:
                     c.execute(insert(ingested_files).values(run_id=run_id, ingested_at=utcnow(), **f))
 
+    def ingested(self) -> dict[str, dict[str, str]]:
+        """Every source's ingested files: source -> {sha256: path}."""
+        out: dict[str, dict[str, str]] = {}
+        with self.engine.connect() as c:
+            for source, sha, path in c.execute(select(ingested_files.c.source, ingested_files.c.sha256, ingested_files.c.path)):
+                out.setdefault(source, {})[sha] = path
+        return out
+
+    def watermarks(self) -> dict[str, str]:
+        """Every source's latest watermark."""
+        latest = select(watermarks_table.c.source, func.max(watermarks_table.c.id).label("id")).group_by(watermarks_table.c.source).subquery()
+        with self.engine.connect() as c:
+            return {r.source: r.value for r in c.execute(select(watermarks_table.c.source, watermarks_table.c.value).join(latest, watermarks_table.c.id == latest.c.id))}
+
     def watermark(self, source: str) -> str | None:
         with self.engine.connect() as c:
-            row = c.execute(select(watermarks.c.value).where(watermarks.c.source == source).order_by(watermarks.c.id.desc()).limit(1)).first()
+            row = c.execute(select(watermarks_table.c.value).where(watermarks_table.c.source == source).order_by(watermarks_table.c.id.desc()).limit(1)).first()
             return row[0] if row else None
 
     def record_watermark(self, run_id: str, source: str, value: str) -> None:
         with self.engine.begin() as c:
-            c.execute(insert(watermarks).values(source=source, value=value, run_id=run_id, recorded_at=utcnow()))
+            c.execute(insert(watermarks_table).values(source=source, value=value, run_id=run_id, recorded_at=utcnow()))
+
+    # stage releases ------------------------------------------------------------
+    # A stage publishes its tables as one release: begin_release records the plan (and each
+    # table's version before it), the Delta commits follow, and complete_release records
+    # every new version, the file manifests and watermarks in one transaction. Readers
+    # only ever read versions of complete releases (release_versions).
+    def begin_release(self, run_id: str, stage: str, base_versions: dict[str, int | None]) -> int:
+        with self.engine.begin() as c:
+            release_id = c.execute(
+                insert(releases).values(run_id=run_id, stage=stage, status="publishing", started_at=utcnow())
+            ).inserted_primary_key[0]
+            for name, base in base_versions.items():
+                c.execute(insert(release_tables).values(release_id=release_id, table_name=name, base_version=base))
+        return int(release_id)
+
+    def complete_release(
+        self,
+        release_id: int,
+        published: dict[str, dict],
+        *,
+        ingested: list[dict] = (),  # type: ignore[assignment]
+        watermarks: dict[str, str] | None = None,
+    ) -> None:
+        """Record the release's versions (``{table: {version, rows}}``), manifests and watermarks, and mark it complete: all or nothing."""
+        with self.engine.begin() as c:
+            rel = c.execute(select(releases).where(releases.c.release_id == release_id)).mappings().one()
+            if rel["status"] != "publishing":
+                raise RuntimeError(f"release {release_id} is {rel['status']}, not publishing")
+            now = utcnow()
+            for name, info in published.items():
+                c.execute(
+                    update(release_tables)
+                    .where(release_tables.c.release_id == release_id, release_tables.c.table_name == name)
+                    .values(version=info["version"], rows=info["rows"])
+                )
+                c.execute(insert(published_versions).values(run_id=rel["run_id"], table_name=name, version=info["version"], rows=info["rows"], published_at=now))
+            seen = {(r[0], r[1]) for r in c.execute(select(ingested_files.c.source, ingested_files.c.sha256))} if ingested else set()
+            new_files = []
+            for f in ingested:
+                if (f["source"], f["sha256"]) not in seen:
+                    seen.add((f["source"], f["sha256"]))
+                    new_files.append({"run_id": rel["run_id"], "ingested_at": now, **f})
+            if new_files:
+                c.execute(insert(ingested_files), new_files)
+            for source, value in (watermarks or {}).items():
+                c.execute(insert(watermarks_table).values(source=source, value=value, run_id=rel["run_id"], recorded_at=now))
+            c.execute(update(releases).where(releases.c.release_id == release_id).values(status="complete", finished_at=now))
+
+    def discard_release(self, release_id: int, message: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(releases).where(releases.c.release_id == release_id).values(status="discarded", finished_at=utcnow(), message=message))
+
+    def unfinished_releases(self) -> list[dict]:
+        """Releases begun but neither completed nor discarded (their run died while publishing), with their tables."""
+        with self.engine.connect() as c:
+            rels = [dict(r) for r in c.execute(select(releases).where(releases.c.status == "publishing").order_by(releases.c.release_id)).mappings()]
+            for rel in rels:
+                rel["tables"] = {
+                    r["table_name"]: r["base_version"]
+                    for r in c.execute(select(release_tables).where(release_tables.c.release_id == rel["release_id"])).mappings()
+                }
+            return rels
+
+    def release_versions(self, as_of: int | None = None) -> dict[str, int]:
+        """Each table's Delta version in the latest complete release that holds it (up to release ``as_of``)."""
+        q = (
+            select(release_tables.c.table_name, release_tables.c.version, release_tables.c.release_id)
+            .join(releases, releases.c.release_id == release_tables.c.release_id)
+            .where(releases.c.status == "complete")
+            .order_by(release_tables.c.release_id)
+        )
+        if as_of is not None:
+            q = q.where(releases.c.release_id <= as_of)
+        with self.engine.connect() as c:
+            return {r.table_name: r.version for r in c.execute(q)}
+
+    def releases(self, *, limit: int | None = None) -> list[dict]:
+        """Releases, newest first, each with its tables' versions."""
+        q = select(releases).order_by(releases.c.release_id.desc())
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as c:
+            rels = [dict(r) for r in c.execute(q).mappings()]
+            for rel in rels:
+                rel["tables"] = {
+                    r["table_name"]: r["version"]
+                    for r in c.execute(select(release_tables).where(release_tables.c.release_id == rel["release_id"]).order_by(release_tables.c.table_name)).mappings()
+                }
+            return rels
+
+    def last_release_of_run(self, run_id: str) -> int | None:
+        with self.engine.connect() as c:
+            row = c.execute(
+                select(func.max(releases.c.release_id)).where(releases.c.run_id == run_id, releases.c.status == "complete")
+            ).first()
+            return row[0] if row else None
+
+    def running_runs(self) -> list[dict]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(select(runs).where(runs.c.status == "running").order_by(runs.c.started_at)).mappings()]

@@ -1,55 +1,69 @@
-"""The stage runner: run a stage's job, gate its candidates, publish them — and record it all.
+"""The stage runner: one generic path for every declared table — read, build, enforce, write, count, gate, publish.
 
-Each stage module in ``jobs/`` exposes ``run(ctx) -> StageOutput``: it reads published
-tables, builds its tables, checks their contracts and writes them as candidates. This
-module does the rest, the same way for every stage:
+Each stage module in ``jobs/`` declares its tables (:mod:`lawlake.declarations`). For a
+stage, :func:`run_stage`:
 
-1. :func:`run_stage` runs the job, refuses unbalanced reconciliations
-   (rows in = out + quarantined + merged) and records them in the catalog;
-2. :func:`gate_stage` validates every candidate; when any fails it raises
-   :class:`GateFailed` naming the failed expectations, publishes nothing and keeps the
-   candidates; when all pass it publishes them (one Delta commit each) and records
-   the versions.
+1. reads each table's inputs at their versions in the latest complete release (or the
+   candidates of tables built earlier in the stage), calls the pure builder, and
+   materializes the result once;
+2. checks the table's rows against its contract and writes them as a candidate under
+   ``<lake>/_staging/<run>/``;
+3. counts where every input row went (rows in = out + quarantined + merged + excluded),
+   refuses a table that does not balance, and records the counts in the catalog;
+4. writes the stage's quarantine rows as a candidate of ``quarantine.records`` too: they
+   are published with the stage's release, never before its gate.
 
-Only names, paths and counts cross between the two (they are Airflow tasks).
+:func:`gate_stage` then validates every candidate; when any fails it raises
+:class:`GateFailed`, publishes nothing and keeps the candidates; when all pass it
+publishes them as one release (:mod:`lawlake.releases`).
+
+:func:`open_run` and :func:`close_run` bracket a run: the lake lock (one writer per
+lake, :mod:`lawlake.lock`), recovery of what a dead run left half published, and the
+run's row in the catalog. Only names, paths and counts cross between these calls (they
+are Airflow tasks).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from lawlake import contracts, tables
+from lawlake import contracts, failpoints, lock, releases, tables
 from lawlake.catalog import Catalog, Reconciliation
 from lawlake.config import Settings
+from lawlake.declarations import TALLY_FIELDS, Built, Params, Stage, Table, is_reference, is_work
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
     "STAGES",
-    "StageContext",
-    "StageOutput",
     "GateFailed",
     "ReconciliationError",
+    "open_run",
+    "close_run",
     "run_stage",
     "gate_stage",
     "run_lifecycle",
     "rejects_frame",
     "REJECT_COLUMNS",
+    "QUARANTINE",
+    "stage_of",
+    "declared_tables",
 ]
 
 log = logging.getLogger("lawlake")
 
 STAGES = ("gather", "normalize", "integrate", "share", "open")
-ZONE_OF = {"gather": "bronze", "normalize": "silver", "integrate": "gold", "share": "share", "open": "open"}
 QUARANTINE = "quarantine.records"
+REJECT_COLUMNS = ("source_table", "target_table", "record_key", "scope", "rule", "reason", "raw_value", "record")
 
 
 class GateFailed(RuntimeError):
@@ -57,227 +71,323 @@ class GateFailed(RuntimeError):
 
 
 class ReconciliationError(RuntimeError):
-    """A stage lost or invented rows: in != out + quarantined + merged."""
+    """A stage lost or invented rows: in != out + quarantined + merged + excluded."""
 
 
-@dataclass
-class StageContext:
-    """What a job may use: the session, the lake and the run. Jobs read and write only through it."""
+def _stages() -> dict[str, Stage]:
+    # Imports point down: the runner knows the stages; the stages know nothing of the runner.
+    from jobs import gather, integrate, normalize, open, share
 
-    spark: "SparkSession"
-    settings: Settings
-    run_id: str
-    stage: str
-    sources: Path | None = None
-    catalog: Catalog | None = None
-
-    @property
-    def lake(self) -> Path:
-        return self.settings.lake
-
-    def published(self, name: str) -> Path:
-        return tables.location(self.lake, name)
-
-    def read(self, name: str) -> "DataFrame":
-        """A published table; a missing one is an error naming the stage to run first."""
-        path = self.published(name)
-        if not tables.exists(path):
-            raise FileNotFoundError(f"{name} is not published yet ({path}): run the stage that builds it first")
-        return tables.read(self.spark, path)
-
-    def write_candidate(self, df: "DataFrame", name: str, *, contract: contracts.Contract | None = None) -> Path:
-        """Check ``df`` against its contract and write it as this run's candidate for ``name``."""
-        contract = contract or contracts.load(name)
-        checked = contracts.enforce(df, contract)
-        path = tables.staging_location(self.lake, name, self.run_id)
-        tables.write(checked, path, mode="overwrite")
-        return path
-
-    def materialize(self, df: "DataFrame", label: str) -> "DataFrame":
-        """Write an intermediate result to this run's work area and read it back.
-
-        The engine has no cache: a result used several times (split, counted) is
-        computed once this way instead of once per use.
-        """
-        if not re.fullmatch(r"[a-z0-9_.]+", label):
-            raise ValueError(f"work label {label!r} may only hold a-z, 0-9, '_' and '.'")
-        path = tables.staging_root(self.lake, self.run_id) / "_work" / self.stage / label
-        tables.write(df, path, mode="overwrite")
-        return tables.read(self.spark, path)
-
-    def quarantine(self, df: "DataFrame") -> int:
-        """Append rejected rows (quarantine contract columns but run_id/stage/at) and return their count.
-
-        A re-run of the same stage in the same run replaces its earlier rows, so retries
-        never double-count.
-        """
-        from pyspark.sql import functions as F
-
-        contract = contracts.load(QUARANTINE)
-        rows = df.withColumn("run_id", F.lit(self.run_id)).withColumn("stage", F.lit(self.stage)).withColumn(
-            "quarantined_at", F.current_timestamp()
-        )
-        rows = contracts.enforce(rows, contract)
-        path = self.published(QUARANTINE)
-        if tables.exists(path):
-            self.spark.sql(f"DELETE FROM delta.`{path}` WHERE run_id = '{self.run_id}' AND stage = '{self.stage}'").collect()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tables.write(rows, path, mode="append")
-        return tables.read(self.spark, path).where(
-            (F.col("run_id") == self.run_id) & (F.col("stage") == self.stage)
-        ).count()
+    return {"gather": gather.STAGE, "normalize": normalize.STAGE, "integrate": integrate.STAGE, "share": share.STAGE, "open": open.STAGE}
 
 
-@dataclass
-class Candidate:
-    table: str
-    path: Path
-    mode: Literal["overwrite", "append"] = "overwrite"
+def stage_of(stage: str) -> Stage:
+    stages = _stages()
+    if stage not in stages:
+        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    return stages[stage]
 
 
-@dataclass
-class StageOutput:
-    """A job's result: its candidates, where every input row went, and what to record on publication."""
+def _params(settings: Settings, catalog: Catalog, run_id: str, sources: Path | None, data_date: date | None) -> Params:
+    now = datetime.now(timezone.utc)
+    return Params(
+        run_id=run_id,
+        started_at=now,
+        data_date=data_date or now.date(),
+        sources=Path(sources) if sources else None,
+        min_cell=settings.open_min_cell,
+        secret_key=settings.secret_key,
+        watermarks=catalog.watermarks(),
+        ingested=catalog.ingested(),
+    )
 
-    candidates: list[Candidate] = field(default_factory=list)
-    reconciliations: list[Reconciliation] = field(default_factory=list)
-    ingested_files: list[dict] = field(default_factory=list)
-    watermarks: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, list[dict]] = field(default_factory=dict)  # table -> per-rule {rule, applicable, rejected}
-    notes: dict = field(default_factory=dict)
 
-
-REJECT_COLUMNS = ("source_table", "target_table", "record_key", "scope", "rule", "reason", "raw_value", "record")
+def declared_tables(params: Params | None = None) -> dict[str, tuple[str, Table]]:
+    """Every declared table: logical name -> (stage, declaration)."""
+    params = params or Params(run_id="explain", started_at=datetime.now(timezone.utc), data_date=date.today())
+    return {t.name: (name, t) for name, s in _stages().items() for t in s.declared(params)}
 
 
 def rejects_frame(spark: "SparkSession", rows: list[dict]) -> "DataFrame":
-    """Rejected records built in Python (dicts with :data:`REJECT_COLUMNS`) as a DataFrame for :meth:`StageContext.quarantine`."""
+    """Rejected records built in Python (dicts with :data:`REJECT_COLUMNS`) as a DataFrame."""
     import pyarrow as pa
 
     if not rows:
         return spark.createDataFrame([], schema=", ".join(f"{c} string" for c in REJECT_COLUMNS))
     schema = pa.schema([(c, pa.string()) for c in REJECT_COLUMNS])
-    return spark.createDataFrame(pa.Table.from_pylist(rows, schema=schema))
+    return spark.createDataFrame(pa.Table.from_pylist([{c: r.get(c) for c in REJECT_COLUMNS} for r in rows], schema=schema))
 
 
-def _job(stage: str):
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    return importlib.import_module(f"jobs.{stage}")
+# -- a run: lock, recovery, catalog -------------------------------------------------------
 
 
-def _context(stage: str, settings: Settings, run_id: str, sources: Path | None) -> StageContext:
+def open_run(settings: Settings, run_id: str, *, sources: str, pid: int | None = None) -> dict:
+    """Take the lake for ``run_id``, clean up after any dead run, and open the run in the catalog.
+
+    Raises :class:`lawlake.lock.LakeBusy` (naming the running run) when a live run holds
+    the lake. A dead holder's run is marked failed with the reason, its half-published
+    release is undone and its candidates removed, so this run starts from the last
+    complete release exactly as a clean run would.
+    """
+    catalog = Catalog(settings.catalog_url)
+    acquired = lock.acquire(catalog, run_id, pid=pid)
+    recovered = releases.recover(catalog, settings.lake)
+    for run in catalog.running_runs():
+        if run["run_id"] != run_id:
+            why = "its process died" + (" (its lock was taken over by run " + run_id + ")" if run["run_id"] == acquired.abandoned else "")
+            undone = [r for r in recovered if r["run_id"] == run["run_id"]]
+            if undone:
+                why += "; its half-published " + ", ".join(r["stage"] for r in undone) + " release was undone"
+            catalog.finish_run(run["run_id"], status="failed", message=f"abandoned: {why}")
+            tables.discard_staging(settings.lake, run["run_id"])
+    catalog.start_run(run_id, sources=sources, engine=settings.engine)
+    return {"run_id": run_id, "abandoned": acquired.abandoned, "recovered": recovered}
+
+
+def close_run(settings: Settings, run_id: str, *, status: str, message: str | None = None) -> None:
+    """Record the run's outcome, remove its candidates when it succeeded, and give the lake back."""
+    catalog = Catalog(settings.catalog_url)
+    catalog.finish_run(run_id, status=status, message=message)
+    if status == "success":
+        tables.discard_staging(settings.lake, run_id)
+    lock.release(catalog, run_id)
+
+
+@contextmanager
+def _holding(catalog: Catalog, run_id: str) -> Iterator[None]:
+    """Work for ``run_id`` only while it holds the lake (a task of a run whose lock was taken over stops)."""
+    lock.acquire(catalog, run_id, pid=0)
+    with lock.Heartbeat(catalog, run_id):
+        yield
+
+
+# -- building a stage ---------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    spark: "SparkSession"
+    settings: Settings
+    catalog: Catalog
+    run_id: str
+    stage: str
+    released: dict[str, int]
+    built: dict[str, "DataFrame"] = field(default_factory=dict)  # same-stage candidates and work tables
+
+    def read(self, name: str, *, optional: bool = False) -> "DataFrame | None":
+        if name in self.built:
+            return self.built[name]
+        if is_reference(name):
+            from lawlake.rules import reference
+
+            return reference.reference_dataframe(self.spark, name.split(".", 1)[1])  # type: ignore[arg-type]
+        version = self.released.get(name)
+        if version is None:
+            if optional:
+                return None
+            raise FileNotFoundError(f"{name} is not published in any release yet: run the stage that builds it first")
+        return tables.read(self.spark, tables.location(self.settings.lake, name), version=version)
+
+    def work_path(self, name: str) -> Path:
+        if not re.fullmatch(r"[a-z0-9_.]+", name):
+            raise ValueError(f"work table {name!r} may only hold a-z, 0-9, '_' and '.'")
+        return tables.staging_root(self.settings.lake, self.run_id) / "_work" / self.stage / name
+
+    def materialize(self, df: "DataFrame", name: str) -> "DataFrame":
+        """Write a result used several times and read it back: the engine has no cache."""
+        path = self.work_path(name)
+        tables.write(df, path, mode="overwrite")
+        return tables.read(self.spark, path)
+
+
+def _contract(t: Table) -> contracts.Contract:
+    return t.contract or contracts.load(t.name)
+
+
+def _as_frame(run: _Run, value, contract: contracts.Contract | None) -> "DataFrame":
+    if isinstance(value, list):
+        if contract is None:
+            raise TypeError("Python rows need a contract to be typed")
+        return contracts.dataframe(run.spark, value, contract)
+    return value
+
+
+def _count_tally(t: Table, built: "DataFrame", inputs: list) -> dict[str, int]:
+    counts = dict(t.tally(built, *inputs)) if t.tally else {}
+    unknown = set(counts) - set(TALLY_FIELDS)
+    if unknown:
+        raise ValueError(f"{t.name}: tally counts unknown outcomes {sorted(unknown)}")
+    return {k: int(v or 0) for k, v in counts.items()}
+
+
+def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | None = None, data_date: date | None = None) -> dict:
+    """Build every declared table of a stage as a candidate; return the stage's summary for its gate."""
     from lawlake import engine
 
-    return StageContext(
-        spark=engine.session(settings.engine),
-        settings=settings,
-        run_id=run_id,
-        stage=stage,
-        sources=Path(sources) if sources else None,
-        catalog=Catalog(settings.catalog_url),
-    )
+    catalog = Catalog(settings.catalog_url)
+    with _holding(catalog, run_id):
+        start = time.perf_counter()
+        params = _params(settings, catalog, run_id, sources, data_date)
+        run = _Run(engine.session(settings.engine), settings, catalog, run_id, stage, releases.versions(catalog))
+        candidates: list[dict] = []
+        recs: list[Reconciliation] = []
+        metrics: dict[str, list[dict]] = {}
+        quarantine_parts: list["DataFrame"] = []
+        expected_quarantine = 0
+        ingested: list[dict] = []
+        watermarks: dict[str, str] = {}
+        notes: dict = {}
+        for t in stage_of(stage).declared(params):
+            table_start = time.perf_counter()
+            inputs = [run.read(n, optional=n in t.optional) for n in t.inputs]
+            result = t.build(*inputs, **{p: getattr(params, p) for p in t.params})
+            built = result if isinstance(result, Built) else Built(result)
+            contract = None if t.is_work else _contract(t)
+            frame = _as_frame(run, built.frame, contract if t.rows is None else None)
+            if t.is_work:
+                run.built[t.name] = run.materialize(frame, t.name)
+                continue
+            if t.materialize and (t.rows or t.quarantine or t.tally or t.metrics):
+                frame = run.materialize(frame, t.name)
+            assert contract is not None
+            rows = contracts.enforce(t.rows(frame) if t.rows else frame, contract)
+            path = tables.staging_location(settings.lake, t.name, run_id)
+            tables.write(rows, path, mode="overwrite")
+            candidate = tables.read(run.spark, path)
+            run.built[t.name] = candidate
+            n_out = candidate.count()
+            candidates.append({"table": t.name, "path": str(path), "mode": t.mode, "rows": n_out})
+            quarantine = t.quarantine(frame, *inputs) if t.quarantine else built.quarantine
+            if isinstance(quarantine, list):
+                quarantine = rejects_frame(run.spark, quarantine)
+            tally = dict(built.tally or {}) | _count_tally(t, frame, inputs)
+            if quarantine is not None:
+                n_q = quarantine.count()
+                tally.setdefault("rows_quarantined", n_q - tally.get("fields_quarantined", 0))
+                if n_q != tally["rows_quarantined"] + tally.get("fields_quarantined", 0):
+                    raise ReconciliationError(f"{t.name}: {n_q} quarantine rows for {tally['rows_quarantined']} rejected records and {tally.get('fields_quarantined', 0)} nulled fields")
+                quarantine_parts.append(quarantine)
+                expected_quarantine += n_q
+            if tally:
+                recs.append(Reconciliation(t.name, tally.get("rows_in", n_out), n_out, tally.get("rows_quarantined", 0), tally.get("rows_merged", 0),
+                                           tally.get("rows_excluded", 0), tally.get("fields_quarantined", 0)))
+            if t.metrics:
+                metrics[t.name] = t.metrics(frame)
+            ingested += built.ingested
+            watermarks.update(built.watermarks)
+            notes.update(built.notes)
+            log.info("[lawlake] %s: built %s (%d rows) in %.1fs", stage, t.name, n_out, time.perf_counter() - table_start)
+        q = _write_quarantine(run, quarantine_parts)
+        if q["rows"] != expected_quarantine:
+            raise ReconciliationError(f"{stage}: wrote {q['rows']} quarantine rows, expected {expected_quarantine}")
+        candidates.append(q)
+        notes["quarantined"] = q["rows"]
+        seconds = time.perf_counter() - start
+        paths = {c["table"]: c["path"] for c in candidates}
+        for rec in recs:
+            catalog.record_stage(run_id, stage, rec, seconds=seconds, candidate_path=paths.get(rec.table))
+        unbalanced = [r for r in recs if not r.is_balanced]
+        if unbalanced:
+            raise ReconciliationError(
+                f"{stage}: rows do not reconcile: "
+                + "; ".join(f"{r.table}: in {r.rows_in} != out {r.rows_out} + quarantined {r.rows_quarantined} + merged {r.rows_merged} + excluded {r.rows_excluded}" for r in unbalanced)
+            )
+        manifest = tables.staging_root(settings.lake, run_id) / f"{stage}.manifest.json"
+        manifest.write_text(json.dumps({"ingested_files": ingested, "watermarks": watermarks}, ensure_ascii=False))
+        log.info("[lawlake] %s: built %d candidate table(s) in %.1fs", stage, len(candidates), seconds)
+        failpoints.hit(f"after:{stage}")
+        return {
+            "stage": stage,
+            "run_id": run_id,
+            "seconds": round(seconds, 3),
+            "candidates": candidates,
+            "reconciliations": [r.as_dict() for r in recs],
+            "manifest": str(manifest),
+            "metrics": metrics,
+            "notes": notes,
+            "data_date": params.data_date.isoformat(),
+        }
 
 
-def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | None = None) -> dict:
-    """Run one stage's job; return its summary (candidates, reconciliations) for the gate."""
-    ctx = _context(stage, settings, run_id, sources)
-    start = time.perf_counter()
-    out: StageOutput = _job(stage).run(ctx)
-    seconds = time.perf_counter() - start
-    unbalanced = [r for r in out.reconciliations if not r.is_balanced]
-    for rec in out.reconciliations:
-        path = next((str(c.path) for c in out.candidates if c.table == rec.table), None)
-        ctx.catalog.record_stage(run_id, stage, rec, seconds=seconds, candidate_path=path)
-    if unbalanced:
-        raise ReconciliationError(
-            f"{stage}: rows do not reconcile: "
-            + "; ".join(f"{r.table}: in {r.rows_in} != out {r.rows_out} + quarantined {r.rows_quarantined} + merged {r.rows_merged} + excluded {r.rows_excluded}" for r in unbalanced)
-        )
-    log.info("[lawlake] %s: built %d candidate table(s) in %.1fs", stage, len(out.candidates), seconds)
-    # What to record on publication (file manifests can be long) stays on disk beside the candidates.
-    manifest = tables.staging_root(settings.lake, run_id) / f"{stage}.manifest.json"
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps({"ingested_files": out.ingested_files, "watermarks": out.watermarks}, ensure_ascii=False))
-    return {
-        "stage": stage,
-        "run_id": run_id,
-        "seconds": round(seconds, 3),
-        "candidates": [{"table": c.table, "path": str(c.path), "mode": c.mode} for c in out.candidates],
-        "reconciliations": [r.as_dict() for r in out.reconciliations],
-        "manifest": str(manifest),
-        "metrics": out.metrics,
-        "notes": out.notes,
-    }
+def _write_quarantine(run: _Run, parts: list["DataFrame"]) -> dict:
+    """The stage's quarantine rows as one candidate (appended to quarantine.records on release)."""
+    from pyspark.sql import functions as F
+
+    contract = contracts.load(QUARANTINE)
+    rows = parts[0] if parts else rejects_frame(run.spark, [])
+    for p in parts[1:]:
+        rows = rows.unionByName(p)
+    rows = rows.select(*REJECT_COLUMNS).withColumn("run_id", F.lit(run.run_id)).withColumn("stage", F.lit(run.stage)).withColumn("quarantined_at", F.current_timestamp())
+    path = tables.staging_location(run.settings.lake, QUARANTINE, run.run_id).with_name(f"records__{run.stage}")
+    tables.write(contracts.enforce(rows, contract), path, mode="overwrite")
+    return {"table": QUARANTINE, "path": str(path), "mode": "append", "rows": tables.read(run.spark, path).count()}
 
 
-def _contract_for(stage: str, table: str, settings: Settings) -> contracts.Contract:
-    job = _job(stage)
-    if hasattr(job, "contract"):
-        return job.contract(table, settings)
-    return contracts.load(table)
+# -- the gate and the release -----------------------------------------------------------------
 
 
-def _suite_for(stage: str, table: str, settings: Settings):
-    """The table's suite file, plus any checks its job derives from configuration or policy."""
-    from quality.gate import Suite, load_suite
-
-    suite = load_suite(table)
-    job = _job(stage)
-    if hasattr(job, "checks"):
-        extra = job.checks(table, settings)
-        suite = Suite(table=table, expectations=suite.expectations + tuple(extra.get("expectations", ())), checks=suite.checks + tuple(extra.get("checks", ())))
-    return suite
+def _declared(stage: str, settings: Settings, summary: dict) -> dict[str, Table]:
+    params = Params(run_id=summary["run_id"], started_at=datetime.now(timezone.utc), data_date=date.fromisoformat(summary["data_date"]), min_cell=settings.open_min_cell, secret_key=settings.secret_key)
+    return {t.name: t for t in stage_of(stage).declared(params)}
 
 
 def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
-    """Gate every candidate of a stage; publish them all only if every one passed."""
+    """Gate every candidate of a stage; publish them all as one release only if every one passed."""
+    from lawlake import engine
+    from lawlake.suites import suite_for
     from quality.gate import rule_rate_results, run_gate
 
     run_id = summary["run_id"]
-    ctx = _context(stage, settings, run_id, None)
-    start = time.perf_counter()
-    results = []
-    siblings = {c["table"]: Path(c["path"]) for c in summary["candidates"]}
-    for cand in summary["candidates"]:
-        path = Path(cand["path"])
-        result = run_gate(
-            ctx.spark, cand["table"], path, lake=settings.lake,
-            contract=_contract_for(stage, cand["table"], settings), suite=_suite_for(stage, cand["table"], settings), siblings=siblings,
+    catalog = Catalog(settings.catalog_url)
+    with _holding(catalog, run_id):
+        spark = engine.session(settings.engine)
+        declared = _declared(stage, settings, summary)
+        released = releases.versions(catalog)
+        start = time.perf_counter()
+        results = []
+        siblings = {c["table"]: Path(c["path"]) for c in summary["candidates"]}
+        for cand in summary["candidates"]:
+            name, path = cand["table"], Path(cand["path"])
+            t = declared.get(name)
+            contract = _contract(t) if t else contracts.load(name)
+            suite = suite_for(name, contract=contract, declared=t.suite if t else None)
+            result = run_gate(spark, name, path, lake=settings.lake, suite=suite, siblings=siblings, versions=released)
+            metrics = (summary.get("metrics") or {}).get(name)
+            if metrics:
+                result.add(rule_rate_results(metrics, settings.thresholds.get(name, {}), default=settings.thresholds.get("default")))
+            catalog.record_gate(run_id, stage, name, success=result.success, results=result.results, rows=result.rows, seconds=result.seconds, candidate_path=str(path))
+            results.append((cand, result))
+            log.info("[lawlake] gate %s: %s (%d rows, %d checks)", name, "passed" if result.success else "FAILED", result.rows, len(result.results))
+        failed = [(c, r) for c, r in results if not r.success]
+        if failed:
+            raise GateFailed(
+                f"gate {stage} failed; nothing published. "
+                + " | ".join(f"{c['table']} (candidate kept at {c['path']}): {r.describe_failures()}" for c, r in failed)
+            )
+        failpoints.hit(f"gated:{stage}")
+        manifest = json.loads(Path(summary["manifest"]).read_text())
+        planned = [releases.Planned(c["table"], Path(c["path"]), c["mode"], r.rows) for c, r in results]
+        release_id, published = releases.publish(
+            spark, catalog, settings.lake, run_id=run_id, stage=stage, planned=planned,
+            ingested=manifest["ingested_files"], watermarks=manifest["watermarks"],
         )
-        metrics = (summary.get("metrics") or {}).get(cand["table"])
-        if metrics:
-            result.add(rule_rate_results(metrics, settings.thresholds.get(cand["table"], {}), default=settings.thresholds.get("default")))
-        ctx.catalog.record_gate(run_id, stage, cand["table"], success=result.success, results=result.results, rows=result.rows, seconds=result.seconds, candidate_path=str(path))
-        results.append((cand, result))
-        log.info("[lawlake] gate %s: %s (%d rows, %d checks)", cand["table"], "passed" if result.success else "FAILED", result.rows, len(result.results))
-    failed = [(c, r) for c, r in results if not r.success]
-    if failed:
-        message = f"gate {stage} failed; nothing published. " + " | ".join(
-            f"{c['table']} (candidate kept at {c['path']}): {r.describe_failures()}" for c, r in failed
-        )
-        raise GateFailed(message)
-    published = {}
-    for cand, result in results:
-        target = tables.location(settings.lake, cand["table"])
-        if cand["mode"] == "append" and result.rows == 0 and tables.exists(target):
-            v = tables.version(target)  # nothing new: no empty commit
-        else:
-            v = tables.publish(ctx.spark, Path(cand["path"]), target, mode=cand["mode"])
-        # An overwrite publishes exactly the candidate the gate counted; only an append needs a new total.
-        total = result.rows if cand["mode"] == "overwrite" else tables.read(ctx.spark, target).count()
-        ctx.catalog.record_published(run_id, cand["table"], version=v, rows=total)
-        published[cand["table"]] = {"version": v, "rows": total}
-    manifest = json.loads(Path(summary["manifest"]).read_text())
-    if manifest["ingested_files"]:
-        ctx.catalog.record_ingested(run_id, manifest["ingested_files"])
-    for source, value in manifest["watermarks"].items():
-        ctx.catalog.record_watermark(run_id, source, value)
-    job = _job(stage)
-    if hasattr(job, "after_publish"):
-        job.after_publish(ctx, published)
-    log.info("[lawlake] %s: published %d table(s) in %.1fs", stage, len(published), time.perf_counter() - start)
-    return {"stage": stage, "run_id": run_id, "published": published}
+        after = _AFTER_PUBLISH.get(stage)
+        if after:
+            after(settings, published)
+        log.info("[lawlake] %s: published release %d (%d tables) in %.1fs", stage, release_id, len(published), time.perf_counter() - start)
+        return {"stage": stage, "run_id": run_id, "release": release_id, "published": published}
+
+
+def _export_open(settings: Settings, published: dict) -> None:
+    """Only a gated, released version is exported for download."""
+    from jobs import open as open_stage
+
+    for name, info in published.items():
+        if name.startswith("open."):
+            open_stage.export(settings.lake, name, version=info["version"], min_cell=settings.open_min_cell)
+
+
+_AFTER_PUBLISH: dict[str, Callable[[Settings, dict], None]] = {"open": _export_open}
 
 
 def run_lifecycle(
@@ -287,28 +397,28 @@ def run_lifecycle(
     sources: Path,
     stages: tuple[str, ...] = STAGES,
     progress: Callable[[str], None] | None = None,
+    data_date: date | None = None,
 ) -> list[dict]:
-    """Run stages in order in this process (no Airflow): stage, gate, publish; stop at the first failure.
+    """Run stages in order in this process (no Airflow): stage, gate, release; stop at the first failure.
 
-    The Airflow DAG runs the same two calls per stage as separate tasks; this is for
-    tests, benchmarks and debugging.
+    The Airflow DAG runs the same calls as separate tasks; this is for tests, benchmarks
+    and debugging.
     """
-    catalog = Catalog(settings.catalog_url)
-    catalog.start_run(run_id, sources=str(sources), engine=settings.engine)
+    open_run(settings, run_id, sources=str(sources))
     done = []
     try:
         for stage in stages:
             if progress:
                 progress(f"{stage} …")
-            summary = run_stage(stage, settings, run_id, sources=sources)
+            summary = run_stage(stage, settings, run_id, sources=sources, data_date=data_date)
             done.append(gate_stage(stage, settings, summary))
     except Exception as exc:
-        catalog.finish_run(run_id, status="failed", message=str(exc))
+        close_run(settings, run_id, status="failed", message=str(exc))
         raise
-    catalog.finish_run(run_id, status="success")
-    tables.discard_staging(settings.lake, run_id)
+    close_run(settings, run_id, status="success")
     return done
 
 
 def dumps(summary: dict) -> str:
     return json.dumps(summary, ensure_ascii=False, default=str)
+

@@ -39,7 +39,7 @@ from lawlake.config import SCHEMAS_DIR
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-__all__ = ["PolicyError", "Policy", "SharedTable", "Delivery", "DatabaseDelivery", "load", "load_all", "parse", "apply", "share_contract", "row_condition", "MASKS"]
+__all__ = ["PolicyError", "Policy", "SharedTable", "Delivery", "DatabaseDelivery", "load", "load_all", "parse", "apply", "share_contract", "row_condition", "masked_columns", "MASKS"]
 
 MASKS = ("keep", "drop", "pseudonym", "mask", "year", "month", "age_band")
 OUTPUT_TYPE = {"pseudonym": "string", "mask": "string", "year": "string", "month": "string", "age_band": "string"}
@@ -278,6 +278,11 @@ def partner_key(secret: bytes, partner: str) -> bytes:
     return hmac.new(secret, f"pseudonym:{partner}".encode(), hashlib.sha256).digest()
 
 
+def masked_columns(table: SharedTable, *, key: bytes) -> list["Column"]:
+    """The shared columns of a table, each masked by its rule (dropped ones left out)."""
+    return [_masked(c, m, key).alias(c) for c, m in table.columns.items() if m != "drop"]
+
+
 def apply(df: "DataFrame", table: SharedTable, *, key: bytes, sealed_chain_ids: "DataFrame | None" = None) -> "DataFrame":
     """The partner's rows and columns of a gold table: filtered, sealed excluded, masked."""
     from pyspark.sql import functions as F
@@ -287,7 +292,7 @@ def apply(df: "DataFrame", table: SharedTable, *, key: bytes, sealed_chain_ids: 
         rows = rows.where(~F.col("is_sealed"))
     if sealed_chain_ids is not None and "chain_id" in df.columns:
         rows = rows.join(sealed_chain_ids, "chain_id", "left_anti")
-    return rows.select(*[_masked(c, m, key).alias(c) for c, m in table.columns.items() if m != "drop"])
+    return rows.select(*masked_columns(table, key=key))
 
 
 def share_contract(policy: Policy, table: SharedTable) -> contracts.Contract:

@@ -1,43 +1,28 @@
-"""The gate: a table's expectation suite run on its written candidate.
+"""The gate: a table's native Great Expectations suite (:mod:`lawlake.suites`) run on its written candidate.
 
-A table's suite is the union of
-- the rules its contract implies: the exact column list, not-null columns, a unique
-  key, accepted values;
-- the table's own suite, ``quality/suites/<table>.yaml``: further Great Expectations
-  expectations (by their snake_case name and keyword arguments) and SQL checks
-  (queries over the candidate, ``{candidate}``, and published tables, ``{gold.x}``,
-  that must return no rows).
-
-Great Expectations evaluates the expectations on the candidate read back from Delta;
-an expectation that raises counts as failed. The gate never decides what to publish:
+Great Expectations evaluates the suite on the candidate read back from Delta; an
+expectation or check that raises counts as failed. Tables named in a check are read at
+their versions in the latest complete release, or, when built in the same stage, as
+the candidate about to be published with it. The gate never decides what to publish:
 it returns a :class:`GateResult`, and the stage runner publishes only when it passed.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import yaml
+from typing import TYPE_CHECKING, Any, Mapping
 
 from lawlake import tables
-from lawlake.config import QUALITY_DIR
-from lawlake.contracts import Contract
+from lawlake.suites import Suite
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["GateResult", "Suite", "load_suite", "run_gate", "rule_rate_results"]
-
-
-@dataclass(frozen=True)
-class Suite:
-    table: str
-    expectations: tuple[tuple[str, dict], ...] = ()
-    checks: tuple[dict, ...] = ()
+__all__ = ["GateResult", "run_gate", "rule_rate_results"]
 
 
 @dataclass
@@ -63,48 +48,6 @@ class GateResult:
         return "; ".join(f"{r['expectation']}: {r.get('observed')}" for r in self.failures)
 
 
-def load_suite(table: str, *, suites_dir: Path | None = None) -> Suite:
-    """A table's own suite file (an empty suite when the table has none)."""
-    path = (suites_dir or QUALITY_DIR / "suites") / f"{table}.yaml"
-    if not path.exists():
-        return Suite(table=table)
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    exps = []
-    for item in doc.get("expectations", []):
-        ((name, kwargs),) = item.items()
-        exps.append((name, dict(kwargs or {})))
-    return Suite(table=table, expectations=tuple(exps), checks=tuple(doc.get("checks", [])))
-
-
-def code_list(name: str) -> list[str]:
-    """The codes of a reference list (schemas/reference/), for in-set expectations."""
-    from lawlake.rules import reference
-
-    if name == "regions":
-        return sorted(r.code for r in reference.regions())
-    if name == "charges":
-        return sorted(c.charge_code for c in reference.charges())
-    raise ValueError(f"unknown code list {name!r}")
-
-
-def contract_expectations(contract: Contract) -> list[tuple[str, dict]]:
-    """The expectations a contract implies."""
-    exps: list[tuple[str, dict]] = [("expect_table_columns_to_match_ordered_list", {"column_list": contract.names})]
-    for c in contract.columns:
-        if not c.nullable:
-            exps.append(("expect_column_values_to_not_be_null", {"column": c.name}))
-        if c.accepted_values:
-            exps.append(("expect_column_values_to_be_in_set", {"column": c.name, "value_set": list(c.accepted_values)}))
-        if c.code_list:
-            exps.append(("expect_column_values_to_be_in_set", {"column": c.name, "value_set": code_list(c.code_list)}))
-    key = list(contract.primary_key)
-    if len(key) == 1:
-        exps.append(("expect_column_values_to_be_unique", {"column": key[0]}))
-    elif key:
-        exps.append(("expect_compound_columns_to_be_unique", {"column_list": key}))
-    return exps
-
-
 @lru_cache(maxsize=1)
 def _gx():
     import os
@@ -127,10 +70,6 @@ def _gx():
     return gx, batch_definition
 
 
-def _class_name(snake: str) -> str:
-    return "".join(part.capitalize() for part in snake.split("_"))
-
-
 def _label(name: str, kwargs: dict) -> str:
     target = kwargs.get("column") or kwargs.get("column_list") or ""
     if isinstance(target, list):
@@ -138,70 +77,81 @@ def _label(name: str, kwargs: dict) -> str:
     return f"{name}({target})" if target else name
 
 
-def _run_expectations(df: "DataFrame", expectations: list[tuple[str, dict]]) -> list[dict]:
+def _run_expectations(df: "DataFrame", expectations: list[dict]) -> list[dict]:
     gx, batch_definition = _gx()
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
     suite = gx.ExpectationSuite(name="gate")
-    for name, kwargs in expectations:
-        cls = getattr(gx.expectations, _class_name(name), None)
-        if cls is None:
-            raise ValueError(f"unknown expectation {name!r}")
-        suite.add_expectation(cls(**kwargs))
+    for e in expectations:
+        suite.add_expectation_configuration(ExpectationConfiguration(type=e["type"], kwargs=dict(e["kwargs"]), meta=dict(e.get("meta") or {}), description=e.get("description")))
     batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
     validation = batch.validate(suite, result_format="SUMMARY")
     out = []
     for r in validation.results:
-        # Expectations of an unsaved suite have no ids: each result names itself by type and arguments.
         kwargs = dict(r.expectation_config.kwargs)
-        label = _label(r.expectation_config.type, kwargs)
+        meta = r.expectation_config.meta or {}
+        label = f"check:{meta['check']}" if meta.get("check") else _label(r.expectation_config.type, kwargs)
         raised = bool((r.exception_info or {}).get("raised_exception"))
         result = r.result or {}
         observed: Any = result.get("observed_value")
+        unexpected = result.get("unexpected_count")
+        if meta.get("check") and observed is not None:
+            unexpected, observed = observed, f"{observed} violating rows"
         if observed is None and "unexpected_count" in result:
             observed = f"{result.get('unexpected_count')} unexpected ({(result.get('unexpected_percent') or 0):.3f}%)"
             sample = result.get("partial_unexpected_list") or []
             if sample:
                 observed += f", e.g. {sample[:3]}"
-        if raised:
+        if raised:  # an expectation or check that cannot run is a failure, not a pass
             observed = f"raised: {(r.exception_info or {}).get('exception_message')}"
         out.append(
             {
                 "expectation": label,
                 "success": bool(r.success) and not raised,
                 "observed": observed,
-                "threshold": kwargs.get("mostly"),
-                "unexpected_count": result.get("unexpected_count"),
+                "threshold": kwargs.get("mostly", 0 if meta.get("check") else None),
+                "unexpected_count": unexpected,
             }
         )
     return out
 
 
-def _sql(sql: str, *, candidate: Path, lake: Path, siblings: dict[str, Path]) -> str:
-    """Fill ``{candidate}`` and ``{zone.table}`` placeholders with Delta path references.
+_REF = re.compile(r"\{((?:bronze|silver|gold|share|open|quarantine)\.[a-z0-9_.]+)\}")
 
-    A table built in the same stage resolves to its candidate (``siblings``): the gate
-    audits the set about to be published, not the one it replaces.
+
+def _resolve_refs(spark: "SparkSession", expectations: list[dict], *, lake: Path, siblings: Mapping[str, Path], versions: Mapping[str, int]) -> list[dict]:
+    """Replace ``{zone.table}`` in checks with temporary views of that table.
+
+    A table built in the same stage is its candidate (``siblings``): the gate audits the
+    set about to be published, not the one it replaces. Others are read at their
+    released versions; a table no release holds yet fails the check that names it.
     """
-    import re
-
-    def ref(m: re.Match) -> str:
-        name = m.group(1)
-        path = candidate if name == "candidate" else siblings.get(name) or tables.location(lake, name)
-        return f"delta.`{path}`"
-
-    return re.sub(r"\{(candidate|(?:bronze|silver|gold|share|open|quarantine)\.[a-z0-9_.]+)\}", ref, sql)
-
-
-def _run_checks(spark: "SparkSession", checks: tuple[dict, ...], *, candidate: Path, lake: Path, siblings: dict[str, Path]) -> list[dict]:
     out = []
-    for check in checks:
-        query = _sql(check["sql"], candidate=candidate, lake=lake, siblings=siblings)
+    for e in expectations:
+        query = e["kwargs"].get("unexpected_rows_query")
+        if not query:
+            out.append(e)
+            continue
+
+        def ref(m: re.Match) -> str:
+            name = m.group(1)
+            view = "_gate_" + name.replace(".", "__")
+            if name in siblings:
+                df = tables.read(spark, siblings[name])
+            elif name in versions:
+                df = tables.read(spark, tables.location(lake, name), version=versions[name])
+            else:
+                raise LookupError(f"{name} is not in any release")
+            df.createOrReplaceTempView(view)
+            return view
+
         try:
-            bad = spark.sql(query)
-            n = bad.count()
-            sample = [r.asDict() for r in bad.limit(3).collect()] if n else []
-            out.append({"expectation": f"check:{check['name']}", "success": n == 0, "observed": f"{n} violating rows" + (f", e.g. {sample}" if sample else ""), "threshold": 0, "unexpected_count": n})
-        except Exception as exc:  # a check that cannot run is a failed check, not a pass
-            out.append({"expectation": f"check:{check['name']}", "success": False, "observed": f"raised: {exc}", "threshold": 0, "unexpected_count": None})
+            query = _REF.sub(ref, query)
+        except LookupError as exc:
+            query = f"SELECT '{exc}' AS unresolved FROM {{batch}} LIMIT 1"  # fails the check, naming why
+        # GX fills {batch} with str.format: every other brace (regex quantifiers) is doubled.
+        query = query.replace("{", "{{").replace("}", "}}").replace("{{batch}}", "{batch}")
+        out.append({**e, "kwargs": {**e["kwargs"], "unexpected_rows_query": query}})
     return out
 
 
@@ -211,25 +161,17 @@ def run_gate(
     candidate: Path,
     *,
     lake: Path,
-    contract: Contract | None,
-    suite: Suite | None = None,
-    siblings: dict[str, Path] | None = None,
+    suite: Suite,
+    siblings: Mapping[str, Path] | None = None,
+    versions: Mapping[str, int] | None = None,
 ) -> GateResult:
-    """Validate the candidate Delta table at ``candidate`` against ``table``'s suite."""
+    """Validate the candidate Delta table at ``candidate`` against ``suite``."""
     start = time.perf_counter()
-    suite = suite or load_suite(table)
     df = tables.read(spark, candidate)
-    expectations = (contract_expectations(contract) if contract else []) + list(suite.expectations)
+    expectations = _resolve_refs(spark, list(suite.expectations), lake=lake, siblings=siblings or {}, versions=versions or {})
     results = _run_expectations(df, expectations) if expectations else []
-    results += _run_checks(spark, suite.checks, candidate=candidate, lake=lake, siblings=siblings or {})
     rows = df.count()
-    return GateResult(
-        table=table,
-        success=all(r["success"] for r in results),
-        rows=rows,
-        results=results,
-        seconds=time.perf_counter() - start,
-    )
+    return GateResult(table=table, success=all(r["success"] for r in results), rows=rows, results=results, seconds=time.perf_counter() - start)
 
 
 def rule_rate_results(metrics: list[dict], thresholds: dict[str, float], *, default: float | None) -> list[dict]:

@@ -1,0 +1,111 @@
+"""Tables declared as data: what a stage builds, from which inputs, and where every input row goes.
+
+A stage module in ``jobs/`` exports one :class:`Stage`: its tables, each a
+:class:`Table` naming its logical name, its inputs (logical names), its pure builder and
+how its rows reconcile. The runner (:mod:`lawlake.pipeline`) does the rest the same way
+for every table — read the inputs at their released versions, build, enforce the
+contract, write the candidate, count, quarantine, gate, publish as one release — so a job
+never opens a path, a session or the catalog.
+
+Inputs are logical names: a published table (``silver.suspects``, read at its version
+in the latest complete release), a table built earlier in the same stage (its
+candidate, read back), a work table (``work.<name>``: materialized for this run only,
+never published) or a reference list (``reference.regions``, ``reference.charges``,
+``reference.charge_variants``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Union
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from lawlake.contracts import Contract
+    from quality.gate import Suite
+
+__all__ = ["Params", "Built", "Table", "Stage", "TALLY_FIELDS", "is_work", "is_reference"]
+
+# What a table's tally may count (rows_out is always counted by the runner, on the written candidate).
+TALLY_FIELDS = ("rows_in", "rows_quarantined", "rows_merged", "rows_excluded", "fields_quarantined")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Run parameters a builder may ask for by name (``Table.params``); nothing else reaches a builder."""
+
+    run_id: str
+    started_at: datetime  # when the run started (lineage: ingested-at)
+    data_date: date  # the date the run's data describes: "today" for deadlines and expiries, never the wall clock
+    sources: Path | None = None  # the agencies' exports (gather)
+    min_cell: int = 10  # smallest count an open dataset may publish
+    secret_key: bytes = b""  # pseudonyms (share)
+    watermarks: Mapping[str, str] = field(default_factory=dict)  # source feed -> last released watermark (gather)
+    ingested: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # source feed -> {sha256: path} released (gather)
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a builder returns when a DataFrame alone does not say it all (gather reads Python rows)."""
+
+    frame: Union["DataFrame", list[dict]]  # the table's rows; Python rows are typed by the contract
+    quarantine: Union["DataFrame", list[dict], None] = None  # quarantine rows (lawlake.pipeline.REJECT_COLUMNS)
+    tally: Mapping[str, int] | None = None  # counts already known (see TALLY_FIELDS)
+    ingested: list[dict] = field(default_factory=list)  # files to record as ingested on release
+    watermarks: Mapping[str, str] = field(default_factory=dict)  # watermarks to record on release
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table a stage builds.
+
+    - ``build(*inputs, **params)`` returns the built frame (a DataFrame or :class:`Built`);
+    - ``rows(built)``: the table's rows, when the built frame holds more (e.g. every
+      version of every record, marked); default: the built frame itself;
+    - ``quarantine(built, *inputs)``: the rows it rejects, as quarantine records;
+    - ``tally(built, *inputs)``: where the input rows went (:data:`TALLY_FIELDS`); without
+      it (and without ``Built.tally``) the table is derived and not reconciled;
+    - ``metrics(built)``: each rule's applicable and rejected counts, for the gate's thresholds.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    inputs: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    mode: Literal["overwrite", "append"] = "overwrite"
+    optional: tuple[str, ...] = ()  # inputs that may not be published yet (passed as None)
+    rows: Callable[["DataFrame"], "DataFrame"] | None = None
+    quarantine: Callable[..., "DataFrame"] | None = None
+    tally: Callable[..., Mapping[str, int]] | None = None
+    metrics: Callable[["DataFrame"], list[dict]] | None = None
+    contract: "Contract | None" = None  # None: schemas/<zone>/<table>.yaml
+    suite: "Suite | None" = None  # None: quality/suites/<table>.json
+    materialize: bool = True  # write the built frame once and read it back: it is used several times
+
+    @property
+    def is_work(self) -> bool:
+        return is_work(self.name)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage: its tables in build order (or a function of the run's parameters giving them)."""
+
+    name: str
+    tables: tuple[Table, ...] | Callable[[Params], tuple[Table, ...]]
+    doc: str = ""
+
+    def declared(self, params: Params) -> tuple[Table, ...]:
+        return self.tables(params) if callable(self.tables) else self.tables
+
+
+def is_work(name: str) -> bool:
+    return name.startswith("work.")
+
+
+def is_reference(name: str) -> bool:
+    return name.startswith("reference.")
