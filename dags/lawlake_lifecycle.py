@@ -2,13 +2,19 @@
 ### lawlake lifecycle: gather → normalize → integrate → share → open, each behind a quality gate
 
 Every stage is two tasks: the stage's PySpark job writes candidate Delta tables to
-staging, then its gate validates them with Great Expectations and publishes them
-(write → audit → publish). A failed gate publishes nothing, keeps the candidates for
-inspection and stops every stage downstream.
+staging, then its gate validates them with Great Expectations and publishes them as
+one release (write → audit → publish). A failed gate publishes nothing, keeps the
+candidates for inspection and stops every stage downstream.
+
+`start` (a setup task) takes the lake for the run — one writer per lake: a second run
+fails at once naming the running one — and undoes whatever a dead run left half
+published. `finish` (its teardown) runs whatever happened: it marks the run succeeded
+when every stage released, failed otherwise, and gives the lake back.
 
 Params: `sources` (the agencies' exports), `lake` (the lake root), `engine`
 (`embedded` Sail or an `sc://` Spark Connect URL), `catalog_url` (SQLAlchemy URL;
-empty for the lake's own SQLite catalog), `run_id` (empty: derived from Airflow's).
+empty for the lake's own SQLite catalog), `run_id` (empty: derived from Airflow's),
+`data_date` (the date the data describes; empty: the run's UTC date).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, setup, task, teardown
 
 STAGES = ("gather", "normalize", "integrate", "share", "open")
 
@@ -48,32 +54,35 @@ def _logging() -> None:
         "engine": Param("", type="string", description="'embedded' or an sc:// Spark Connect URL (empty: LAWLAKE_ENGINE or embedded)"),
         "catalog_url": Param("", type="string", description="Catalog SQLAlchemy URL (empty: the lake's SQLite catalog)"),
         "run_id": Param("", type="string", description="lawlake run id (empty: derived from the Airflow run id)"),
+        "data_date": Param("", type="string", description="The date the data describes, YYYY-MM-DD (empty: the run's UTC date)"),
     },
 )
 def lawlake_lifecycle():
-    @task
+    @setup
     def start() -> str:
-        """Open the run in the catalog; return the lawlake run id."""
-        from lawlake.catalog import Catalog
+        """Take the lake for the run (refused if another run holds it), recover from a dead run; return the lawlake run id."""
+        from lawlake import pipeline
 
         _logging()
         ctx = get_current_context()
         params = ctx["params"]
         run_id = params["run_id"] or re.sub(r"[^A-Za-z0-9_.-]", "", ctx["dag_run"].run_id.replace("+", "_").replace(":", ""))
-        settings = _settings(params)
-        Catalog(settings.catalog_url).start_run(run_id, sources=params["sources"], engine=settings.engine)
+        # pid 0: the run's life is its tasks' heartbeats (a `lawlake run` that took the lake first keeps its own process).
+        pipeline.open_run(_settings(params), run_id, sources=params["sources"], pid=0)
         return run_id
 
     def stage_task(stage: str):
         @task(task_id=stage)
         def run_stage(lawlake_run: str) -> dict:
+            from datetime import date
             from pathlib import Path
 
             from lawlake import pipeline
 
             _logging()
             params = get_current_context()["params"]
-            return pipeline.run_stage(stage, _settings(params), lawlake_run, sources=Path(params["sources"]).resolve())
+            data_date = date.fromisoformat(params["data_date"]) if params.get("data_date") else None
+            return pipeline.run_stage(stage, _settings(params), lawlake_run, sources=Path(params["sources"]).resolve(), data_date=data_date)
 
         return run_stage
 
@@ -91,22 +100,23 @@ def lawlake_lifecycle():
             try:
                 return pipeline.gate_stage(stage, settings, summary)
             except pipeline.GateFailed as exc:
-                Catalog(settings.catalog_url).finish_run(summary["run_id"], status="failed", message=str(exc))
+                Catalog(settings.catalog_url).note_run(summary["run_id"], message=str(exc))
                 raise AirflowFailException(str(exc)) from exc
 
         return gate
 
-    @task(retries=0)
-    def finish(lawlake_run: str, last: dict) -> dict:
-        """Close the run, remove its published candidates and summarize it."""
-        from lawlake import tables
+    @teardown
+    def finish(lawlake_run: str) -> dict:
+        """Close the run whatever happened: success only when every stage released; give the lake back."""
+        from lawlake import pipeline
         from lawlake.catalog import Catalog
 
         settings = _settings(get_current_context()["params"])
-        catalog = Catalog(settings.catalog_url)
-        catalog.finish_run(lawlake_run, status="success")
-        tables.discard_staging(settings.lake, lawlake_run)
-        return {"run_id": lawlake_run, "published": len(catalog.published())}
+        released = {r["stage"] for r in Catalog(settings.catalog_url).releases() if r["run_id"] == lawlake_run and r["status"] == "complete"}
+        missing = [s for s in STAGES if s not in released]
+        status = "failed" if missing else "success"
+        pipeline.close_run(settings, lawlake_run, status=status, message=f"stopped before releasing {', '.join(missing)}" if missing else None)
+        return {"run_id": lawlake_run, "status": status}
 
     lawlake_run = start()
     upstream = lawlake_run
@@ -114,7 +124,7 @@ def lawlake_lifecycle():
         summary = stage_task(stage)(lawlake_run)
         upstream >> summary
         upstream = gate_task(stage)(summary)
-    finish(lawlake_run, upstream)
+    upstream >> finish(lawlake_run)
 
 
 lawlake_lifecycle()

@@ -325,7 +325,7 @@ def _declare(src: Source) -> Table:
     def build(published, **params) -> Built:
         return gather_source(src, published, **params)
 
-    build.__name__ = build.__qualname__ = f"gather_source[{src.name}]"
+    build.__wrapped__ = gather_source  # type: ignore[attr-defined]  # `lawlake tables --explain` names the real builder
     return Table(
         name=src.table, build=build, inputs=(src.table,), optional=(src.table,), mode="append", materialize=False,
         params=("sources", "watermarks", "ingested", "run_id", "started_at"),

@@ -499,8 +499,7 @@ def _declare(target: str, source: str, build: Callable[[DataFrame, Refs], DataFr
         raw = [c for c in df.columns if c.startswith("raw_")]  # kept for the per-rule metrics
         return df.select(*names, *raw, "_rule", "_reason", "_raw", "_key", "_version", "_record")
 
-    checked.__name__ = checked.__qualname__ = build.__name__
-    checked.__doc__ = build.__doc__
+    checked.__wrapped__ = build  # type: ignore[attr-defined]  # `lawlake tables --explain` names the real builder
     return Table(
         name=target,
         build=checked,

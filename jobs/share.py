@@ -85,7 +85,7 @@ def _declare(p: policy.Policy, t: policy.SharedTable) -> Table:
     def build(gold: DataFrame, chain: DataFrame, *, secret_key: bytes) -> DataFrame:
         return build_share_table(gold, chain, t, key=policy.partner_key(secret_key, p.partner))
 
-    build.__name__ = build.__qualname__ = "build_share_table"
+    build.__wrapped__ = build_share_table  # type: ignore[attr-defined]  # `lawlake tables --explain` names the real builder
     return Table(
         name=p.logical(t),
         build=build,

@@ -226,8 +226,16 @@ class Catalog:
                 c.execute(insert(runs).values(run_id=run_id, started_at=utcnow(), status="running", sources=sources, engine=engine))
 
     def finish_run(self, run_id: str, *, status: str, message: str | None = None) -> None:
+        """Close a run; a message already noted (the failed gate's) is kept unless a new one is given."""
+        values = {"status": status, "finished_at": utcnow()}
+        if message is not None or status == "success":
+            values["message"] = message
         with self.engine.begin() as c:
-            c.execute(update(runs).where(runs.c.run_id == run_id).values(status=status, finished_at=utcnow(), message=message))
+            c.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+
+    def note_run(self, run_id: str, *, message: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(runs).where(runs.c.run_id == run_id).values(message=message))
 
     def last_run(self) -> dict | None:
         with self.engine.connect() as c:
@@ -404,8 +412,13 @@ class Catalog:
 
     def release_versions(self, as_of: int | None = None) -> dict[str, int]:
         """Each table's Delta version in the latest complete release that holds it (up to release ``as_of``)."""
+        return {name: info["version"] for name, info in self.released_tables(as_of).items()}
+
+    def released_tables(self, as_of: int | None = None) -> dict[str, dict]:
+        """Each table in the latest complete release that holds it: name -> {version, rows, release_id, run_id, stage, released_at}."""
         q = (
-            select(release_tables.c.table_name, release_tables.c.version, release_tables.c.release_id)
+            select(release_tables.c.table_name, release_tables.c.version, release_tables.c.rows, releases.c.release_id, releases.c.run_id, releases.c.stage,
+                   releases.c.finished_at.label("released_at"))
             .join(releases, releases.c.release_id == release_tables.c.release_id)
             .where(releases.c.status == "complete")
             .order_by(release_tables.c.release_id)
@@ -413,7 +426,7 @@ class Catalog:
         if as_of is not None:
             q = q.where(releases.c.release_id <= as_of)
         with self.engine.connect() as c:
-            return {r.table_name: r.version for r in c.execute(q)}
+            return {r["table_name"]: dict(r) for r in c.execute(q).mappings()}
 
     def releases(self, *, limit: int | None = None) -> list[dict]:
         """Releases, newest first, each with its tables' versions."""

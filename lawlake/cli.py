@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from lawlake import config, tables
@@ -90,7 +90,7 @@ def _airflow() -> str:
     return str(exe) if exe.exists() else "airflow"
 
 
-def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, echo=print) -> int:
+def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, data_date=None, echo=print) -> int:
     """Run the lifecycle DAG with ``airflow dags test`` on an Airflow home inside the lake; return its exit code.
 
     Progress lines of the tasks are echoed; the full Airflow log goes to ``<lake>/_logs/<run_id>.log``.
@@ -105,7 +105,8 @@ def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, ec
         if not (home / "airflow.db").exists():
             echo("setting up Airflow (SQLite) in " + str(home))
             subprocess.run([_airflow(), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-        conf = {"sources": str(sources), "lake": str(settings.lake), "engine": settings.engine, "catalog_url": settings.catalog_url, "run_id": run_id}
+        conf = {"sources": str(sources), "lake": str(settings.lake), "engine": settings.engine, "catalog_url": settings.catalog_url, "run_id": run_id,
+                "data_date": data_date.isoformat() if data_date else ""}
         proc = subprocess.Popen(
             [_airflow(), "dags", "test", "lawlake_lifecycle", "-c", json.dumps(conf)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace",
@@ -120,7 +121,7 @@ def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, ec
 
 
 def cmd_run(args) -> int:
-    from lawlake import pipeline
+    from lawlake import lock, pipeline
     from lawlake.catalog import Catalog
 
     settings = _settings(args)
@@ -129,26 +130,35 @@ def cmd_run(args) -> int:
         print(f"lawlake run: sources folder {sources} does not exist (make one with: lawlake demo-data --out {args.sources})", file=sys.stderr)
         return 2
     run_id = args.run_id or datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%S")
+    catalog = Catalog(settings.catalog_url)
+    try:  # this process holds the lake for the whole run, Airflow's tasks included
+        lock.acquire(catalog, run_id)
+    except lock.LakeBusy as exc:
+        print(f"lawlake run: {exc}", file=sys.stderr)
+        return 2
     print(f"lawlake run {run_id}: sources {sources} → lake {settings.lake} (engine: {settings.engine})")
     start = time.perf_counter()
-    if args.no_airflow:
-        import logging
+    with lock.Heartbeat(catalog, run_id):
+        if args.no_airflow:
+            import logging
 
-        logging.basicConfig(level=logging.INFO, format="  %(message)s")
-        try:
-            pipeline.run_lifecycle(settings, run_id, sources=sources)
-            code = 0
-        except Exception as exc:  # reported below from the catalog
-            print(f"  failed: {exc}", file=sys.stderr)
-            code = 1
-    else:
-        code = run_via_airflow(settings, sources, run_id)
-    catalog = Catalog(settings.catalog_url)
+            logging.basicConfig(level=logging.INFO, format="  %(message)s")
+            try:
+                pipeline.run_lifecycle(settings, run_id, sources=sources, data_date=args.data_date)
+                code = 0
+            except Exception as exc:  # reported below from the catalog
+                print(f"  failed: {exc}", file=sys.stderr)
+                code = 1
+        else:
+            code = run_via_airflow(settings, sources, run_id, data_date=args.data_date)
     run = catalog.run(run_id) or {}
     if run.get("status") != "success":
-        if run.get("status") == "running":  # a task crashed before its gate could record the failure
-            catalog.finish_run(run_id, status="failed", message=f"a task failed; see {settings.lake / '_logs' / (run_id + '.log')}")
         code = code or 1
+    if run.get("status") in (None, "running"):  # Airflow died before its teardown could close the run
+        if run:
+            pipeline.close_run(settings, run_id, status="failed", message=f"a task failed; see {settings.lake / '_logs' / (run_id + '.log')}")
+        else:
+            lock.release(catalog, run_id)
     print(f"\n{run_id}: {'SUCCESS' if code == 0 else 'FAILED'} in {time.perf_counter() - start:.1f}s")
     print_run_summary(settings, run_id)
     return code
@@ -212,19 +222,81 @@ def print_sharing_hint(settings: config.Settings, partner: str = "hz_procuratora
 
 
 def cmd_tables(args) -> int:
+    from lawlake import releases
     from lawlake.catalog import Catalog
 
     settings = _settings(args)
-    published = Catalog(settings.catalog_url).published()
-    rows = []
-    for name in tables.published_tables(settings.lake):
-        info = published.get(name, {})
-        zone = name.split(".")[0]
-        rows.append(
-            {"zone": zone, "table": name, "version": tables.version(tables.location(settings.lake, name)), "rows": info.get("rows", ""),
-             "last run": info.get("run_id", ""), "published at": str(info.get("published_at", ""))[:19]}
-        )
-    _print_table(rows, ["zone", "table", "version", "rows", "last run", "published at"])
+    if args.explain:
+        return explain_table(args.explain)
+    catalog = Catalog(settings.catalog_url)
+    as_of = releases.resolve_release_id(catalog, args.at) if args.at else None
+    rows = [
+        {"zone": name.split(".")[0], "table": name, "version": info["version"], "rows": info["rows"], "release": info["release_id"],
+         "run": info["run_id"], "released at": str(info["released_at"])[:19]}
+        for name, info in sorted(catalog.released_tables(as_of).items())
+    ]
+    _print_table(rows, ["zone", "table", "version", "rows", "release", "run", "released at"])
+    return 0
+
+
+def explain_table(name: str) -> int:
+    """A table's parts, one hop apart: its stage, builder, inputs, contract, suite and tests."""
+    import inspect
+
+    from lawlake import contracts, pipeline
+    from lawlake.suites import suite_for, suite_path
+
+    declared = pipeline.declared_tables()
+    if name not in declared:
+        print(f"lawlake tables --explain: no declared table {name!r}; declared: {', '.join(sorted(declared))}", file=sys.stderr)
+        return 2
+    stage, t = declared[name]
+    contract = t.contract or contracts.load(name)
+    suite = suite_for(name, contract=contract, declared=t.suite)
+    build = inspect.unwrap(t.build)
+    where = f"{inspect.getsourcefile(build)}:{inspect.getsourcelines(build)[1]}"
+    repo = config.REPO_ROOT
+    test_file = repo / "tests" / "jobs" / f"test_{stage}.py"
+    print(f"{name}  ({stage} stage, {t.mode})")
+    print(f"  grain:    {contract.grain}")
+    print(f"  builder:  {build.__module__}.{build.__name__}  ({Path(where).relative_to(repo) if where.startswith(str(repo)) else where})")
+    if (build.__doc__ or "").strip():
+        print(f"            {(build.__doc__ or '').strip().splitlines()[0]}")
+    print(f"  inputs:   {', '.join(t.inputs) or '(the agencies’ sources)'}")
+    print(f"  params:   {', '.join(t.params) or '-'}")
+    print(f"  reconciles: {'yes' if t.tally or stage == 'gather' else 'no (derived)'}; quarantine: {'yes' if t.quarantine or stage == 'gather' else 'no'}")
+    source = "the partner policy (schemas/shares/)" if name.startswith("share.") else str(contracts.contract_path(name).relative_to(repo))
+    print(f"  contract: {source}: {len(contract.columns)} columns, key ({', '.join(contract.primary_key) or '-'})")
+    own = [e for e in suite.expectations if (e.get('meta') or {}).get("source") != "contract"]
+    suite_file = "compiled from the partner policy" if t.suite is not None else str(suite_path(name).relative_to(repo))
+    print(f"  suite:    {suite_file}: {len(suite.expectations)} expectations ({len(own)} of its own)")
+    for e in own:
+        label = (e.get("meta") or {}).get("check") or e["type"]
+        print(f"            - {label}")
+    print(f"  tests:    {test_file.relative_to(repo)}" + ("" if test_file.exists() else " (missing)"))
+    return 0
+
+
+def cmd_releases(args) -> int:
+    from lawlake.catalog import Catalog
+
+    settings = _settings(args)
+    rels = Catalog(settings.catalog_url).releases(limit=args.limit)
+    _print_table(
+        [{"release": r["release_id"], "stage": r["stage"], "run": r["run_id"], "status": r["status"], "tables": len(r["tables"]),
+          "finished at": str(r["finished_at"] or "")[:19], "note": (r["message"] or "")[:80]} for r in rels]
+    )
+    return 0
+
+
+def cmd_suites(args) -> int:
+    from lawlake import contracts, pipeline
+    from lawlake.suites import write_suite
+
+    names = sorted(n for n in pipeline.declared_tables() if not n.startswith(("work.", "share."))) + [pipeline.QUARANTINE]
+    for name in names:
+        path = write_suite(contracts.load(name))
+        print(f"wrote {path.relative_to(config.REPO_ROOT)}")
     return 0
 
 
@@ -345,10 +417,21 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--sources", required=True, help="folder with the agencies' exports")
     sp.add_argument("--run-id", dest="run_id", help="run id (default: run-<UTC time>)")
     sp.add_argument("--no-airflow", action="store_true", help="run the stages in this process instead of through Airflow (debugging)")
+    sp.add_argument("--data-date", dest="data_date", type=date.fromisoformat, help="the date the data describes, YYYY-MM-DD (default: today, UTC)")
     sp.set_defaults(func=cmd_run)
 
-    sp = with_lake(sub.add_parser("tables", help="published tables: zone, version, rows, last run"))
+    sp = with_lake(sub.add_parser("tables", help="released tables: zone, version, rows, release, run (or --explain NAME)"))
+    sp.add_argument("--at", help="as of a past release: release:N or run:RUN_ID (default: the latest)")
+    sp.add_argument("--explain", metavar="NAME", help="print a table's stage, builder, inputs, contract, suite and tests")
     sp.set_defaults(func=cmd_tables)
+
+    sp = with_lake(sub.add_parser("releases", help="stage releases, newest first: each stage publishes its tables as one release"))
+    sp.add_argument("--limit", type=int, default=20)
+    sp.set_defaults(func=cmd_releases)
+
+    sp = sub.add_parser("suites", help="refresh every table's suite file (quality/suites/) from its contract, keeping its own expectations")
+    sp.add_argument("--write", action="store_true", required=True, help="write the files")
+    sp.set_defaults(func=cmd_suites)
 
     sp = with_lake(sub.add_parser("sql", help="run SQL over the lake; name tables as gold.case_chain (gold.case_chain@v3 for a past version)"))
     sp.add_argument("query")

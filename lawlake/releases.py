@@ -23,7 +23,7 @@ from lawlake.catalog import Catalog
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["Planned", "publish", "recover", "versions", "version_of", "resolve"]
+__all__ = ["Planned", "publish", "recover", "versions", "version_of", "resolve", "resolve_release_id"]
 
 
 @dataclass(frozen=True)
@@ -45,19 +45,22 @@ def version_of(catalog: Catalog, name: str) -> int | None:
     return versions(catalog).get(name)
 
 
-def resolve(catalog: Catalog, at: str | None) -> dict[str, int]:
-    """The table versions a reader should use: the latest release, ``release:N`` or ``run:RUN_ID`` (a run's last release)."""
-    if at is None:
-        return versions(catalog)
+def resolve_release_id(catalog: Catalog, at: str) -> int:
+    """The release a reference names: ``release:N`` or ``run:RUN_ID`` (that run's last complete release)."""
     kind, _, value = at.partition(":")
     if kind == "release" and value.isdigit():
-        return versions(catalog, as_of=int(value))
+        return int(value)
     if kind == "run" and value:
         last = catalog.last_release_of_run(value)
         if last is None:
             raise LookupError(f"run {value} published no release")
-        return versions(catalog, as_of=last)
+        return last
     raise ValueError(f"not a release reference: {at!r} (expected release:N or run:RUN_ID)")
+
+
+def resolve(catalog: Catalog, at: str | None) -> dict[str, int]:
+    """The table versions a reader should use: the latest release, or as of ``release:N`` / ``run:RUN_ID``."""
+    return versions(catalog) if at is None else versions(catalog, as_of=resolve_release_id(catalog, at))
 
 
 def publish(
