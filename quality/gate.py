@@ -77,13 +77,28 @@ def _label(name: str, kwargs: dict) -> str:
     return f"{name}({target})" if target else name
 
 
+def _raised(info: dict) -> tuple[bool, str | None]:
+    """Whether an expectation raised, and why: GX reports it flat, or per metric that failed."""
+    if info.get("raised_exception"):
+        return True, info.get("exception_message")
+    for value in info.values():
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return True, value.get("exception_message")
+    return False, None
+
+
 def _run_expectations(df: "DataFrame", expectations: list[dict]) -> list[dict]:
     gx, batch_definition = _gx()
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     suite = gx.ExpectationSuite(name="gate")
     for e in expectations:
-        suite.add_expectation_configuration(ExpectationConfiguration(type=e["type"], kwargs=dict(e["kwargs"]), meta=dict(e.get("meta") or {}), description=e.get("description")))
+        # add_expectation, not add_expectation_configuration: the latter upserts by domain, so a
+        # second SQL check on the same table would silently replace the first.
+        config = ExpectationConfiguration(type=e["type"], kwargs=dict(e["kwargs"]), meta=dict(e.get("meta") or {}), description=e.get("description"))
+        suite.add_expectation(config.to_domain_obj())
+    if len(suite.expectations) != len(expectations):
+        raise ValueError(f"suite {suite.name}: {len(expectations) - len(suite.expectations)} duplicate expectations")
     batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
     validation = batch.validate(suite, result_format="SUMMARY")
     out = []
@@ -91,7 +106,7 @@ def _run_expectations(df: "DataFrame", expectations: list[dict]) -> list[dict]:
         kwargs = dict(r.expectation_config.kwargs)
         meta = r.expectation_config.meta or {}
         label = f"check:{meta['check']}" if meta.get("check") else _label(r.expectation_config.type, kwargs)
-        raised = bool((r.exception_info or {}).get("raised_exception"))
+        raised, message = _raised(r.exception_info or {})
         result = r.result or {}
         observed: Any = result.get("observed_value")
         unexpected = result.get("unexpected_count")
@@ -103,7 +118,7 @@ def _run_expectations(df: "DataFrame", expectations: list[dict]) -> list[dict]:
             if sample:
                 observed += f", e.g. {sample[:3]}"
         if raised:  # an expectation or check that cannot run is a failure, not a pass
-            observed = f"raised: {(r.exception_info or {}).get('exception_message')}"
+            observed = f"raised: {message}"
         out.append(
             {
                 "expectation": label,

@@ -1,12 +1,13 @@
-"""The gate: contract rules, suite expectations and SQL checks on a candidate Delta table."""
+"""The gate: contract rules, suite expectations and SQL checks (native GX suites) on a candidate Delta table."""
 
 from __future__ import annotations
 
-import pytest
-import yaml
+import json
 
-from lawlake import contracts, tables
-from lawlake.config import QUALITY_DIR
+import pytest
+
+from lawlake import contracts, pipeline, suites, tables
+from lawlake.suites import Suite, check
 from quality import gate
 
 CONTRACT = contracts.parse({
@@ -42,11 +43,15 @@ def _failed(result) -> dict[str, dict]:
     return {r["expectation"]: r for r in result.failures}
 
 
+def _contract_suite(*own: dict, contract=CONTRACT) -> Suite:
+    return Suite("gold.t", tuple(suites.contract_expectations(contract)) + own)
+
+
 # -- contract-implied expectations -----------------------------------------------------
 
 
 def test_a_table_that_keeps_its_contract_passes(spark, lake):
-    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "good", GOOD), lake=lake, contract=CONTRACT, suite=gate.Suite("gold.t"))
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "good", GOOD), lake=lake, suite=_contract_suite())
     assert (result.success, result.rows, result.failures) == (True, 3, [])
     assert {r["expectation"] for r in result.results} == {
         "expect_table_columns_to_match_ordered_list(k,v,kind,n)",
@@ -65,7 +70,7 @@ def broken(spark, lake):
         {"k": "5", "v": None, "kind": "b", "n": 5},  # required value missing
         {"k": "6", "v": "u", "kind": "zzz", "n": 6},  # not an accepted code
     ]
-    return gate.run_gate(spark, "gold.t", _candidate(spark, lake, "broken", rows), lake=lake, contract=CONTRACT, suite=gate.Suite("gold.t"))
+    return gate.run_gate(spark, "gold.t", _candidate(spark, lake, "broken", rows), lake=lake, suite=_contract_suite())
 
 
 @pytest.mark.parametrize(
@@ -93,7 +98,7 @@ def test_only_the_broken_rules_fail(broken):
 def test_a_candidate_with_other_columns_fails_the_column_list(spark, lake):
     other = contracts.parse({"table": "gold.t", "grain": "g", "columns": [{"name": "k", "type": "string", "description": "key"}]})
     path = _candidate(spark, lake, "other", [{"k": "1"}], contract=other)
-    result = gate.run_gate(spark, "gold.t", path, lake=lake, contract=CONTRACT, suite=gate.Suite("gold.t"))
+    result = gate.run_gate(spark, "gold.t", path, lake=lake, suite=_contract_suite())
     failed = _failed(result)
     assert "expect_table_columns_to_match_ordered_list(k,v,kind,n)" in failed
     assert "expect_column_values_to_not_be_null(v)" in failed  # a missing column cannot pass a rule on it
@@ -109,73 +114,102 @@ def test_a_candidate_with_other_columns_fails_the_column_list(spark, lake):
         (0.8, False),  # not enough
     ],
 )
-def test_suite_file_expectation_with_mostly(spark, lake, tmp_path, mostly, success):
-    (tmp_path / "gold.t.yaml").write_text(yaml.safe_dump({
-        "table": "gold.t",
-        "expectations": [{"expect_column_values_to_match_regex": {"column": "v", "regex": "^[0-9]{6}$", "mostly": mostly}}],
-    }))
-    suite = gate.load_suite("gold.t", suites_dir=tmp_path)
+def test_suite_expectation_with_mostly(spark, lake, mostly, success):
+    suite = _contract_suite({"type": "expect_column_values_to_match_regex", "kwargs": {"column": "v", "regex": "^[0-9]{6}$", "mostly": mostly}, "meta": {}})
     rows = [{"k": str(i), "v": v, "kind": "a", "n": i} for i, v in enumerate(["330102", "330105", "330106", "33"])]
-    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, f"mostly{mostly}", rows), lake=lake, contract=CONTRACT, suite=suite)
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, f"mostly{mostly}", rows), lake=lake, suite=suite)
     (mine,) = [r for r in result.results if r["expectation"] == "expect_column_values_to_match_regex(v)"]
     assert (mine["success"], mine["threshold"], mine["unexpected_count"], result.success) == (success, mostly, 1, success)
 
 
-def test_a_missing_suite_file_is_an_empty_suite(tmp_path):
-    assert gate.load_suite("gold.t", suites_dir=tmp_path) == gate.Suite(table="gold.t")
+def test_write_suite_refreshes_the_contract_part_and_keeps_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(suites, "SUITES_DIR", tmp_path)
+    own = check("n_positive", "SELECT * FROM {batch} WHERE n <= 0")
+    (tmp_path / "gold.t.json").write_text(json.dumps({"name": "gold.t", "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "gone"}, "meta": {"source": "contract"}},  # a stale contract rule
+        own,
+    ]}))
+    suites.write_suite(CONTRACT)
+    written = suites.load_suite("gold.t")
+    assert written is not None
+    assert list(written.expectations) == suites.contract_expectations(CONTRACT) + [own]
 
 
-# -- SQL checks ------------------------------------------------------------------------
+def test_a_table_without_a_suite_file_is_gated_by_its_contract(tmp_path, monkeypatch):
+    monkeypatch.setattr(suites, "SUITES_DIR", tmp_path)
+    assert suites.suite_for("gold.t", contract=CONTRACT) == Suite("gold.t", tuple(suites.contract_expectations(CONTRACT)))
+
+
+# -- SQL checks (unexpected_rows_expectation) ----------------------------------------------
 
 
 def test_a_check_returning_rows_fails_with_their_count(spark, lake):
-    suite = gate.Suite("gold.t", checks=({"name": "n_below_3", "sql": "SELECT k FROM {candidate} WHERE n < 3"},))
-    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "check", GOOD), lake=lake, contract=None, suite=suite)
-    (check,) = result.results
-    assert (result.success, check["expectation"], check["success"], check["unexpected_count"]) == (False, "check:n_below_3", False, 2)
-    assert check["observed"].startswith("2 violating rows, e.g. [{'k': '1'}")
+    suite = Suite("gold.t", (check("n_below_3", "SELECT k FROM {batch} WHERE n < 3"),))
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "check", GOOD), lake=lake, suite=suite)
+    (found,) = result.results
+    assert (result.success, found["expectation"], found["success"], found["unexpected_count"]) == (False, "check:n_below_3", False, 2)
+    assert found["observed"] == "2 violating rows"
+
+
+def test_every_check_of_a_table_is_judged(spark, lake):
+    # GX upserts configurations by domain: every SQL check has the same domain, so only the last would run
+    suite = Suite("gold.t", (check("n_over_0", "SELECT k FROM {batch} WHERE n > 0"), check("n_over_5", "SELECT k FROM {batch} WHERE n > 5")))
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "two_checks", GOOD), lake=lake, suite=suite)
+    assert [(r["expectation"], r["unexpected_count"]) for r in result.results] == [("check:n_over_0", 3), ("check:n_over_5", 0)]
+
+
+def test_a_check_with_regex_braces_runs(spark, lake):
+    # GX fills {batch} with str.format: the gate escapes every other brace
+    suite = Suite("gold.t", (check("six_digits", "SELECT k FROM {batch} WHERE v RLIKE '^[a-z]{1}$'"),))
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "braces", GOOD), lake=lake, suite=suite)
+    assert (result.success, result.results[0]["unexpected_count"]) == (False, 3)
 
 
 def test_a_check_that_cannot_run_fails(spark, lake):
-    suite = gate.Suite("gold.t", checks=(
-        {"name": "typo", "sql": "SELECT no_such_column FROM {candidate}"},
-        {"name": "missing_table", "sql": "SELECT * FROM {gold.never_published}"},
-    ))
-    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "errors", GOOD), lake=lake, contract=CONTRACT, suite=suite)
+    suite = _contract_suite(
+        check("typo", "SELECT no_such_column FROM {batch}"),
+        check("missing_table", "SELECT * FROM {gold.never_published}"),
+    )
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "errors", GOOD), lake=lake, suite=suite)
     failed = _failed(result)
     assert result.success is False  # the contract rules pass; a check that errors is never a pass
     assert set(failed) == {"check:typo", "check:missing_table"}
-    assert all(f["observed"].startswith("raised: ") and f["unexpected_count"] is None for f in failed.values())
 
 
-def test_sibling_candidates_are_used_over_published_tables(spark, lake):
-    # every k of the candidate must be in gold.ref: the published ref lacks "3", this run's candidate of it has it
+def test_sibling_candidates_are_used_over_released_tables(spark, lake):
+    # every k of the candidate must be in gold.ref: the released ref lacks "3", this run's candidate of it has it
     ref = contracts.parse({"table": "gold.ref", "grain": "g", "columns": [{"name": "k", "type": "string", "description": "key"}]})
     tables.write(contracts.dataframe(spark, [{"k": "1"}, {"k": "2"}], ref), tables.location(lake, "gold.ref"))
+    tables.write(contracts.dataframe(spark, [{"k": "1"}, {"k": "2"}, {"k": "3"}], ref), tables.location(lake, "gold.ref"), mode="overwrite")  # v1: not released
     sibling = _candidate(spark, lake, "ref", [{"k": "1"}, {"k": "2"}, {"k": "3"}], contract=ref)
-    suite = gate.Suite("gold.t", checks=({"name": "k_in_ref", "sql": "SELECT c.k FROM {candidate} c LEFT ANTI JOIN {gold.ref} r ON c.k = r.k"},))
+    suite = Suite("gold.t", (check("k_in_ref", "SELECT c.k FROM {batch} c LEFT ANTI JOIN {gold.ref} r ON c.k = r.k"),))
     candidate = _candidate(spark, lake, "with_ref", GOOD)
 
-    published = gate.run_gate(spark, "gold.t", candidate, lake=lake, contract=None, suite=suite)
-    assert (published.success, published.results[0]["unexpected_count"]) == (False, 1)
-    with_sibling = gate.run_gate(spark, "gold.t", candidate, lake=lake, contract=None, suite=suite, siblings={"gold.ref": sibling})
+    released = gate.run_gate(spark, "gold.t", candidate, lake=lake, suite=suite, versions={"gold.ref": 0})
+    assert (released.success, released.results[0]["unexpected_count"]) == (False, 1)  # version 0, the released one, not the latest
+    with_sibling = gate.run_gate(spark, "gold.t", candidate, lake=lake, suite=suite, siblings={"gold.ref": sibling}, versions={"gold.ref": 0})
     assert with_sibling.success is True
 
 
 # -- the repository's suites -----------------------------------------------------------
 
-SUITE_FILES = sorted((QUALITY_DIR / "suites").glob("*.yaml"))
+GATED = sorted(n for n in pipeline.declared_tables() if not n.startswith(("work.", "share."))) + [pipeline.QUARANTINE]
 
 
-@pytest.mark.parametrize("path", SUITE_FILES, ids=lambda p: p.name)
-def test_every_suite_names_its_table_and_known_expectations(path):
+@pytest.mark.parametrize("name", GATED)
+def test_every_gated_table_has_a_native_suite_matching_its_contract(name):
     import great_expectations as gx
+    from great_expectations.expectations.registry import get_expectation_impl
 
-    suite = gate.load_suite(path.stem)
-    assert yaml.safe_load(path.read_text(encoding="utf-8"))["table"] == suite.table == path.stem
-    contract = contracts.load(path.stem)
-    for name, kwargs in suite.expectations:
-        assert hasattr(gx.expectations, gate._class_name(name)), name
-        assert kwargs.get("column", contract.names[0]) in contract.names
-    for check in suite.checks:
-        assert set(check) == {"name", "sql"} and "{candidate}" in check["sql"]
+    suite = suites.load_suite(name)
+    assert suite is not None, f"no quality/suites/{name}.json: run lawlake suites --write"
+    contract = contracts.load(name)
+    from_contract = [e for e in suite.expectations if e["meta"].get("source") == "contract"]
+    assert from_contract == suites.contract_expectations(contract), f"{name}: suite out of date with its contract: run lawlake suites --write"
+    for e in suite.expectations:
+        get_expectation_impl(e["type"])  # a real GX expectation type
+        column = e["kwargs"].get("column")
+        assert column is None or column in contract.names, f"{name}: {e['type']} names unknown column {column}"
+        if e["type"] == "unexpected_rows_expectation":
+            assert "{batch}" in e["kwargs"]["unexpected_rows_query"] and e["meta"].get("check")
+    gx.ExpectationSuite(**{k: v for k, v in json.loads(suites.suite_path(name).read_text()).items() if k in ("name", "expectations", "meta")})  # GX loads it natively
