@@ -482,6 +482,13 @@ def rule_metrics(checked: DataFrame, rules: list[Rule]) -> list[dict]:
     return [{"rule": r.id, "applicable": int(row[f"a{i}"] or 0), "rejected": int(row[f"r{i}"] or 0)} for i, r in enumerate(rules)]
 
 
+def reference_tables(spark) -> Refs:
+    """The reference lists as the builders take them (for tests and benchmarks; the runner passes them as inputs)."""
+    from lawlake.rules import reference
+
+    return Refs(regions=reference.reference_dataframe(spark, "regions"), charge_variants=reference.reference_dataframe(spark, "charge_variants"))
+
+
 def tally(checked: DataFrame) -> dict[str, int]:
     """Where a table's bronze rows went: every version in; rejected ones quarantined; superseded valid ones merged."""
     n_in, n_rejected, n_superseded = checked.agg(
