@@ -228,32 +228,25 @@ def cmd_tables(args) -> int:
     return 0
 
 
-NAME_IN_SQL = re.compile(r"(?<![`\w.])((?:bronze|silver|gold|open|quarantine)\.[a-z][a-z0-9_]*|share\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)(?:@v(\d+))?(?![\w`])")
+def resolve_sql(spark, settings: config.Settings, query: str, *, role: str | None = None, reason: str | None = None):
+    """The analyst query as a DataFrame: checked read-only, on logical names, sealed records hidden unless an audited role allows them."""
+    from lawlake import sql
 
-
-def resolve_sql(spark, lake: Path, query: str) -> str:
-    """Replace logical table names (``gold.case_chain``, ``gold.case_chain@v3`` for a past version) with Delta reads."""
-
-    def sub(m: re.Match) -> str:
-        name, version = m.group(1), m.group(2)
-        path = tables.location(lake, name)
-        if not tables.exists(path):
-            raise SystemExit(f"lawlake sql: no published table {name} in {lake}")
-        if version is None:
-            return f"delta.`{path}`"
-        view = f"{name.replace('.', '__')}__v{version}"
-        tables.read(spark, path, version=int(version)).createOrReplaceTempView(view)
-        return view
-
-    return NAME_IN_SQL.sub(sub, query)
+    return sql.run(spark, settings.lake, query, role=role, reason=reason, catalog_url=settings.catalog_url)
 
 
 def cmd_sql(args) -> int:
     from lawlake import engine
+    from lawlake.sql import SqlRefused, check
 
     settings = _settings(args)
-    spark = engine.session(settings.engine)
-    df = spark.sql(resolve_sql(spark, settings.lake, args.query))
+    try:
+        check(args.query)  # refused before an engine is started
+        spark = engine.session(settings.engine)
+        df = resolve_sql(spark, settings, args.query, role=args.role, reason=args.reason)
+    except SqlRefused as exc:
+        print(f"lawlake sql: refused: {exc}", file=sys.stderr)
+        return 2
     rows = [r.asDict() for r in (df.limit(args.limit).collect() if args.limit else df.collect())]
     if args.format == "csv":
         w = csv.writer(sys.stdout)
@@ -350,8 +343,10 @@ def parser() -> argparse.ArgumentParser:
     sp = with_lake(sub.add_parser("tables", help="published tables: zone, version, rows, last run"))
     sp.set_defaults(func=cmd_tables)
 
-    sp = with_lake(sub.add_parser("sql", help="run SQL over the lake; name tables as gold.case_chain (gold.case_chain@v3 for a past version)"))
-    sp.add_argument("query")
+    sp = with_lake(sub.add_parser("sql", help="run a read-only query over the lake; name tables as gold.case_chain (gold.case_chain@v3 for a past version)"))
+    sp.add_argument("query", help="one SELECT / WITH … SELECT / set operation / VALUES over logical table names")
+    sp.add_argument("--role", help="a role of schemas/access.yaml, e.g. sealed_access (shows sealed records; audited)")
+    sp.add_argument("--reason", help="why the role is taken (required with --role; kept in the audit)")
     sp.add_argument("--format", choices=("table", "csv"), default="table")
     sp.add_argument("--limit", type=int, default=50, help="rows to show (0: all; default 50)")
     sp.set_defaults(func=cmd_sql)
