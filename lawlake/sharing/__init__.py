@@ -62,10 +62,19 @@ DEMO_ENDPOINT = f"http://{DEMO_HOST}:{DEMO_PORT}/delta-sharing"
 
 
 def demo_profile(settings: Settings, partner: str = "hz_procuratorate", endpoint: str = DEMO_ENDPOINT) -> Path:
-    """Grant ``partner`` a new token and write its profile to ``<lake>/_profiles/<partner>.share``; return the path."""
+    """Write ``partner``'s demo profile to ``<lake>/_profiles/<partner>.share`` with a fresh token; return the path.
+
+    The token the profile held before is revoked (rotation), so every ``make run`` leaves
+    exactly one live demo token. The folder is the owner's only (0700), the file 0600.
+    """
+    import os
+
     from lawlake.sharing.access import write_profile
 
-    return write_profile(settings, partner, settings.lake / "_profiles" / f"{partner}.share", endpoint=endpoint)
+    folder = settings.lake / "_profiles"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return write_profile(settings, partner, folder / f"{partner}.share", endpoint=endpoint, rotate=True)
 
 
 def serve_command(settings: Settings, *, host: str = DEMO_HOST, port: int = DEMO_PORT) -> str:
