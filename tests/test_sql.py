@@ -265,3 +265,24 @@ def test_the_shipped_access_policy_lets_nobody_take_the_role():
     assert policy.roles["sealed_access"].sees_sealed and policy.roles["sealed_access"].users == frozenset()
     with pytest.raises(SqlRefused, match="nobody"):
         authorize(policy, "sealed_access", "court order")
+
+
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        # the README's example: group, count, order
+        ("SELECT charge_code, count(*) AS n FROM gold.case_chain GROUP BY charge_code ORDER BY n DESC", [("234", 2)]),
+        # window function, CASE, a CJK literal
+        ("SELECT chain_id, row_number() OVER (ORDER BY chain_id) AS k, CASE WHEN chain_id = 'c1' THEN '甲' ELSE '乙' END AS t FROM gold.case_chain",
+         [("c1", 1, "甲"), ("c4", 2, "乙")]),
+        # subquery in WHERE, DISTINCT, a literal with a quote
+        ("SELECT DISTINCT charge_code, 'it\\'s' AS q FROM gold.case_chain WHERE chain_id IN (SELECT chain_id FROM share.hz_procuratorate.case_chain)",
+         [("234", "it's")]),
+        # LATERAL VIEW over a published table
+        ("SELECT chain_id, x FROM gold.case_chain LATERAL VIEW explode(array(1, 2)) e AS x WHERE chain_id = 'c1' ORDER BY x", [("c1", 1), ("c1", 2)]),
+        # a recursive-free CTE chain referring to an earlier CTE
+        ("WITH a AS (SELECT chain_id FROM gold.case_chain), b AS (SELECT count(*) AS n FROM a) SELECT n FROM b", [(2,)]),
+    ],
+)
+def test_ordinary_analyst_queries_run_as_written(spark, lake, query, expected):
+    assert [tuple(r.values()) for r in _rows(spark, lake, query)] == expected

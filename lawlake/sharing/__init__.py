@@ -4,6 +4,7 @@
 - :mod:`lawlake.sharing.access` — per-partner bearer tokens and profile files;
 - :mod:`lawlake.sharing.store` — grants (hashed tokens) and the audit log in the catalog;
 - :mod:`lawlake.sharing.delivery` — file export and database push;
+- :mod:`lawlake.sharing.purge` — making share table versions that hold withheld records unreadable;
 - :mod:`lawlake.sharing.cli` — ``lawlake share …``.
 
 The two functions here are what ``make run`` calls to hand a demo partner a working profile.
@@ -37,6 +38,9 @@ __all__ = [
     "write_profile",
     "export_share",
     "push_share",
+    "purge_withheld",
+    "PurgeResult",
+    "PurgeError",
     "SharingError",
     "GrantError",
     "DeliveryError",
@@ -51,6 +55,9 @@ _LAZY = {
     "write_profile": "access",
     "export_share": "delivery",
     "push_share": "delivery",
+    "purge_withheld": "purge",
+    "PurgeResult": "purge",
+    "PurgeError": "purge",
     "SharingError": "errors",
     "GrantError": "errors",
     "DeliveryError": "errors",

@@ -242,23 +242,25 @@ def test_a_300_mb_unauthenticated_post_leaves_the_server_rss_bounded(lake, tmp_p
 # -- load: every request answered and audited ---------------------------------------------------------------------
 
 
-def test_fifty_concurrent_clients_get_answers_and_one_audit_row_each(lake, server, token):
-    store = ShareStore(lake.catalog_url)
+def _fifty_clients(settings: config.Settings, server, token: str, *, requests_each: int = 4) -> float:
+    """50 concurrent clients, each making ``requests_each`` requests of four kinds; assert one audit row per answer; return seconds."""
+    store = ShareStore(settings.catalog_url)
     first_id = max((r["id"] for r in store.audit(limit=1)), default=0)
     auth = {"Authorization": f"Bearer {token}"}
 
     def client(i: int) -> list[int]:
         statuses = []
         with requests.Session() as s:
-            for j in range(4):
-                if (i + j) % 4 == 0:
-                    r = s.post(server.endpoint + TABLE + "/query", json={}, headers=auth, timeout=60)
-                elif (i + j) % 4 == 1:
-                    r = s.get(server.endpoint + "/shares", headers=auth, timeout=60)
-                elif (i + j) % 4 == 2:
+            for j in range(requests_each):
+                kind = (i + j) % 4
+                if kind == 0:
+                    r = s.post(server.endpoint + TABLE + "/query", json={}, headers=auth, timeout=60)  # 200
+                elif kind == 1:
+                    r = s.get(server.endpoint + "/shares", headers=auth, timeout=60)  # 200
+                elif kind == 2:
                     r = s.get(server.endpoint + TABLE + "/version", timeout=60)  # no token: 401, audited too
                 else:
-                    r = s.post(server.endpoint + TABLE + "/query", data="[" * 50, headers=auth, timeout=60)  # 400
+                    r = s.post(server.endpoint + TABLE + "/query", data="[" * 50, headers=auth, timeout=60)  # too deep: 400
                 statuses.append(r.status_code)
         return statuses
 
@@ -266,12 +268,25 @@ def test_fifty_concurrent_clients_get_answers_and_one_audit_row_each(lake, serve
     with ThreadPoolExecutor(max_workers=50) as pool:
         statuses = [s for result in pool.map(client, range(50)) for s in result]
     seconds = time.monotonic() - start
-    assert len(statuses) == 200 and 500 not in statuses
+    assert len(statuses) == 50 * requests_each and 500 not in statuses
     assert sorted(set(statuses)) == [200, 400, 401]
-    rows = [r for r in store.audit(limit=1000) if r["id"] > first_id]
-    assert len(rows) == 200, f"{len(rows)} audit rows for 200 answers"
+    rows = [r for r in store.audit(limit=10_000) if r["id"] > first_id]
+    assert len(rows) == len(statuses), f"{len(rows)} audit rows for {len(statuses)} answers"
     assert sorted(r["status"] for r in rows) == sorted(statuses)
     assert seconds < 45
+    return seconds
+
+
+def test_fifty_concurrent_clients_get_answers_and_one_audit_row_each(lake, server, token):
+    _fifty_clients(lake, server, token)
+
+
+@pytest.mark.postgres
+def test_fifty_concurrent_clients_with_the_catalog_on_postgresql(lake, postgres, tmp_path):
+    settings = config.load(lake=lake.lake, catalog_url=postgres)
+    with start_in_thread(settings) as srv:
+        profile = write_profile(settings, HZ, tmp_path / "hz.share", endpoint=srv.endpoint)
+        _fifty_clients(settings, srv, json.loads(profile.read_text())["bearerToken"], requests_each=2)
 
 
 # -- history policy and purge ----------------------------------------------------------------------------------
