@@ -78,6 +78,7 @@ _FORBIDDEN: tuple[type[exp.Expression], ...] = tuple(
             "Use", "Cache", "Uncache", "Refresh", "Analyze", "LoadData", "Describe", "Pragma", "Transaction", "Commit",
             "Rollback", "Copy", "Into", "LocationProperty", "Directory", "Grant", "Revoke", "TruncateTable", "Show",
             "Export", "Kill", "Declare", "Summarize", "Placeholder", "Parameter", "SessionParameter", "Heredoc",
+            "QueryTransform",  # SELECT TRANSFORM(…) USING 'script': runs a program on the engine's host
         )
     )
     if t is not None
@@ -173,6 +174,8 @@ def _logical_name(table: exp.Table) -> TableRef:
     if m:
         parts[-1], version = m.group("name"), int(m.group("version"))
     name = ".".join(p.lower() for p in parts)
+    if _VERSION_MARK in name:
+        raise SqlRefused(f"{table.sql(DIALECT)}: a table takes at most one @vN")
     if any(("/" in p or "\\" in p or ":" in p) for p in parts) or (quoted and parts[0].lower() not in (*_ZONES_WITH_TABLES, "share")):
         raise SqlRefused(f"{table.sql(DIALECT)}: path-based relations are not allowed; name tables by their logical names (gold.case_chain)")
     try:
@@ -197,6 +200,8 @@ def check(query: str) -> ParsedQuery:
     if len(statements) != 1:
         raise SqlRefused(f"exactly one statement is allowed, got {len(statements)}")
     (tree,) = statements
+    for hint in list(tree.find_all(exp.Hint)):
+        hint.pop()  # optimizer hints are dropped: they name tables outside the FROM clause and change no result
     if not isinstance(tree, (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)):
         what = _kind(tree) if isinstance(tree, (exp.Command, exp.DDL, exp.DML, exp.Set, exp.Use, exp.Cache, exp.Refresh, exp.Analyze, exp.Describe)) else repr(query.split()[0].upper())
         raise SqlRefused(f"only read-only queries (SELECT, WITH … SELECT, UNION/INTERSECT/EXCEPT, VALUES) are allowed, not {what}")
@@ -424,7 +429,7 @@ def resolve(
                 new.set(key, node.args[key])
         return new
 
-    return tree.transform(swap).sql(dialect=DIALECT)
+    return tree.transform(swap).sql(dialect=DIALECT, comments=False)
 
 
 def run(

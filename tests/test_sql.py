@@ -120,6 +120,10 @@ REFUSED = [
     "SELECT * FROM gold.case_chain VERSION AS OF 0",
     "SELECT * FROM (WITH a AS (SELECT 1) SELECT * FROM a) t JOIN a ON true",  # a CTE used outside its scope
     "SELECT * FROM gold.case_chain WHERE",
+    "SELECT TRANSFORM(chain_id) USING 'cat /etc/passwd' AS (x) FROM gold.case_chain",  # a script on the engine's host
+    "SELECT * FROM gold.case_chain@v1@v0",
+    "SELECT * FROM gold.case_chain WHERE chain_id = ${{hivevar:x}}",  # braces doubled for str.format
+    "SELECT * FROM gold.case_chain WHERE chain_id = :x",
     "",
 ]
 
@@ -280,6 +284,10 @@ def test_the_shipped_access_policy_lets_nobody_take_the_role():
          [("234", "it's")]),
         # LATERAL VIEW over a published table
         ("SELECT chain_id, x FROM gold.case_chain LATERAL VIEW explode(array(1, 2)) e AS x WHERE chain_id = 'c1' ORDER BY x", [("c1", 1), ("c1", 2)]),
+        # an optimizer hint is dropped, the query runs
+        ("SELECT /*+ BROADCAST(t) */ count(*) AS n FROM gold.case_chain t", [(2,)]),
+        # a comment that tries to close itself early stays a comment
+        ("SELECT count(*) AS n FROM gold.case_chain -- */ WHERE chain_id = 'c1'", [(2,)]),
         # a recursive-free CTE chain referring to an earlier CTE
         ("WITH a AS (SELECT chain_id FROM gold.case_chain), b AS (SELECT count(*) AS n FROM a) SELECT n FROM b", [(2,)]),
     ],
