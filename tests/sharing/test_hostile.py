@@ -228,6 +228,7 @@ def test_a_300_mb_unauthenticated_post_leaves_the_server_rss_bounded(lake, tmp_p
             except OSError:
                 answered = None
         after = _rss_kb(proc.pid)
+        print(f"\nserver RSS {before // 1024} MB before, {after // 1024} MB after; the client sent {sent >> 20} MB of 300 MB declared")
         assert sent < 300_000_000, "the server kept reading the body"
         if answered is not None:
             _protocol_error(answered, 413, "RESOURCE_LIMIT_EXCEEDED")
@@ -274,6 +275,7 @@ def _fifty_clients(settings: config.Settings, server, token: str, *, requests_ea
     assert len(rows) == len(statuses), f"{len(rows)} audit rows for {len(statuses)} answers"
     assert sorted(r["status"] for r in rows) == sorted(statuses)
     assert seconds < 45
+    print(f"\n{len(statuses)} requests from 50 clients in {seconds:.1f}s, {len(rows)} audit rows ({settings.catalog_url.split(':')[0]})")
     return seconds
 
 
