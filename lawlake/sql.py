@@ -306,7 +306,7 @@ def _silver_key(name: str) -> str:
     return key[0]
 
 
-def needs_sealed_list(name: str) -> bool:
+def _needs_sealed_list(name: str) -> bool:
     """Whether a table can be shown without the role only after removing the records ``gold.sealed_records`` lists."""
     zone = name.split(".")[0]
     return zone in ("silver", "gold", "share") and name != SEALED_RECORDS
@@ -339,6 +339,8 @@ def hide_sealed(name: str, df: "DataFrame", sealed: "DataFrame") -> "DataFrame":
     if name == "gold.person_index":
         persons = sealed.where(F.col("person_key").isNotNull()).select(F.col("person_key").alias("_sealed_person")).distinct()
         return df.join(persons, df["person_key"] == persons["_sealed_person"], "left_anti")
+    if zone == "share" and "chain_id" not in df.columns:
+        return df  # the share stage already excluded sealed records; there is no chain to check again
     if "chain_id" in df.columns:  # gold.case_chain, gold.time_limit_warnings, share.* and any other table of chains
         chains = sealed.where(F.col("chain_id").isNotNull()).select(F.col("chain_id").alias("_sealed_chain")).distinct()
         out = df.join(chains, df["chain_id"] == chains["_sealed_chain"], "left_anti")
@@ -395,7 +397,7 @@ def resolve(
             _refuse_raw(r.name)
         sealed_ref = TableRef(SEALED_RECORDS)
         if tables.version(tables.location(lake, SEALED_RECORDS)) is None:
-            needing = ", ".join(r.name for r in parsed.tables if needs_sealed_list(r.name))
+            needing = ", ".join(r.name for r in parsed.tables if _needs_sealed_list(r.name))
             raise SqlRefused(
                 f"{SEALED_RECORDS} is not published, so sealed records cannot be hidden: {needing} cannot be queried until integrate publishes it"
             )

@@ -55,6 +55,7 @@ def lake(tmp_path_factory) -> Path:
     _write(lake, "gold.person_index", [{"person_key": "p1", "name": "张三"}, {"person_key": "p3", "name": "王五"}])  # p3 hidden
     _write(lake, "gold.sealed_records", SEALED)
     _write(lake, "share.hz_procuratorate.case_chain", [{"chain_id": "c1", "charge_code": "234"}])
+    _write(lake, "share.zj_law_institute.persons", [{"person_key": "x9"}])  # a share table without chain_id
     _write(lake, "open.cases_by_year_region_charge", [{"year": 2024, "charge_code": "234", "n": 12}])
     _write(lake, "bronze.police_suspects", [{"suspect_id": "s2", "name": "李四"}])
     return lake
@@ -212,6 +213,7 @@ def test_csv_output_through_the_cli(lake, capsys):
         ("SELECT record_ref AS k FROM gold.person_records", ["silver.suspects:s1"]),
         ("SELECT person_key AS k FROM gold.person_index", ["p1"]),  # p3 belongs to the pending chain
         ("SELECT chain_id AS k FROM share.hz_procuratorate.case_chain", ["c1"]),
+        ("SELECT person_key AS k FROM share.zj_law_institute.persons", ["x9"]),  # sealed-free already, no chain to filter by
         ("SELECT charge_code AS k FROM open.cases_by_year_region_charge", ["234"]),
     ],
 )
