@@ -300,32 +300,30 @@ def cmd_suites(args) -> int:
     return 0
 
 
-NAME_IN_SQL = re.compile(r"(?<![`\w.])((?:bronze|silver|gold|open|quarantine)\.[a-z][a-z0-9_]*|share\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)(?:@v(\d+))?(?![\w`])")
+def resolve_sql(spark, settings: config.Settings, query: str, *, role: str | None = None, reason: str | None = None, at: str | None = None):
+    """The analyst query as a DataFrame: checked read-only, on logical names at their released versions, sealed records hidden unless an audited role allows them."""
+    from lawlake import releases, sql
+    from lawlake.catalog import Catalog
 
-
-def resolve_sql(spark, lake: Path, query: str) -> str:
-    """Replace logical table names (``gold.case_chain``, ``gold.case_chain@v3`` for a past version) with Delta reads."""
-
-    def sub(m: re.Match) -> str:
-        name, version = m.group(1), m.group(2)
-        path = tables.location(lake, name)
-        if not tables.exists(path):
-            raise SystemExit(f"lawlake sql: no published table {name} in {lake}")
-        if version is None:
-            return f"delta.`{path}`"
-        view = f"{name.replace('.', '__')}__v{version}"
-        tables.read(spark, path, version=int(version)).createOrReplaceTempView(view)
-        return view
-
-    return NAME_IN_SQL.sub(sub, query)
+    versions = releases.resolve(Catalog(settings.catalog_url), at)
+    return sql.run(spark, settings.lake, query, versions=versions, role=role, reason=reason, catalog_url=settings.catalog_url)
 
 
 def cmd_sql(args) -> int:
     from lawlake import engine
+    from lawlake.sql import SqlRefused, check
 
     settings = _settings(args)
-    spark = engine.session(settings.engine)
-    df = spark.sql(resolve_sql(spark, settings.lake, args.query))
+    try:
+        check(args.query)  # refused before an engine is started
+        spark = engine.session(settings.engine)
+        df = resolve_sql(spark, settings, args.query, role=args.role, reason=args.reason, at=args.at)
+    except SqlRefused as exc:
+        print(f"lawlake sql: refused: {exc}", file=sys.stderr)
+        return 2
+    except (LookupError, ValueError) as exc:  # a release reference that names nothing
+        print(f"lawlake sql: {exc}", file=sys.stderr)
+        return 2
     rows = [r.asDict() for r in (df.limit(args.limit).collect() if args.limit else df.collect())]
     if args.format == "csv":
         w = csv.writer(sys.stdout)
@@ -433,8 +431,11 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--write", action="store_true", required=True, help="write the files")
     sp.set_defaults(func=cmd_suites)
 
-    sp = with_lake(sub.add_parser("sql", help="run SQL over the lake; name tables as gold.case_chain (gold.case_chain@v3 for a past version)"))
-    sp.add_argument("query")
+    sp = with_lake(sub.add_parser("sql", help="run a read-only query over the lake; name tables as gold.case_chain (gold.case_chain@v3 for a past version)"))
+    sp.add_argument("query", help="one SELECT / WITH … SELECT / set operation / VALUES over logical table names")
+    sp.add_argument("--role", help="a role of schemas/access.yaml, e.g. sealed_access (shows sealed records; audited)")
+    sp.add_argument("--reason", help="why the role is taken (required with --role; kept in the audit)")
+    sp.add_argument("--at", help="read every table as of a past release: release:N or run:RUN_ID (default: the latest release)")
     sp.add_argument("--format", choices=("table", "csv"), default="table")
     sp.add_argument("--limit", type=int, default=50, help="rows to show (0: all; default 50)")
     sp.set_defaults(func=cmd_sql)

@@ -20,6 +20,12 @@ read from the named environment variable — never written in the policy.
 
 Row filters: ``column: {prefix: [...]}``, ``{in: [...]}`` or ``{equals: value}``.
 Sealed juvenile records are excluded whatever the policy says.
+
+``history:`` says which versions of the share tables the sharing server serves to time
+travel: ``none`` (the default) only the current one, ``{since_version: N}`` also every
+version from N on. A record sealed after it was shared stays in older versions, so
+history is opt-in, and :func:`lawlake.sharing.purge.purge_withheld` removes versions
+holding withheld records.
 """
 
 from __future__ import annotations
@@ -86,6 +92,8 @@ class Policy:
     expires_on: date
     tables: tuple[SharedTable, ...]
     delivery: Delivery | None = None
+    # The oldest version time travel may read (``history: {since_version: N}``); None: only the current version.
+    history_since: int | None = None
 
     def table(self, name: str) -> SharedTable:
         for t in self.tables:
@@ -172,11 +180,25 @@ def parse(doc: dict, *, source: str = "<policy>") -> Policy:
                 problems.append(f"{name}: row filter on {col} must be one of {{prefix: [...]}}, {{in: [...]}}, {{equals: v}}")
         shared.append(SharedTable(name=str(name), source=src, rows=rows, columns=columns))
     delivery = _parse_delivery(doc.get("delivery"), problems)
+    history = _parse_history(doc.get("history", "none"), problems)
     if problems:
         raise PolicyError(f"{source}: " + "; ".join(problems))
     return Policy(
-        partner=partner, title=str(doc.get("title", partner)), purpose=str(doc["purpose"]), expires_on=expires, tables=tuple(shared), delivery=delivery
+        partner=partner, title=str(doc.get("title", partner)), purpose=str(doc["purpose"]), expires_on=expires, tables=tuple(shared), delivery=delivery,
+        history_since=history,
     )
+
+
+def _parse_history(spec, problems: list[str]) -> int | None:
+    """``history: none`` (None) or ``history: {since_version: N}`` (N); appends what is wrong to ``problems``."""
+    if spec is None or spec == "none":
+        return None
+    if isinstance(spec, dict) and set(spec) == {"since_version"}:
+        n = spec["since_version"]
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+            return n
+    problems.append(f"history must be 'none' or {{since_version: N}} with N a non-negative integer, got {spec!r}")
+    return None
 
 
 def _parse_delivery(spec, problems: list[str]) -> Delivery | None:

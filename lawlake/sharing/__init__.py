@@ -4,6 +4,7 @@
 - :mod:`lawlake.sharing.access` — per-partner bearer tokens and profile files;
 - :mod:`lawlake.sharing.store` — grants (hashed tokens) and the audit log in the catalog;
 - :mod:`lawlake.sharing.delivery` — file export and database push;
+- :mod:`lawlake.sharing.purge` — making share table versions that hold withheld records unreadable;
 - :mod:`lawlake.sharing.cli` — ``lawlake share …``.
 
 The two functions here are what ``make run`` calls to hand a demo partner a working profile.
@@ -37,6 +38,9 @@ __all__ = [
     "write_profile",
     "export_share",
     "push_share",
+    "purge_withheld",
+    "PurgeResult",
+    "PurgeError",
     "SharingError",
     "GrantError",
     "DeliveryError",
@@ -51,6 +55,9 @@ _LAZY = {
     "write_profile": "access",
     "export_share": "delivery",
     "push_share": "delivery",
+    "purge_withheld": "purge",
+    "PurgeResult": "purge",
+    "PurgeError": "purge",
     "SharingError": "errors",
     "GrantError": "errors",
     "DeliveryError": "errors",
@@ -62,10 +69,19 @@ DEMO_ENDPOINT = f"http://{DEMO_HOST}:{DEMO_PORT}/delta-sharing"
 
 
 def demo_profile(settings: Settings, partner: str = "hz_procuratorate", endpoint: str = DEMO_ENDPOINT) -> Path:
-    """Grant ``partner`` a new token and write its profile to ``<lake>/_profiles/<partner>.share``; return the path."""
+    """Write ``partner``'s demo profile to ``<lake>/_profiles/<partner>.share`` with a fresh token; return the path.
+
+    The token the profile held before is revoked (rotation), so every ``make run`` leaves
+    exactly one live demo token. The folder is the owner's only (0700), the file 0600.
+    """
+    import os
+
     from lawlake.sharing.access import write_profile
 
-    return write_profile(settings, partner, settings.lake / "_profiles" / f"{partner}.share", endpoint=endpoint)
+    folder = settings.lake / "_profiles"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return write_profile(settings, partner, folder / f"{partner}.share", endpoint=endpoint, rotate=True)
 
 
 def serve_command(settings: Settings, *, host: str = DEMO_HOST, port: int = DEMO_PORT) -> str:

@@ -111,6 +111,16 @@ def profile_document(endpoint: str, issued: IssuedToken) -> dict:
     }
 
 
+def _previous_grant(store: ShareStore, out: Path, partner: str) -> Grant | None:
+    """The grant behind the token of an existing profile file of ``partner``, if any."""
+    try:
+        token = json.loads(out.read_text(encoding="utf-8")).get("bearerToken")
+    except (OSError, ValueError, AttributeError):
+        return None
+    grant = store.by_token(token) if isinstance(token, str) and token else None
+    return grant if grant is not None and grant.partner == partner else None
+
+
 def write_profile(
     settings: Settings,
     partner: str,
@@ -119,17 +129,27 @@ def write_profile(
     endpoint: str,
     days: int = DEFAULT_DAYS,
     policies: Iterable[Policy] | None = None,
+    rotate: bool = False,
 ) -> Path:
-    """Issue a new token for ``partner`` and write its profile file at ``out`` (mode 0600)."""
-    issued = grant_token(settings, partner, days=days, policies=policies)
+    """Issue a new token for ``partner`` and write its profile file at ``out`` (mode 0600; a new folder is made 0700).
+
+    ``rotate`` revokes the token of the profile ``out`` held before, once the new one is
+    written, so re-writing the same profile never leaves more than one live token behind.
+    """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        out.unlink()  # a fresh file, so it is created 0600 rather than keeping a wider mode
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    store = ShareStore(settings.catalog_url)
+    previous = _previous_grant(store, out, partner) if rotate and out.exists() else None
+    issued = grant_token(settings, partner, days=days, policies=policies)
+    if not out.parent.exists():
+        out.parent.mkdir(parents=True, mode=0o700)
+    tmp = out.with_name(f".{out.name}.{issued.grant.grant_id}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(profile_document(endpoint, issued), f, indent=2)
         f.write("\n")
+    os.replace(tmp, out)  # a fresh 0600 file in one step, never a wider mode or a half-written one
+    if previous is not None and previous.revoked_at is None:
+        store.revoke(partner, grant_ids=[previous.grant_id])
     return out
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "Malformed",
     "Unsupported",
     "RangeNotSatisfiable",
+    "PayloadTooLarge",
     "GrantError",
     "DeliveryError",
 ]
@@ -86,6 +87,13 @@ class RangeNotSatisfiable(SharingError):
 
     status = 416
     error_code = "INVALID_PARAMETER_VALUE"
+
+
+class PayloadTooLarge(SharingError):
+    """A request body over the server's limit, refused before it is read (413)."""
+
+    status = 413
+    error_code = "RESOURCE_LIMIT_EXCEEDED"
 
 
 class GrantError(ValueError):

@@ -16,6 +16,16 @@ that does not exist. Endpoints (under ``/delta-sharing``), as PROTOCOL.md define
 
 Responses come in the ``parquet`` format, or ``delta`` when the client asks for it only.
 Every request, served or refused, is one row of the audit log.
+
+The server stays bounded whatever a client sends: headers are limited (16 KiB in all at
+the HTTP layer, :data:`MAX_HEADER_BYTES` and :data:`MAX_HEADERS` in the app: 400), a
+declared body over :data:`MAX_BODY_BYTES` is refused (413) before authentication and
+before a byte of it is read, the token is checked before any body is read, a body is read
+only up to the limit (413 past it), and JSON nested deeper than :data:`MAX_JSON_DEPTH` is
+refused (400) before it is parsed. A client's input never gets a 500.
+
+Time travel follows each policy's ``history``: only the current version unless the policy
+allows versions since N; versions a purge made unreadable are refused too (403).
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ from lawlake.sharing.errors import (
     Forbidden,
     Malformed,
     NotFound,
+    PayloadTooLarge,
     RangeNotSatisfiable,
     SharingError,
     Unsupported,
@@ -55,7 +66,19 @@ from lawlake.sharing.errors import (
 from lawlake.sharing.storage import NAME, DataFile, ShareTables, Snapshot, parse_timestamp
 from lawlake.sharing.store import AuditEntry, Grant, ShareStore
 
-__all__ = ["SCHEMA", "PREFIX", "SharingService", "create_app", "serve", "BackgroundServer", "start_in_thread"]
+__all__ = [
+    "SCHEMA",
+    "PREFIX",
+    "MAX_BODY_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADERS",
+    "MAX_JSON_DEPTH",
+    "SharingService",
+    "create_app",
+    "serve",
+    "BackgroundServer",
+    "start_in_thread",
+]
 
 log = logging.getLogger("lawlake.sharing")
 
@@ -64,6 +87,14 @@ PREFIX = "/delta-sharing"
 DEFAULT_URL_TTL_SECONDS = 900
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "lawlake:sharing")
+
+# A query body is a small JSON object (limitHint, version, timestamp, predicate hints).
+MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 16
+# What the app accepts; the HTTP layer (h11) refuses a request head over H11_MAX_HEAD_BYTES before the app sees it.
+MAX_HEADER_BYTES = 8 * 1024
+MAX_HEADERS = 64
+H11_MAX_HEAD_BYTES = 16 * 1024
 
 
 def share_id(partner: str) -> str:
@@ -244,12 +275,31 @@ def _resolve_version(call: Call, partner: str, table: str, version: int | None, 
     return version
 
 
+def _within_history(call: Call, share: Policy, table: str, version: int | None) -> None:
+    """Refuse a time-travel version the share's history does not serve, or one a purge made unreadable (403)."""
+    if version is None:
+        return
+    latest = call.service.tables.latest_version(share.partner, table)
+    if version > latest:
+        raise BadRequest(f"version {version} of {share.partner}.{table} does not exist (the latest is {latest})")
+    if version == latest:
+        return
+    if share.history_since is None:
+        raise Forbidden(f"the share {share.partner} serves only the current version of its tables (v{latest} of {table}); version {version} is not shared")
+    floor = call.service.store.purged_before(f"share.{share.partner}.{table}")
+    oldest = max(share.history_since, floor or 0)
+    if version < oldest:
+        raise Forbidden(f"version {version} of {share.partner}.{table} is outside the share's history (versions {oldest} to {latest} are served)")
+
+
 def table_version(call: Call) -> Response:
     """Only the ``delta-table-version`` header: the latest version, or the first at/after ``startingTimestamp``."""
     share, table = _table(call)
     starting = call.request.query_params.get("startingTimestamp")
     tables = call.service.tables
     version = tables.version_since(share.partner, table, parse_timestamp(starting)) if starting else tables.latest_version(share.partner, table)
+    if starting:
+        _within_history(call, share, table, version)
     call.entry.version = version
     return Response(b"", headers={"delta-table-version": str(version)})
 
@@ -308,6 +358,7 @@ def table_metadata(call: Call) -> Response:
     share, table = _table(call)
     q = call.request.query_params
     version = _resolve_version(call, share.partner, table, _int_param(q.get("version"), "version"), q.get("timestamp"))
+    _within_history(call, share, table, version)
     snap = call.service.tables.snapshot(share.partner, table, version=version, with_files=False)
     _check_readable(snap, share.partner, table)
     fmt = _response_format(call)
@@ -324,10 +375,34 @@ class QueryRequest:
     timestamp: str | None
 
 
+def _json_depth(body: bytes) -> int:
+    """How deeply arrays and objects nest in a JSON text (strings skipped), found without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for b in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:  # quote
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
 def _query_request(body: bytes) -> QueryRequest:
+    if _json_depth(body) > MAX_JSON_DEPTH:
+        raise Malformed(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         doc = json.loads(body) if body.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Malformed("the request body is not JSON") from None
     if not isinstance(doc, dict):
         raise Malformed("the request body must be a JSON object")
@@ -388,6 +463,7 @@ def query_table(call: Call) -> Response:
     req = _query_request(call.body)
     fmt = _response_format(call)
     version = _resolve_version(call, share.partner, table, req.version, req.timestamp)
+    _within_history(call, share, table, version)
     snap = call.service.tables.snapshot(share.partner, table, version=version)
     _check_readable(snap, share.partner, table)
     assert snap.files is not None and call.grant is not None
@@ -497,47 +573,91 @@ def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _handle(service: SharingService, action: str, handler: Callable[[Call], Response], request: Request, body: bytes, signed: bool) -> Response:
-    """Authenticate (unless the URL is signed), run the handler, answer errors as protocol JSON, audit it all."""
-    start = time.perf_counter()
-    params = request.path_params
-    entry = AuditEntry(
-        action=action, status=0, method=request.method, path=request.url.path, client=_client(request),
-        share_name=params.get("share"), schema_name=params.get("schema"), table_name=params.get("table"),
-    )
-    call = Call(request=request, service=service, body=body, entry=entry)
-    try:
-        if not signed:
-            grant, policy, refusal = authenticate(service.store, request.headers.get("authorization"), service.policies, call.now)
-            if grant is not None:
-                entry.partner, entry.grant_id = grant.partner, grant.grant_id
-            if refusal is not None:
-                raise refusal
-            call.grant, call.policy = grant, policy
-        response = handler(call)
-    except SharingError as exc:
-        response = _error(exc)
-        entry.error_code, entry.message = exc.error_code, exc.message
-    except Exception as exc:  # never show internals to a partner; keep them in the log and the audit row
-        log.exception("sharing: %s %s failed", request.method, request.url.path)
-        response = _error(SharingError("internal error"))
-        entry.error_code, entry.message = "INTERNAL_ERROR", repr(exc)
-    entry.status = response.status_code
-    entry.seconds = round(time.perf_counter() - start, 6)
+def _check_head(request: Request) -> None:
+    """Refuse oversize or malformed request heads and declared bodies, before authentication and before any body is read."""
+    raw = request.scope.get("headers") or []
+    if len(raw) > MAX_HEADERS:
+        raise BadRequest(f"too many request headers ({len(raw)}; at most {MAX_HEADERS})")
+    size = sum(len(k) + len(v) + 4 for k, v in raw)
+    if size > MAX_HEADER_BYTES:
+        raise BadRequest(f"request headers too large ({size} bytes; at most {MAX_HEADER_BYTES})")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise BadRequest("Content-Length must be a non-negative integer")
+        if int(declared) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"request body of {int(declared)} bytes is larger than the limit of {MAX_BODY_BYTES} bytes")
+
+
+def _has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0").strip() not in ("", "0") or "chunked" in request.headers.get("transfer-encoding", "").lower()
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, read only up to :data:`MAX_BODY_BYTES` (a chunked body can exceed what it declared)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"request body is larger than the limit of {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _authenticate(call: Call) -> None:
+    service, request = call.service, call.request
+    grant, policy, refusal = authenticate(service.store, request.headers.get("authorization"), service.policies, call.now)
+    if grant is not None:
+        call.entry.partner, call.entry.grant_id = grant.partner, grant.grant_id
+    if refusal is not None:
+        raise refusal
+    call.grant, call.policy = grant, policy
+
+
+def _audit(service: SharingService, entry: AuditEntry) -> bool:
     try:
         service.store.record(entry)
+        return True
     except Exception:
-        # What cannot be audited is not served.
         log.exception("sharing: could not write the audit row; refusing the request")
-        return _error(SharingError("internal error"))
-    return response
+        return False
 
 
 def _endpoint(service: SharingService, action: str, handler: Callable[[Call], Response], *, signed: bool = False):
+    """Check the head, authenticate (unless the URL is signed), read the body, run the handler; answer errors as protocol JSON; audit it all."""
+
     async def endpoint(request: Request) -> Response:
-        body = await request.body() if request.method == "POST" else b""
-        # Handlers do blocking IO (delta-rs, the catalog): run them off the event loop.
-        return await run_in_threadpool(_handle, service, action, handler, request, body, signed)
+        start = time.perf_counter()
+        params = request.path_params
+        entry = AuditEntry(
+            action=action, status=0, method=request.method, path=request.url.path, client=_client(request),
+            share_name=params.get("share"), schema_name=params.get("schema"), table_name=params.get("table"),
+        )
+        call = Call(request=request, service=service, body=b"", entry=entry)
+        body_read = False
+        try:
+            _check_head(request)
+            # Handlers do blocking IO (delta-rs, the catalog): run them off the event loop.
+            if not signed:
+                await run_in_threadpool(_authenticate, call)
+            if request.method == "POST":
+                call.body = await _read_body(request)
+                body_read = True
+            response = await run_in_threadpool(handler, call)
+        except SharingError as exc:
+            response = _error(exc)
+            entry.error_code, entry.message = exc.error_code, exc.message
+        except Exception as exc:  # never show internals to a partner; keep them in the log and the audit row
+            log.exception("sharing: %s %s failed", request.method, request.url.path)
+            response = _error(SharingError("internal error"))
+            entry.error_code, entry.message = "INTERNAL_ERROR", repr(exc)
+        if not body_read and _has_body(request):
+            response.headers["connection"] = "close"  # the unread body is not worth receiving: end the connection after the answer
+        entry.status = response.status_code
+        entry.seconds = round(time.perf_counter() - start, 6)
+        if not await run_in_threadpool(_audit, service, entry):
+            return _error(SharingError("internal error"))  # what cannot be audited is not served
+        return response
 
     return endpoint
 
@@ -593,12 +713,16 @@ def create_app(
     return app
 
 
+# h11 (not httptools, which keeps any number of header bytes) with a bound on the request head.
+_HTTP_LIMITS: dict[str, Any] = {"http": "h11", "h11_max_incomplete_event_size": H11_MAX_HEAD_BYTES}
+
+
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8765, **options) -> None:
     """Run the server in the foreground until interrupted (``lawlake share serve``)."""
     import uvicorn
 
     # No access log: it would hold signed file URLs; every request is in the audit log instead.
-    uvicorn.run(create_app(settings, **options), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(settings, **options), host=host, port=port, log_level="info", access_log=False, **_HTTP_LIMITS)
 
 
 class BackgroundServer:
@@ -612,7 +736,7 @@ class BackgroundServer:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         self.endpoint = f"http://{self.host}:{self.port}{prefix}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", **_HTTP_LIMITS)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True, name="lawlake-sharing")
 

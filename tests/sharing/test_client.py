@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import delta_sharing
@@ -13,7 +14,7 @@ import pytest
 import requests
 from deltalake import DeltaTable, write_deltalake
 
-from lawlake import tables
+from lawlake import policy, tables
 from lawlake.sharing.access import write_profile
 from lawlake.sharing.server import start_in_thread
 
@@ -71,7 +72,8 @@ def history(lake_settings, tmp_path_factory):
     write_deltalake(str(target), base.slice(0, 5), mode="append")
     time.sleep(0.02)
     write_deltalake(str(target), base.slice(5), mode="append")
-    srv = start_in_thread(lake_settings, root=str(root))
+    # Time travel is opt-in per policy (history: {since_version: N}); this copy serves every version.
+    srv = start_in_thread(lake_settings, root=str(root), policies=[replace(policy.load(p), history_since=0) for p in PARTNER_TABLES])
     profile = write_profile(lake_settings, "hz_procuratorate", root / "hz.share", endpoint=srv.endpoint)
     commits = {h["version"]: h["timestamp"] for h in DeltaTable(str(target)).history()}
     yield {"server": srv, "profile": profile, "table": target, "commits": commits, "token": json.loads(profile.read_text())["bearerToken"]}
