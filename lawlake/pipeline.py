@@ -387,7 +387,28 @@ def _export_open(settings: Settings, published: dict) -> None:
             open_stage.export(settings.lake, name, version=info["version"], min_cell=settings.open_min_cell)
 
 
-_AFTER_PUBLISH: dict[str, Callable[[Settings, dict], None]] = {"open": _export_open}
+def _purge_shares(settings: Settings, published: dict) -> None:
+    """A record sealed (or pending) after it was shared leaves every readable version of every share (CPL art. 286)."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    from lawlake.sharing.purge import purge_withheld
+
+    chain = DeltaTable(str(tables.location(settings.lake, "gold.case_chain")), version=releases.version_of(Catalog(settings.catalog_url), "gold.case_chain"))
+    columns = [c for c in ("chain_id", "is_sealed", "seal_status") if c in chain.schema().to_arrow().names]
+    rows = chain.to_pyarrow_table(columns=columns)
+    withheld = pc.fill_null(rows["is_sealed"], True)
+    if "seal_status" in columns:
+        withheld = pc.or_(withheld, pc.not_equal(pc.fill_null(rows["seal_status"], "pending"), "not_sealed"))
+    ids = rows.filter(withheld)["chain_id"].to_pylist()
+    for name in published:
+        if name.startswith("share.") and "chain_id" in DeltaTable(str(tables.location(settings.lake, name))).schema().to_arrow().names:
+            result = purge_withheld(settings.lake, name, ids, catalog_url=settings.catalog_url)
+            if result.versions_affected:
+                log.info("[lawlake] share: purged %s versions %s (%d withheld chains)", name, list(result.versions_affected), result.chains)
+
+
+_AFTER_PUBLISH: dict[str, Callable[[Settings, dict], None]] = {"share": _purge_shares, "open": _export_open}
 
 
 def run_lifecycle(

@@ -134,7 +134,9 @@ def _policy(partner: str, policies: Iterable[Policy] | None) -> Policy:
 
 def _read_all(settings: Settings, p: Policy) -> dict[str, tuple[pa.Table, int]]:
     """Every table of the share at its latest published version, read before anything is written."""
-    tables = ShareTables(settings.lake)
+    from lawlake.catalog import Catalog
+
+    tables = ShareTables(settings.lake, released=Catalog(settings.catalog_url).release_versions)
     missing = [t.name for t in p.tables if not tables.exists(p.partner, t.name)]
     if missing:
         raise DeliveryError(f"share.{p.partner}.{', '.join(missing)} not published yet; run the lifecycle first")

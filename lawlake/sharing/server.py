@@ -662,6 +662,13 @@ def _endpoint(service: SharingService, action: str, handler: Callable[[Call], Re
     return endpoint
 
 
+def _released(settings: Settings):
+    from lawlake.catalog import Catalog
+
+    catalog = Catalog(settings.catalog_url)
+    return catalog.release_versions
+
+
 def create_app(
     settings: Settings,
     *,
@@ -680,7 +687,8 @@ def create_app(
     ``schemas/shares/*.yaml``.
     """
     service = SharingService(
-        tables=ShareTables(root or settings.lake, storage_options=storage_options),
+        # Served from a copy elsewhere (root), the copy's own versions count; in the lake, only released ones.
+        tables=ShareTables(root or settings.lake, storage_options=storage_options, released=None if root else _released(settings)),
         store=ShareStore(settings.catalog_url),
         policies=policies_by_partner(policies),
         url_key=urls.url_key(settings.secret_key),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -144,13 +144,30 @@ def _safe_relative(path: str) -> str:
 
 
 class ShareTables:
-    """The published share tables under a lake root (a folder or an object-store URI)."""
+    """The released share tables under a lake root (a folder or an object-store URI).
 
-    def __init__(self, root: str | Path, *, storage_options: dict[str, str] | None = None):
+    ``released`` gives the Delta version of every table in the latest complete stage
+    release (``lawlake.releases``): the latest version a partner is served is its
+    table's released version, never a version a half-finished publication wrote. Without
+    it (a copy of the tables with no catalog, e.g. on object storage) the latest Delta
+    version is taken.
+    """
+
+    def __init__(self, root: str | Path, *, storage_options: dict[str, str] | None = None, released: Callable[[], Mapping[str, int]] | None = None):
         root = str(root)
         self.is_local = "://" not in root or root.startswith("file://")
         self.root = os.path.realpath(root.removeprefix("file://")) if self.is_local else root.rstrip("/")
         self.storage_options = dict(storage_options or {})
+        self.released = released
+
+    def _released_version(self, partner: str, table: str) -> int | None:
+        """The released version (None: no catalog to ask); NotFound when no release holds the table."""
+        if self.released is None:
+            return None
+        version = self.released().get(f"share.{partner}.{table}")
+        if version is None:
+            raise NotFound(f"table {partner}.{table} has no released version")
+        return version
 
     def uri(self, partner: str, table: str) -> str:
         """The Delta location of ``share.<partner>.<table>``."""
@@ -162,6 +179,8 @@ class ShareTables:
     def exists(self, partner: str, table: str) -> bool:
         from deltalake import DeltaTable
 
+        if self.released is not None and f"share.{partner}.{table}" not in self.released():
+            return False
         return DeltaTable.is_deltatable(self.uri(partner, table), storage_options=self.storage_options or None)
 
     def _table(self, partner: str, table: str, *, version: int | None):
@@ -169,6 +188,11 @@ class ShareTables:
         from deltalake.exceptions import TableNotFoundError
 
         uri = self.uri(partner, table)
+        released = self._released_version(partner, table)
+        if released is not None and (version is None or version > released):
+            if version is not None:
+                raise BadRequest(f"version {version} of {partner}.{table} does not exist (the latest released version is {released})")
+            version = released
         try:
             return DeltaTable(uri, version=version, storage_options=self.storage_options or None)
         except TableNotFoundError:
@@ -179,9 +203,9 @@ class ShareTables:
             raise
 
     def commit_times(self, partner: str, table: str) -> dict[int, int]:
-        """Commit time (ms) of every version still in the log."""
+        """Commit time (ms) of every version still in the log, up to the released one."""
         dt = self._table(partner, table, version=None)
-        return {h["version"]: h["timestamp"] for h in dt.history()}
+        return {h["version"]: h["timestamp"] for h in dt.history() if h["version"] <= dt.version()}
 
     def version_at(self, partner: str, table: str, ts: datetime) -> int:
         """The version current at ``ts``: the last one committed at or before it."""
