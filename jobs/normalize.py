@@ -291,21 +291,47 @@ def police_case_rules() -> list[Rule]:
     return declared("silver.police_cases", [
         required("case_id", "police case id"),
         required("filed_on", "filing date"),
-        Rule("region_code.unknown", "region code is not a GB/T 2260 code", F.col("_region_ok").isNull(), F.col("raw_region_code")),
+        Rule("region_code.unknown", "region code is not a GB/T 2260 code", ~_blank(F.col("raw_region_code")) & F.col("_region_ok").isNull(), F.col("raw_region_code")),
+        # an empty region is only missing when the case id does not carry a valid one either
+        Rule("region_code.missing", "region code is missing and the police case id carries no valid GB/T 2260 code",
+             _blank(F.col("raw_region_code")) & F.col("_case_region").isNull(), F.col("raw_region_code")),
         required("charge", "charge"),
         charge_rule(),
         *[date_rule(n, n.replace("_", " ")) for n in ("occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on")],
     ])
 
 
+CASE_ID_REGION = r"^A([0-9]{6})[0-9]{4}[0-9]{6}$"  # A{county GB/T 2260 code}{year}{seq:06d}, see lawlake.demo.world
+
+
+def region_from_case_id(case_id: Column) -> Column:
+    """The 6-digit county code a police case id ``A{code}{year}{seq:06d}`` carries; null when it has no such shape."""
+    return F.when(case_id.rlike(CASE_ID_REGION), F.regexp_extract(case_id, CASE_ID_REGION, 1))
+
+
+def with_region(df: DataFrame, refs: Refs) -> DataFrame:
+    """``region_code`` as recorded when it is a GB/T 2260 code (``_region_ok``), and ``_case_region``: the valid code in the case id, or null."""
+    recorded = refs.regions.select(F.col("code").alias("_region"), F.lit(True).alias("_region_ok"))
+    from_id = refs.regions.select(F.col("code").alias("_case_region"))
+    return (
+        df.withColumn("region_code", F.when(~_blank(F.col("raw_region_code")), F.trim("raw_region_code")))
+        .join(F.broadcast(recorded), F.col("region_code") == F.col("_region"), "left")
+        .withColumn("_id_region", region_from_case_id(F.col("police_case_id")))
+        .join(F.broadcast(from_id), F.col("_id_region") == F.col("_case_region"), "left")
+        .drop("_region", "_id_region")
+    )
+
+
 def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
-    """One row per bronze police case version, parsed and checked."""
+    """One row per bronze police case version, parsed and checked.
+
+    The region falls back to the one in the case id when the recorded one is empty or not
+    a GB/T 2260 code (``region_source``: ``recorded`` or ``case_id``; null when neither).
+    """
     df = raw_fields(bronze, {c: c for c in ("case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at")})
-    regions = refs.regions.select(F.col("code").alias("_region"), F.lit(True).alias("_region_ok"))
     df = (
         df.withColumn("police_case_id", F.trim("raw_case_id"))
-        .withColumn("region_code", F.trim("raw_region_code"))
-        .join(F.broadcast(regions), F.col("region_code") == F.col("_region"), "left")
+        .transform(lambda d: with_region(d, refs))
         .transform(lambda d: with_charge(d, refs))
         .withColumn("occurred_on", R.parse_date(F.col("raw_occurred_on")))
         .withColumn("filed_on", R.parse_date(F.col("raw_filed_on")))
@@ -316,7 +342,12 @@ def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
     )
     rules = police_case_rules()
-    return rank_versions(check(df, rules), F.col("police_case_id")).withColumn("_record", record_json(df))
+    checked = (
+        check(df, rules)  # an unknown recorded region is nulled here, then derived
+        .withColumn("region_source", F.when(F.col("region_code").isNotNull(), F.lit("recorded")).when(F.col("_case_region").isNotNull(), F.lit("case_id")))
+        .withColumn("region_code", F.coalesce(F.col("region_code"), F.col("_case_region")))
+    )
+    return rank_versions(checked, F.col("police_case_id")).withColumn("_record", record_json(df))
 
 
 def police_transfer_rules() -> list[Rule]:
@@ -384,7 +415,12 @@ def prosecution_rules() -> list[Rule]:
 
 
 def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
-    """One row per bronze review row (review × suspect) version, parsed and checked."""
+    """One row per bronze review row (review × suspect) version, parsed and checked.
+
+    ``first_received_on`` is the earliest receipt over every kept version of the review ×
+    suspect and ``supplementary_rounds`` how many of them returned it for supplementary
+    investigation (退回补充侦查), so the latest version keeps the whole history.
+    """
     df = raw_fields(
         bronze,
         {"review_id": "review_id", "police_case_id": "police_case_id", "suspect_name": "name", "id_number": "id_number", "sex": "sex", "birth_date": "birth_date",
@@ -403,7 +439,14 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
     )
     rules = prosecution_rules()
-    return rank_versions(check(df, rules), F.col("prosecution_id")).withColumn("_record", record_json(df))
+    ranked = rank_versions(check(df, rules), F.col("prosecution_id"))
+    # over every kept version of the review × suspect, not only the latest
+    versions = Window.partitionBy("_key", F.col("_rule").isNull())
+    return (
+        ranked.withColumn("first_received_on", F.min("received_on").over(versions))
+        .withColumn("supplementary_rounds", F.sum(F.when(F.col("decision") == "supplementary_investigation", 1).otherwise(0)).over(versions).cast("int"))
+        .withColumn("_record", record_json(df))
+    )
 
 
 def _court_rows(bronze: DataFrame, refs: Refs) -> DataFrame:

@@ -406,3 +406,63 @@ def test_court_level_and_region_come_from_the_court_code(spark, raw, level, regi
     current, _, _ = normalize.split(checked, source_table="bronze.court_cases", target_table="silver.court_cases")
     (row,) = current.collect()
     assert (row["court_level"], row["court_region_code"]) == (level, region)
+
+
+CID = "A3301022023000001"  # A{330102}{2023}{000001}: the county code is in the id
+
+
+@pytest.mark.parametrize(
+    "row, region, source, invalid, quarantined",
+    [
+        # empty region: taken from the case id; nothing was rejected, so no quarantine row
+        ({"case_id": CID, "region_code": " "}, "330102", "case_id", [], []),
+        # an unknown region is rejected (its quarantine row) and replaced by the one in the case id
+        ({"case_id": CID, "region_code": "999999"}, "330102", "case_id", ["region_code"], ["region_code.unknown"]),
+        # a valid recorded region wins over the case id
+        ({"case_id": CID, "region_code": "330105"}, "330105", "recorded", [], []),
+        # the case id's code is no GB/T 2260 code: the region stays null, named missing
+        ({"case_id": "A9999992023000001", "region_code": None}, None, None, ["region_code"], ["region_code.missing"]),
+        # an id without the shape: nothing to derive
+        ({"case_id": "X-1", "region_code": ""}, None, None, ["region_code"], ["region_code.missing"]),
+    ],
+)
+def test_the_region_falls_back_to_the_police_case_id(spark, row, region, source, invalid, quarantined):
+    rows = [{"charge": "盗窃", "filed_on": "2023-01-03", **row}]
+    checked = normalize.build_police_cases(bronze(spark, "bronze.police_cases", rows), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.police_cases", target_table="silver.police_cases")
+    (out,) = current.collect()  # the case is never rejected for its region
+    assert (out["region_code"], out["region_source"], out["invalid_fields"]) == (region, source, invalid)
+    assert [r["rule"] for r in rejected.collect()] == quarantined
+
+
+def test_an_empty_charge_or_review_id_keeps_the_case(spark):
+    police = [{"case_id": CID, "region_code": "330102", "charge": "", "filed_on": "2023-01-03"}]  # empty charge: the case stays, charge null
+    checked = normalize.build_police_cases(bronze(spark, "bronze.police_cases", police), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.police_cases", target_table="silver.police_cases")
+    assert [(r["police_case_id"], r["charge_code"], r["invalid_fields"]) for r in current.collect()] == [(CID, None, ["charge_code"])]
+    assert [(r["scope"], r["rule"]) for r in rejected.collect()] == [("field", "charge.missing")]
+    court = [{"case_number": "（2023）浙0102刑初16号", "trial_level": "first_instance", "review_id": "  ", "charge": "盗窃", "parties": "[]"}]  # blank review id: null, no rule broken
+    checked = normalize.build_court_cases(bronze(spark, "bronze.court_cases", court), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.court_cases", target_table="silver.court_cases")
+    assert [(r["case_number"], r["review_id"], r["invalid_fields"]) for r in current.collect()] == [("（2023）浙0102刑初16号", None, [])]
+    assert rejected.count() == 0
+
+
+def test_a_review_keeps_its_first_receipt_and_counts_supplementary_rounds(spark):
+    common = {"review_id": "JC7", "police_case_id": CID, "suspect_name": "张三", "id_number": ZS, "charge": "盗窃"}
+    rows = [
+        # returned twice for supplementary investigation, then prosecuted: three versions of one review × suspect
+        {**common, "received_on": "2023-03-02", "decision": "退回补充侦查", "decided_on": "2023-03-20", "updated_at": "2023-03-20 10:00:00"},
+        {**common, "received_on": "2023-04-10", "decision": "退回补充侦查", "decided_on": "2023-04-30", "updated_at": "2023-04-30 10:00:00"},
+        {**common, "received_on": "2023-05-20", "decision": "起诉", "decided_on": "2023-06-10", "updated_at": "2023-06-10 10:00:00"},
+        # one version, never returned: its own receipt, no rounds
+        {"review_id": "JC8", "police_case_id": CID, "suspect_name": "李四", "received_on": "2023-03-05", "decision": "不起诉", "charge": "盗窃"},
+    ]
+    checked = normalize.build_prosecutions(bronze(spark, "bronze.procuratorate_reviews", rows), normalize.reference_tables(spark))
+    current, _, superseded = normalize.split(checked, source_table="bronze.procuratorate_reviews", target_table="silver.prosecutions")
+    got = {r["prosecution_id"]: (r["decision"], r["received_on"], r["first_received_on"], r["supplementary_rounds"]) for r in current.collect()}
+    assert got == {
+        f"JC7:{ZS}": ("prosecute", D(2023, 5, 20), D(2023, 3, 2), 2),
+        "JC8:李四": ("non_prosecution", D(2023, 3, 5), D(2023, 3, 5), 0),
+    }
+    assert superseded.count() == 2  # the two returns are merged into the latest version
