@@ -631,6 +631,7 @@ def outcome_counts(checked: DataFrame) -> Outcome:
         F.sum(F.when(kept & (F.col("_version") > 1), 1).otherwise(0)),
         F.sum(F.when(kept, F.size(F.col("_field_errors"))).otherwise(0)),
     ).first()
+    assert row is not None  # a global aggregate has one row
     return Outcome(*(int(v or 0) for v in row))
 
 
