@@ -50,6 +50,7 @@ __all__ = [
     "rule_actions",
     "check",
     "outcome_counts",
+    "tally",
     "build_police_cases",
     "build_police_transfers",
     "build_suspects",
@@ -633,6 +634,11 @@ def outcome_counts(checked: DataFrame) -> Outcome:
     ).first()
     assert row is not None  # a global aggregate has one row
     return Outcome(*(int(v or 0) for v in row))
+
+
+def tally(checked: DataFrame) -> dict[str, int]:
+    """:func:`outcome_counts` as the stage runner's tally (``rows_in``, ``rows_quarantined``, ``rows_merged``, ``fields_quarantined``)."""
+    return outcome_counts(checked)._asdict()
 
 
 TABLES: dict[str, tuple[str, Callable[[DataFrame, Refs], DataFrame]]] = {

@@ -477,3 +477,14 @@ def test_an_empty_value_breaks_one_rule_not_two(spark):
     current, rejected, _ = normalize.split(checked, source_table="bronze.custody_records", target_table="silver.custody")
     assert [(r["record_id"], r["case_number"], r["invalid_fields"]) for r in current.collect()] == [("K9", None, ["case_number"])]
     assert [(r["scope"], r["rule"]) for r in rejected.collect()] == [("field", "case_number.missing")]
+
+
+def test_tally_counts_rejected_records_and_nulled_fields_apart(spark):
+    rows = [
+        {"suspect_id": None, "case_id": "A1", "name": "张三"},  # rejected: no key
+        {"suspect_id": "S1", "case_id": "A1", "name": "张三", "id_number": BAD_CHECK, "birth_date": "2001/2/30"},  # two fields nulled
+        {"suspect_id": "S2", "case_id": "A1", "name": "李四", "updated_at": "2023-01-01 00:00:00"},  # superseded by the next
+        {"suspect_id": "S2", "case_id": "A1", "name": "李四", "updated_at": "2023-02-01 00:00:00"},
+    ]
+    checked = normalize.build_suspects(bronze(spark, "bronze.police_suspects", rows), normalize.reference_tables(spark))
+    assert normalize.tally(checked) == {"rows_in": 4, "rows_quarantined": 1, "rows_merged": 1, "fields_quarantined": 2}
