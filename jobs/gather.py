@@ -398,11 +398,16 @@ def parse_court_jsonl(data: bytes, file: str, *, key_fields: tuple = ()) -> Iter
     for i, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
-        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        line = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
         try:
             obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
         except UnicodeDecodeError as exc:
-            yield Unreadable(file, i, f"not UTF-8 text: byte {raw[exc.start]:#04x} at {exc.start}", line)
+            why = f"not UTF-8 text: byte {raw[exc.start]:#04x} at {exc.start}"
+            try:  # keep a GBK/GB18030 line legible in quarantine; it is still refused (JSON is UTF-8)
+                line, why = raw.decode("gb18030").rstrip("\r\n"), why + " (the line reads as GB18030; kept so in raw_value)"
+            except UnicodeDecodeError:
+                pass
+            yield Unreadable(file, i, why, line)
             continue
         except RecursionError:
             yield Unreadable(file, i, "not a readable JSON object: nested too deeply", line)

@@ -64,7 +64,7 @@ def undecodable_bytes(text: str) -> bytes:
 
 
 def printable(text: str, encoding: str) -> str:
-    """Text safe to store (valid Unicode): undecodable bytes shown as U+FFFD."""
+    """Text safe to store (valid Unicode), losing nothing: undecodable bytes shown as ``\\xNN``."""
     if not _ESCAPED.search(text):
         return text
-    return text.encode(encoding, errors="surrogateescape").decode(encoding, errors="replace")
+    return text.encode(encoding, errors="surrogateescape").decode(encoding, errors="backslashreplace")

@@ -128,7 +128,7 @@ def test_csv_undecodable_bytes_reject_their_record_only(tmp_path):
     assert [r["review_id"] for r in batch.rows] == ["JC1"]
     assert rules(batch) == [("record", "gather.unreadable")]
     assert "ff fe" in batch.rejects[0]["reason"] and "row 2" in batch.rejects[0]["reason"]
-    assert "\ufffd" in batch.rejects[0]["raw_value"]  # raw kept, the bad bytes shown as U+FFFD
+    assert "JC2,A1,\\xff\\xfe" in batch.rejects[0]["raw_value"]  # raw kept losslessly, the bad bytes shown as \xNN
 
 
 # -- JSON ------------------------------------------------------------------------------
