@@ -358,7 +358,7 @@ def parse_reviews_csv(data: bytes, file: str, *, key_fields: tuple = ()) -> Iter
         if not values or (len(values) == 1 and not values[0].strip()):
             continue  # a blank line is not a record
         raw = "".join(lines[first - 1 : reader.line_num]).rstrip("\r\n")
-        bad = undecodable_bytes(raw)
+        bad = undecodable_bytes(raw) if decoded.undecodable else b""
         if bad:
             yield Unreadable(file, first - 1, f"bytes {bad[:16].hex(' ')} are not {decoded.encoding} text", printable(raw, decoded.encoding), line=first)
             continue

@@ -48,6 +48,10 @@ def decode_text(data: bytes, encodings: tuple[str, ...]) -> DecodedText:
         return DecodedText(data.decode("utf-8"), "utf-8", 0, False)
     except UnicodeDecodeError:
         pass
+    try:  # the usual case: the promised encoding reads it all
+        return DecodedText(data.decode(encodings[0]), encodings[0], 0, False)
+    except UnicodeDecodeError:
+        pass
     best: DecodedText | None = None
     for enc in encodings:
         text = data.decode(enc, errors="surrogateescape")
