@@ -631,17 +631,17 @@ def collect_police(
             continue
         h = record_hash(item.fields)
         ts = parse_timestamp(item.fields.get("updated_at"))
-        if ts is not None and ts > horizon:
+        if h in published:
+            pass  # read again because of the watermark overlap: not a new delivery
+        elif ts is not None and ts > horizon:
             if h not in rejected_before:
                 batch.rows_in += 1
                 _reject_record(batch, item, rule="gather.updated_at_in_future",
                                reason=f"updated_at {item.fields.get('updated_at')!r} is after the run's data date {params.data_date.isoformat()}")
             continue
-        if h in published:
-            pass  # read again because of the watermark overlap: not a new delivery
         else:
             add_to_batch(batch, [item], seen=seen, run_id=run_id, ingested_at=ingested_at)
-        if ts is not None and (newest is None or ts > newest):
+        if ts is not None and ts <= horizon and (newest is None or ts > newest):
             newest = ts
     moved = newest is not None and (old is None or newest > old)
     return batch, (_watermark_text(newest) if moved and newest is not None else None)
