@@ -28,7 +28,7 @@ gather.unreadable             record  the record cannot be read into fields: und
 gather.duplicate_delivery     record  identical to a record already in bronze or in this batch
 gather.updated_at_in_future   record  a police row updated after the run's data date
 gather.file_empty             file    an empty file: no header row
-gather.file_unreadable        file    not readable as its format (corrupt or truncated workbook,
+gather.file_unreadable        file    not readable as its format (corrupt, truncated or oversized workbook,
                                       unreadable header bytes, an I/O error)
 gather.header_mismatch        file    a header that is not the documented one
 gather.sheet_missing          file    a workbook without a ``records`` sheet and more than one sheet
@@ -431,10 +431,52 @@ def parse_court_jsonl(data: bytes, file: str, *, key_fields: tuple = ()) -> Iter
         yield Record(fields, file, i, _key(fields, key_fields))
 
 
+MAX_CELLS = 50_000_000  # a sheet grid calamine would allocate beyond this is refused, not read (memory)
+_CELL_REF = re.compile(rb'<c\b[^>]*?\br="([A-Z]{1,3})([0-9]{1,7})"')
+_FAR_REF = re.compile(rb' r="(?:[A-Z]{2,3}[0-9]|[A-Z][0-9]{6})')  # a cell beyond column Z or row 99999
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _check_grid(path: Path) -> None:
+    """Refuse a workbook whose sheets claim a grid too big to hold (a damaged cell reference like XFD1048576).
+
+    calamine allocates every cell from A1 to the furthest one named, so one bad
+    reference would exhaust memory instead of raising. A file that is not a readable
+    zip is left to calamine to name.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
+                    continue
+                data = z.read(info)
+                if not _FAR_REF.search(data):
+                    continue  # every cell within A1:Z99999: at most 2.6M cells, no need to look closer
+                rows = cols = 0
+                for letters, digits in set(_CELL_REF.findall(data)):
+                    rows, cols = max(rows, int(digits)), max(cols, _column_number(letters))
+                if rows * cols > MAX_CELLS:
+                    raise SourceFormatError(f"{path}: {info.filename} names a cell {_column_name(cols)}{rows}: a grid of {rows * cols:,} cells is too big to read",
+                                            rule="gather.file_unreadable")
+    except SourceFormatError:
+        raise
+    except Exception:  # not a zip, a bad CRC, a broken deflate stream: calamine names the problem
+        return
+
+
 def _workbook_rows(path: Path) -> list[list]:
     """The cell values of a workbook's ``records`` sheet (or its only sheet), from A1, read with python-calamine."""
     from python_calamine import CalamineWorkbook
 
+    _check_grid(path)
     try:
         wb = CalamineWorkbook.from_path(str(path))
     except BaseException as exc:  # calamine raises its own errors and, on some corrupt files, a Rust panic

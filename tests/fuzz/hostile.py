@@ -177,6 +177,7 @@ NAMED: dict[str, list[tuple[str, object]]] = {
         ("renamed-sheet", lambda p: write_workbook(p, [_custody(1, i) for i in range(ROWS)], title="Sheet1")),
         ("unnamed-column", lambda p: write_workbook(p, [_custody(1, i) + ([None, "stray"] if i == 2 else []) for i in range(ROWS)])),
         ("empty-file", lambda p: p.write_bytes(b"")),
+        ("far-cell", lambda p: _far_cell(p)),
     ],
     "police": [
         ("corrupt", lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\x13" * 4096)),
@@ -187,6 +188,14 @@ NAMED: dict[str, list[tuple[str, object]]] = {
         ("missing-table", lambda p: _sql(p, "DROP TABLE transfers")),
     ],
 }
+
+
+def _far_cell(path: Path) -> None:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    wb["records"]["XFD1048576"] = "x"
+    wb.save(path)
 
 
 def _sql(path: Path, statement: str) -> None:

@@ -211,6 +211,17 @@ def test_xlsx_value_under_a_column_without_header_is_not_lost(tmp_path):
     assert "column K (11), which has no header" in reject["reason"] and "备注: 已转监" in reject["raw_value"]
 
 
+def test_xlsx_cell_reference_far_away_is_refused_before_it_exhausts_memory(tmp_path):
+    from openpyxl import load_workbook
+
+    path = write_custody(tmp_path, "202301", [CUSTODY])
+    wb = load_workbook(path)
+    wb["records"]["XFD1048576"] = "x"  # a damaged reference: calamine would allocate 17 billion cells
+    wb.save(path)
+    batch, _ = collect(tmp_path, "corrections.custody")
+    assert rules(batch) == [("file", "gather.file_unreadable")] and "XFD1048576" in batch.rejects[0]["reason"]
+
+
 # -- duplicate and missing files ----------------------------------------------------------
 
 
