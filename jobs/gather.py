@@ -30,7 +30,7 @@ gather.updated_at_in_future   record  a police row updated after the run's data 
 gather.file_empty             file    an empty file: no header row
 gather.file_unreadable        file    not readable as its format (corrupt, truncated or oversized workbook,
                                       unreadable header bytes, an I/O error)
-gather.header_mismatch        file    a header that is not the documented one
+gather.header_mismatch        file    a header (or police table's columns) that is not the documented one
 gather.sheet_missing          file    a workbook without a ``records`` sheet and more than one sheet
 gather.duplicate_file         file    the same bytes as a file already ingested, under another path
 gather.source_missing         file    an agency folder or the police database is not there
@@ -638,8 +638,13 @@ def collect_police(
     params: GatherParams,
     run_id: str,
     ingested_at: datetime,
+    columns: tuple[str, ...] | None = None,
 ) -> tuple[Batch, str | None]:
     """One police table's batch and its new watermark (None: keep the old one).
+
+    ``columns`` are the documented columns of the table (its bronze contract's source
+    columns): a table with other columns is rejected whole (``gather.header_mismatch``),
+    as its values would otherwise be dropped or invented on the way into bronze.
 
     ``published`` are the record hashes already in bronze (re-read rows with them are our
     overlap: dropped, not counted); ``rejected_before`` those already quarantined as
@@ -663,6 +668,13 @@ def collect_police(
     except Exception as exc:  # a corrupt or locked database, a missing table or column: the whole table
         reject_file(batch, rule="gather.source_unreadable", reason=f"{src.name}: table {src.sql_table!r} of {db} is not readable ({type(exc).__name__}: {exc})".strip(),
                     path=str(db), record={"table": src.sql_table})
+        return batch, None
+    delivered = next((list(i.fields) for i in items if i.fields is not None), None)
+    if columns is not None and delivered is not None and set(delivered) != set(columns):
+        extra, missing = sorted(set(delivered) - set(columns)), sorted(set(columns) - set(delivered))
+        reject_file(batch, rule="gather.header_mismatch", path=str(db), record={"table": src.sql_table, "columns": delivered},
+                    reason=f"{src.name}: table {src.sql_table!r} of {db} has columns {delivered}, not the documented {list(columns)}"
+                           + (f"; undocumented: {extra}" if extra else "") + (f"; missing: {missing}" if missing else ""))
         return batch, None
     newest = old
     seen = set(published)
@@ -829,6 +841,7 @@ def run(ctx: StageContext) -> StageOutput:
             batch, watermark = collect_police(
                 src, ctx.sources / "police" / "police.db", watermark=ctx.catalog.watermark(src.name), published=published,
                 rejected_before=rejected_before.get(src.name, set()), params=params, run_id=ctx.run_id, ingested_at=ingested_at,
+                columns=tuple(n for n in contracts.load(src.table).names if not n.startswith("_")),
             )
             if watermark:
                 out.watermarks[src.name] = watermark
