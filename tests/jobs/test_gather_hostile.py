@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import zipfile
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
