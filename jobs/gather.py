@@ -792,14 +792,16 @@ def earlier_rejects(rows: Iterable[dict]) -> tuple[dict[str, set[str]], set[tupl
     return hashes, duplicates
 
 
-def _quarantined(path: Path) -> list[dict]:
+def _quarantined(path: Path, *, run_id: str) -> list[dict]:
+    """Gather's earlier quarantine rows that :func:`earlier_rejects` looks at — not this run's own: a retry of the
+    run replaces them, so it must quarantine the same rows again."""
     if not tables.exists(path):
         return []
     import pyarrow.compute as pc
     from deltalake import DeltaTable
 
-    t = DeltaTable(str(path)).to_pyarrow_table(columns=["source_table", "stage", "rule", "raw_value", "record"])
-    t = t.filter(pc.and_(pc.equal(t["stage"], "gather"), pc.is_in(t["rule"], value_set=_pa_rules())))
+    t = DeltaTable(str(path)).to_pyarrow_table(columns=["source_table", "stage", "rule", "raw_value", "record", "run_id"])
+    t = t.filter(pc.and_(pc.and_(pc.equal(t["stage"], "gather"), pc.is_in(t["rule"], value_set=_pa_rules())), pc.not_equal(t["run_id"], run_id)))
     return t.to_pylist()
 
 
@@ -832,7 +834,7 @@ def run(ctx: StageContext) -> StageOutput:
         raise FileNotFoundError(f"sources folder not found: {ctx.sources}")
     ingested_at = datetime.now(timezone.utc).replace(microsecond=0)
     params = GatherParams(data_date=ingested_at.date())
-    rejected_before, known_duplicates = earlier_rejects(_quarantined(ctx.published("quarantine.records")))
+    rejected_before, known_duplicates = earlier_rejects(_quarantined(ctx.published("quarantine.records"), run_id=ctx.run_id))
     out = StageOutput()
     rejects: list[dict] = []
     for src in SOURCES:

@@ -355,3 +355,10 @@ def test_hostile_tree_publishes_what_is_readable_and_a_rerun_adds_nothing(spark,
     assert after.count() == before + 1
     recs2 = {r["table_name"]: r["rows_in"] for r in Catalog(settings.catalog_url).stage_results("run2")}
     assert recs2 == {**{t: 0 for t in recs2}, "bronze.court_cases": 1}
+    # a new renamed copy, and the gather task of run3 retried before its gate: the retry quarantines the same rows again
+    (src / "procuratorate" / "reviews_20230323.csv").write_bytes((src / "procuratorate" / "reviews_20230321.csv").read_bytes())
+    Catalog(settings.catalog_url).start_run("run3", sources=str(src), engine=settings.engine)
+    for _attempt in (1, 2):
+        pipeline.run_stage("gather", settings, "run3", sources=src)
+        run3 = tables.read(spark, tables.location(settings.lake, "quarantine.records")).where("run_id = 'run3'")
+        assert sorted(r["rule"] for r in run3.collect()) == ["gather.duplicate_file", "gather.source_missing"]  # not lost on the retry
