@@ -8,7 +8,7 @@ SEED   ?= 7
 DEMO   ?= demo
 LAKE   ?= lake
 
-.PHONY: run test install lock demo bench clean
+.PHONY: run test fuzz install lock demo bench clean
 
 # Install from the lock file into a local virtualenv (again whenever the lock or pyproject changes).
 $(STAMP): requirements.lock pyproject.toml
@@ -27,6 +27,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The long randomized gather fuzz run (seeds from the clock, printed; repeat one with LAWLAKE_FUZZ_SEED=…, size with LAWLAKE_FUZZ_RUNS=…).
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m fuzz tests/fuzz
 
 # Re-pin every dependency (needs the network to PyPI); commit requirements.lock afterwards.
 lock: $(STAMP)

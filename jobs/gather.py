@@ -3,15 +3,53 @@
 Bronze keeps every source record unchanged (values as text, as delivered) and adds
 lineage: source, file, row number, record hash, batch, ingested-at. It is
 incremental and idempotent:
-- the police database is read by watermark (``updated_at`` greater than the last
-  published batch's maximum);
-- file feeds are read by manifest: a file whose SHA-256 was already ingested is
-  skipped;
+
+- the police database is read by watermark: rows with ``updated_at`` at or after the
+  last published watermark (minus an optional overlap window, for rows committed late
+  with an older timestamp), compared as parsed timestamps. A re-read row whose record
+  hash is already in bronze is our overlap, not a delivery: it is dropped without being
+  counted. A timestamp after the run's data date is quarantined
+  (``gather.updated_at_in_future``) and never moves the watermark;
+- file feeds are read by manifest: a file whose path and SHA-256 were already ingested
+  is skipped; the same SHA-256 under a new path is a ``gather.duplicate_file``;
 - a record whose hash is already in bronze, or earlier in the same batch, is a
   duplicate delivery: quarantined with that reason, not appended again.
 
-Records that cannot be read (broken JSON, a CSV line with the wrong number of
-fields, undecodable bytes) go to quarantine with the reason; nothing is dropped.
+Nothing the agencies deliver stops the stage or disappears. Every reject lands in
+quarantine at the finest grain that can be placed:
+
+============================  ======  ==========================================================
+rule                          scope   meaning
+============================  ======  ==========================================================
+gather.unreadable             record  the record cannot be read into fields: undecodable bytes,
+                                      broken or too deeply nested JSON, a duplicate JSON key,
+                                      the wrong number of CSV fields, a workbook value under a
+                                      column without a header
+gather.duplicate_delivery     record  identical to a record already in bronze or in this batch
+gather.updated_at_in_future   record  a police row updated after the run's data date
+gather.file_empty             file    an empty file: no header row
+gather.file_unreadable        file    not readable as its format (corrupt, truncated or oversized workbook,
+                                      unreadable header bytes, an I/O error)
+gather.header_mismatch        file    a header (or police table's columns) that is not the documented one
+gather.sheet_missing          file    a workbook without a ``records`` sheet and more than one sheet
+gather.duplicate_file         file    the same bytes as a file already ingested, under another path
+gather.source_missing         file    an agency folder or the police database is not there
+gather.source_unreadable      file    the police database (or one of its tables) cannot be read
+============================  ======  ==========================================================
+
+Reconciliation of a file-level reject: the rejected file (or missing/unreadable source)
+counts as **one** row in and **one** row quarantined for its bronze table, and none of
+its records are counted (a file is read whole or not at all: records read before the
+error are discarded with it). A source that is missing or unreadable still gets an empty
+bronze candidate, so the stages downstream run on what exists. A file-level reject is
+re-reported on every run for a missing or unreadable source (it is the state of this
+run's input); a rejected file, like an ingested one, is recorded in the manifest, so a
+re-run of the same sources adds nothing — deliver a corrected file (new bytes) to have it
+read. A record already quarantined as unreadable or in the future that the watermark
+makes us read again is not quarantined again.
+
+Field-level rejects (``scope='field'``) are not used at gather: bronze keeps records as
+delivered, so a bad value rejects its record here and normalize judges fields.
 """
 
 from __future__ import annotations
@@ -20,18 +58,57 @@ import csv
 import hashlib
 import io
 import json
+import logging
+import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
+from urllib.parse import quote
 
+from lawlake import contracts
 from lawlake.declarations import Built, Stage, Table
-from lawlake.fileio import sha256_file
+from lawlake.fileio import decode_text, printable, sha256_file, undecodable_bytes
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["SOURCES", "STAGE", "SourceFormatError", "gather_source", "read_police_table", "read_reviews_csv", "read_court_jsonl", "read_custody_xlsx"]
+__all__ = [
+    "SOURCES",
+    "RULES",
+    "SourceFormatError",
+    "Record",
+    "Unreadable",
+    "GatherParams",
+    "read_police_table",
+    "read_reviews_csv",
+    "read_court_jsonl",
+    "read_custody_xlsx",
+    "parse_reviews_csv",
+    "parse_court_jsonl",
+    "parse_custody_rows",
+    "parse_timestamp",
+    "record_hash",
+    "collect_police",
+    "collect_files",
+    "gather_source",
+    "STAGE",
+]
+
+log = logging.getLogger("lawlake")
+
+RULES = {
+    "gather.unreadable": "record",
+    "gather.duplicate_delivery": "record",
+    "gather.updated_at_in_future": "record",
+    "gather.file_empty": "file",
+    "gather.file_unreadable": "file",
+    "gather.header_mismatch": "file",
+    "gather.sheet_missing": "file",
+    "gather.duplicate_file": "file",
+    "gather.source_missing": "file",
+    "gather.source_unreadable": "file",
+}
 
 REVIEW_HEADER = {
     "受案号": "review_id",
@@ -59,10 +136,18 @@ CUSTODY_HEADER = {
     "更新时间": "updated_at",
 }
 COURT_FIELDS = ("case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at")
+REVIEW_ENCODINGS = ("gb18030", "utf-8")  # promised GBK; GB18030 is its superset and reads GBK byte for byte
+RAW_LIMIT = 100_000  # characters of a rejected record's raw text kept in quarantine
+WATERMARK_OVERLAP = timedelta(0)  # default re-read window below the watermark
+_CANONICAL_TS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"  # SQLite GLOB
 
 
 class SourceFormatError(ValueError):
-    """A source file whose layout is not the documented one (schema drift): gather stops."""
+    """A whole file (or source) that cannot be read as documented; ``rule`` names why. Gather rejects the file and goes on."""
+
+    def __init__(self, message: str, *, rule: str = "gather.header_mismatch"):
+        super().__init__(message)
+        self.rule = rule
 
 
 @dataclass
@@ -77,12 +162,22 @@ class Record:
 
 @dataclass
 class Unreadable:
-    """A record that could not be read into fields."""
+    """A record that could not be read into fields: where it is (row, and physical line if it differs) and why."""
 
     file: str
     row_number: int
     reason: str
     raw: str
+    line: int | None = None
+    fields: dict | None = None  # what could be read, for inspection (police rows with undecodable bytes)
+
+
+@dataclass(frozen=True)
+class GatherParams:
+    """The run's parameters: its data date (later timestamps are in the future) and the watermark overlap window."""
+
+    data_date: date
+    overlap: timedelta = WATERMARK_OVERLAP
 
 
 @dataclass(frozen=True)
@@ -93,6 +188,10 @@ class Source:
     pattern: str = ""  # glob under the sources folder, for files
     sql_table: str = ""  # table in the police database, for sql
     key_fields: tuple = ()  # see _key
+
+    @property
+    def folder(self) -> str:
+        return self.pattern.split("/", 1)[0] if self.kind == "files" else "police"
 
 
 SOURCES = (
@@ -105,7 +204,7 @@ SOURCES = (
 )
 
 
-# -- readers: one per native format --------------------------------------------------
+# -- values ----------------------------------------------------------------------------
 
 
 def _text(value) -> str | None:
@@ -121,6 +220,13 @@ def _text(value) -> str | None:
     return str(value)
 
 
+def _json_text(value) -> str | None:
+    """A JSON value as text: strings as they are, anything else as its JSON (never a Python repr)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _key(fields: dict, key_fields: tuple) -> str | None:
     """The record's source key: key fields joined by '|'; a tuple inside means "the first non-empty of"."""
     parts = []
@@ -130,100 +236,309 @@ def _key(fields: dict, key_fields: tuple) -> str | None:
     return "|".join(parts) if any(parts) else None
 
 
-def read_police_table(url: str, table: str, *, after: str | None, key_fields: tuple[str, ...]) -> Iterator[Record]:
-    """Rows of a police database table updated after the watermark ``after``, oldest first."""
-    from sqlalchemy import create_engine, text
+def parse_timestamp(value: str | None) -> datetime | None:
+    """An ``updated_at`` as a naive UTC timestamp (ISO date or date-time, any offset); None if it is not one."""
+    if not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
+    return ts
 
+
+def _watermark_text(ts: datetime) -> str:
+    return ts.isoformat(sep=" ")
+
+
+def _column_name(index: int) -> str:
+    """Spreadsheet column letters of a 1-based column number (1 → A, 27 → AA)."""
+    name = ""
+    while index:
+        index, rem = divmod(index - 1, 26)
+        name = chr(65 + rem) + name
+    return name
+
+
+# -- readers: one per native format --------------------------------------------------
+
+
+def read_police_table(
+    url: str, table: str, *, since: str | None = None, key_fields: tuple[str, ...] = (), label: str | None = None, after: str | None = None
+) -> Iterator[Record | Unreadable]:
+    """Rows of a police database table updated at or after ``since`` (or whose ``updated_at`` is not canonical), oldest first.
+
+    ``since`` is a canonical ``YYYY-MM-DD HH:MM:SS`` text; rows whose ``updated_at`` is
+    NULL or in another form are always read (the caller compares parsed values and drops
+    what bronze already holds). Text that is not UTF-8 makes its row unreadable rather
+    than failing the query. ``after`` is the old name of ``since``. Database errors
+    propagate: the caller rejects the whole table.
+    """
+    from sqlalchemy import create_engine, event, text
+
+    since = since if since is not None else after
     engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        # Undecodable TEXT would abort the whole query inside sqlite3: fetch bytes, decode per value.
+        event.listen(engine, "connect", lambda dbapi_conn, _record: setattr(dbapi_conn, "text_factory", bytes))
+    file = label or f"{url.rsplit('/', 1)[-1].split('?', 1)[0]}:{table}"
     try:
         with engine.connect() as conn:
-            query = f'SELECT * FROM "{table}"' + (" WHERE updated_at > :after" if after else "") + " ORDER BY updated_at, 1"
-            result = conn.execute(text(query), {"after": after} if after else {})
+            if since is None:
+                query, params = f'SELECT * FROM "{table}" ORDER BY updated_at, 1', {}
+            else:
+                canonical = "updated_at GLOB :pattern" if engine.dialect.name == "sqlite" else "updated_at LIKE '____-__-__ __:__:__'"
+                query = f'SELECT * FROM "{table}" WHERE updated_at >= :since OR updated_at IS NULL OR NOT ({canonical}) ORDER BY updated_at, 1'
+                params = {"since": since, "pattern": _CANONICAL_TS} if engine.dialect.name == "sqlite" else {"since": since}
+            result = conn.execute(text(query), params)
             for i, row in enumerate(result.mappings(), start=1):
-                fields = {k: _text(v) for k, v in row.items()}
-                yield Record(fields, f"{url.rsplit('/', 1)[-1]}:{table}", i, _key(fields, key_fields))
+                fields: dict[str, str | None] = {}
+                bad = []
+                for k, v in row.items():
+                    if isinstance(v, (bytes, bytearray, memoryview)):
+                        b = bytes(v)
+                        try:
+                            v = b.decode("utf-8")
+                        except UnicodeDecodeError as exc:
+                            bad.append(f"{k} (byte {b[exc.start]:#04x} at {exc.start})")
+                            v = b.decode("utf-8", errors="backslashreplace")
+                    fields[str(k)] = _text(v)
+                if bad:
+                    yield Unreadable(file, i, f"not UTF-8 text in {', '.join(bad)}", json.dumps(fields, ensure_ascii=False), fields=fields)
+                    continue
+                yield Record(fields, file, i, _key(fields, key_fields))
     finally:
         engine.dispose()
 
 
-def read_reviews_csv(path: Path, *, key_fields: tuple[str, ...] = ()) -> Iterator[Record | Unreadable]:
-    """Rows of a procuratorate export: GBK text, Chinese header, one review × suspect a row."""
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    header_line = lines[0].rstrip(b"\r")
+def read_reviews_csv(path: Path, *, key_fields: tuple = ()) -> Iterator[Record | Unreadable]:
+    """Rows of a procuratorate export: see :func:`parse_reviews_csv`."""
+    yield from parse_reviews_csv(path.read_bytes(), str(path), key_fields=key_fields)
+
+
+def parse_reviews_csv(data: bytes, file: str, *, key_fields: tuple = ()) -> Iterator[Record | Unreadable]:
+    """Records of a procuratorate export: GBK text (GB18030, UTF-8 and a BOM read too), Chinese header, one review × suspect a row.
+
+    The bytes are parsed as CSV, not line by line: a quoted field may hold a comma, a
+    newline or a carriage return; CRLF and LF line ends both work. A record with
+    undecodable bytes or the wrong number of fields is :class:`Unreadable`; a file with
+    no header or another header raises :class:`SourceFormatError`. ``row_number`` is the
+    record's first line minus the header line.
+    """
+    decoded = decode_text(data, REVIEW_ENCODINGS)
+    if not decoded.text.strip():
+        raise SourceFormatError(f"{file}: empty file, no header row", rule="gather.file_empty")
+    lines = list(io.StringIO(decoded.text, newline=""))
+    if csv.field_size_limit() < len(decoded.text):
+        csv.field_size_limit(len(decoded.text) + 1)  # a field may be as long as the file
+    reader = csv.reader(iter(lines))
     try:
-        header = next(csv.reader([header_line.decode("gbk")]))
-    except UnicodeDecodeError as exc:
-        raise SourceFormatError(f"{path}: header is not GBK text ({exc})") from exc
+        header = next(reader)
+    except (csv.Error, StopIteration) as exc:
+        raise SourceFormatError(f"{file}: header row is not CSV ({exc})", rule="gather.file_unreadable") from exc
+    if undecodable_bytes("".join(header)):
+        raise SourceFormatError(
+            f"{file}: header has bytes {undecodable_bytes(''.join(header)).hex(' ')} that are not {decoded.encoding} text", rule="gather.file_unreadable"
+        )
     if header != list(REVIEW_HEADER):
-        raise SourceFormatError(f"{path}: header {header} is not the documented {list(REVIEW_HEADER)}")
+        raise SourceFormatError(f"{file}: header {header} is not the documented {list(REVIEW_HEADER)}")
     names = list(REVIEW_HEADER.values())
-    for i, raw in enumerate(lines[1:], start=1):
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            continue
+    start = reader.line_num + 1
+    while True:
         try:
-            line = raw.decode("gbk")
-        except UnicodeDecodeError as exc:
-            yield Unreadable(str(path), i, f"not GBK text: {exc}", raw.decode("gbk", errors="replace"))
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            end = max(reader.line_num, start)
+            raw = "".join(lines[start - 1 : end])
+            yield Unreadable(file, start - 1, f"not CSV: {exc}", printable(raw, decoded.encoding), line=start)
+            start = end + 1
             continue
-        values = next(csv.reader([line]))
+        first, start = start, reader.line_num + 1
+        if not values or (len(values) == 1 and not values[0].strip()):
+            continue  # a blank line is not a record
+        raw = "".join(lines[first - 1 : reader.line_num]).rstrip("\r\n")
+        bad = undecodable_bytes(raw) if decoded.undecodable else b""
+        if bad:
+            yield Unreadable(file, first - 1, f"bytes {bad[:16].hex(' ')} are not {decoded.encoding} text", printable(raw, decoded.encoding), line=first)
+            continue
         if len(values) != len(names):
-            yield Unreadable(str(path), i, f"expected {len(names)} fields, got {len(values)}", line)
+            yield Unreadable(file, first - 1, f"expected {len(names)} fields, got {len(values)}", raw, line=first)
             continue
         fields = {n: (v if v != "" else None) for n, v in zip(names, values)}
-        yield Record(fields, str(path), i, _key(fields, key_fields))
+        yield Record(fields, file, first - 1, _key(fields, key_fields))
 
 
-def read_court_jsonl(path: Path, *, key_fields: tuple[str, ...] = ()) -> Iterator[Record | Unreadable]:
-    """Court cases from a JSON Lines dump; the parties array is kept as its JSON text."""
-    with path.open("rb") as f:
-        for i, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            try:
-                obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield Unreadable(str(path), i, f"not a JSON object: {exc}", line)
-                continue
-            if not isinstance(obj, dict):
-                yield Unreadable(str(path), i, f"not a JSON object: a {type(obj).__name__}", line)
-                continue
-            fields = {}
-            for name in COURT_FIELDS:
-                value = obj.get(name)
-                fields[name] = json.dumps(value, ensure_ascii=False) if name == "parties" and value is not None else _text(value)
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    obj = {}
+    for k, v in pairs:
+        if k in obj:
+            raise _DuplicateKey(f"key {k!r} appears twice (which value is meant is not known)")
+        obj[k] = v
+    return obj
+
+
+def read_court_jsonl(path: Path, *, key_fields: tuple = ()) -> Iterator[Record | Unreadable]:
+    """Court cases from a JSON Lines dump: see :func:`parse_court_jsonl`."""
+    yield from parse_court_jsonl(path.read_bytes(), str(path), key_fields=key_fields)
+
+
+def parse_court_jsonl(data: bytes, file: str, *, key_fields: tuple = ()) -> Iterator[Record | Unreadable]:
+    """Court cases from JSON Lines (UTF-8, a BOM tolerated); non-text values (the parties array) are kept as their JSON text.
+
+    A line that is not UTF-8, not a JSON object, nested too deeply to read or holding a
+    key twice is :class:`Unreadable`.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for i, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        line = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+        try:
+            obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
+        except UnicodeDecodeError as exc:
+            why = f"not UTF-8 text: byte {raw[exc.start]:#04x} at {exc.start}"
+            try:  # keep a GBK/GB18030 line legible in quarantine; it is still refused (JSON is UTF-8)
+                line, why = raw.decode("gb18030").rstrip("\r\n"), why + " (the line reads as GB18030; kept so in raw_value)"
+            except UnicodeDecodeError:
+                pass
+            yield Unreadable(file, i, why, line)
+            continue
+        except RecursionError:
+            yield Unreadable(file, i, "not a readable JSON object: nested too deeply", line)
+            continue
+        except _DuplicateKey as exc:
+            yield Unreadable(file, i, f"not a readable JSON object: {exc}", line)
+            continue
+        except ValueError as exc:  # json.JSONDecodeError, or an integer too long to convert
+            yield Unreadable(file, i, f"not a JSON object: {exc}", line)
+            continue
+        if not isinstance(obj, dict):
+            yield Unreadable(file, i, f"not a JSON object: a {type(obj).__name__}", line)
+            continue
+        try:
+            fields = {name: _json_text(obj.get(name)) for name in COURT_FIELDS}
             extra = {k: v for k, v in obj.items() if k not in COURT_FIELDS}
             fields["extra_fields"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
-            yield Record(fields, str(path), i, _key(fields, key_fields))
+        except (RecursionError, ValueError) as exc:
+            yield Unreadable(file, i, f"not a readable JSON object: {type(exc).__name__}: {exc}", line)
+            continue
+        yield Record(fields, file, i, _key(fields, key_fields))
 
 
-def read_custody_xlsx(path: Path, *, key_fields: tuple[str, ...] = ()) -> Iterator[Record | Unreadable]:
-    """Rows of a custody workbook's ``records`` sheet; wholly empty rows are not records."""
-    from openpyxl import load_workbook
+MAX_CELLS = 50_000_000  # a sheet grid calamine would allocate beyond this is refused, not read (memory)
+_CELL_REF = re.compile(rb'<c\b[^>]*?\br="([A-Z]{1,3})([0-9]{1,7})"')
+_FAR_REF = re.compile(rb' r="(?:[A-Z]{2,3}[0-9]|[A-Z][0-9]{6})')  # a cell beyond column Z or row 99999
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _check_grid(path: Path) -> None:
+    """Refuse a workbook whose sheets claim a grid too big to hold (a damaged cell reference like XFD1048576).
+
+    calamine allocates every cell from A1 to the furthest one named, so one bad
+    reference would exhaust memory instead of raising. A file that is not a readable
+    zip is left to calamine to name.
+    """
+    import zipfile
 
     try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:
-        raise SourceFormatError(f"{path}: not a readable Excel workbook ({exc})") from exc
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
+                    continue
+                data = z.read(info)
+                if not _FAR_REF.search(data):
+                    continue  # every cell within A1:Z99999: at most 2.6M cells, no need to look closer
+                rows = cols = 0
+                for letters, digits in set(_CELL_REF.findall(data)):
+                    rows, cols = max(rows, int(digits)), max(cols, _column_number(letters))
+                if rows * cols > MAX_CELLS:
+                    raise SourceFormatError(f"{path}: {info.filename} names a cell {_column_name(cols)}{rows}: a grid of {rows * cols:,} cells is too big to read",
+                                            rule="gather.file_unreadable")
+    except SourceFormatError:
+        raise
+    except Exception:  # not a zip, a bad CRC, a broken deflate stream: calamine names the problem
+        return
+
+
+def _workbook_rows(path: Path) -> list[list]:
+    """The cell values of a workbook's ``records`` sheet (or its only sheet), from A1, read with python-calamine."""
+    from python_calamine import CalamineWorkbook
+
+    _check_grid(path)
     try:
-        if "records" not in wb.sheetnames:
-            raise SourceFormatError(f"{path}: no sheet 'records' (sheets: {wb.sheetnames})")
-        rows = wb["records"].iter_rows(values_only=True)
-        header = [_text(v) for v in next(rows, ())]
-        if header[: len(CUSTODY_HEADER)] != list(CUSTODY_HEADER) or any(h for h in header[len(CUSTODY_HEADER):]):
-            raise SourceFormatError(f"{path}: header {header} is not the documented {list(CUSTODY_HEADER)}")
-        names = list(CUSTODY_HEADER.values())
-        for i, values in enumerate(rows, start=1):
-            values = list(values)[: len(names)]
-            if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
-                continue
-            values += [None] * (len(names) - len(values))
-            fields = {n: _text(v) for n, v in zip(names, values)}
-            yield Record(fields, str(path), i, _key(fields, key_fields))
+        wb = CalamineWorkbook.from_path(str(path))
+    except BaseException as exc:  # calamine raises its own errors and, on some corrupt files, a Rust panic
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise SourceFormatError(f"{path}: not a readable Excel workbook ({type(exc).__name__}: {exc})", rule="gather.file_unreadable") from exc
+    try:
+        sheets = list(wb.sheet_names)
+        if "records" in sheets:
+            sheet = "records"
+        elif len(sheets) == 1:
+            sheet = sheets[0]  # one sheet, named otherwise: it can only be the records
+        else:
+            raise SourceFormatError(f"{path}: no sheet 'records' among {len(sheets)} sheets {sheets}", rule="gather.sheet_missing")
+        try:
+            return wb.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise SourceFormatError(f"{path}: sheet {sheet!r} is not readable ({type(exc).__name__}: {exc})", rule="gather.file_unreadable") from exc
     finally:
         wb.close()
+
+
+def read_custody_xlsx(path: Path, *, key_fields: tuple = ()) -> Iterator[Record | Unreadable]:
+    """Rows of a custody workbook: see :func:`parse_custody_rows`."""
+    yield from parse_custody_rows(_workbook_rows(path), str(path), key_fields=key_fields)
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_custody_rows(rows: list[list], file: str, *, key_fields: tuple = ()) -> Iterator[Record | Unreadable]:
+    """Custody records from a sheet's cell values (first row the header); wholly empty rows are not records.
+
+    A value in a column without a header is not dropped: its record is
+    :class:`Unreadable`, naming the column.
+    """
+    if not rows or all(_blank(v) for v in rows[0]):
+        raise SourceFormatError(f"{file}: empty sheet, no header row", rule="gather.file_empty")
+    header = [_text(v) if v != "" else None for v in rows[0]]
+    width = len(CUSTODY_HEADER)
+    if header[:width] != list(CUSTODY_HEADER) or any(h for h in header[width:]):
+        raise SourceFormatError(f"{file}: header {header} is not the documented {list(CUSTODY_HEADER)}")
+    names = list(CUSTODY_HEADER.values())
+    for i, values in enumerate(rows[1:], start=1):
+        cells = [None if v == "" else v for v in values]  # calamine reads an empty cell as ""
+        if all(_blank(v) for v in cells):
+            continue
+        stray = [(j, v) for j, v in enumerate(cells[width:], start=width + 1) if not _blank(v)]
+        if stray:
+            j, v = stray[0]
+            raw = json.dumps([_text(c) for c in cells], ensure_ascii=False)
+            yield Unreadable(file, i, f"value {_text(v)!r} in column {_column_name(j)} ({j}), which has no header", raw, line=i + 1)
+            continue
+        cells = cells[:width] + [None] * (width - len(cells))
+        fields = {n: _text(v) for n, v in zip(names, cells)}
+        yield Record(fields, file, i, _key(fields, key_fields))
 
 
 FILE_READERS: dict[str, Callable[..., Iterator[Record | Unreadable]]] = {
@@ -242,6 +557,10 @@ def record_hash(fields: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _unreadable_hash(item: Unreadable) -> str:
+    return record_hash(item.fields) if item.fields is not None else hashlib.sha256(item.raw[:RAW_LIMIT].encode("utf-8")).hexdigest()
+
+
 @dataclass
 class Batch:
     """One bronze table's new rows and rejects for this run."""
@@ -252,24 +571,55 @@ class Batch:
     rows_in: int = 0
 
 
-def add_to_batch(batch: Batch, items: Iterator[Record | Unreadable], *, seen: set[str], run_id: str, ingested_at: datetime) -> None:
+def _raw(text: str) -> tuple[str, str]:
+    """The raw text to keep and a note when it was cut."""
+    if len(text) <= RAW_LIMIT:
+        return text, ""
+    return text[:RAW_LIMIT], f" (raw text cut to its first {RAW_LIMIT:,} of {len(text):,} characters)"
+
+
+def _where(item: Record | Unreadable) -> str:
+    line = getattr(item, "line", None)
+    return f"{item.file} row {item.row_number}" + (f" (line {line})" if line is not None and line != item.row_number else "")
+
+
+def reject_file(batch: Batch, *, rule: str, reason: str, path: str | None, record: dict | None = None) -> None:
+    """Count a whole file (or source) as one row in and one quarantined, with ``rule`` and ``reason``."""
+    src = batch.source
+    batch.rows_in += 1
+    batch.rejects.append(
+        {"source_table": src.name, "target_table": src.table, "record_key": None, "scope": "file", "rule": rule, "reason": reason,
+         "raw_value": path, "record": json.dumps(record, ensure_ascii=False, sort_keys=True) if record else None}
+    )
+
+
+def _reject_record(batch: Batch, item: Record | Unreadable, *, rule: str, reason: str) -> None:
+    src = batch.source
+    if isinstance(item, Unreadable):
+        raw, note = _raw(item.raw)
+        record = json.dumps(item.fields, ensure_ascii=False) if item.fields is not None else None
+        batch.rejects.append(
+            {"source_table": src.name, "target_table": src.table, "record_key": None, "scope": "record", "rule": rule,
+             "reason": f"{_where(item)}: {reason}{note}", "raw_value": raw, "record": record}
+        )
+    else:
+        batch.rejects.append(
+            {"source_table": src.name, "target_table": src.table, "record_key": item.key, "scope": "record", "rule": rule,
+             "reason": f"{_where(item)}: {reason}", "raw_value": None, "record": json.dumps(item.fields, ensure_ascii=False)}
+        )
+
+
+def add_to_batch(batch: Batch, items: Iterable[Record | Unreadable], *, seen: set[str], run_id: str, ingested_at: datetime) -> None:
     """Append readable, first-seen records with lineage to ``batch``; reject the rest with a reason."""
     src = batch.source
     for item in items:
         batch.rows_in += 1
         if isinstance(item, Unreadable):
-            batch.rejects.append(
-                {"source_table": src.name, "target_table": src.table, "record_key": None, "scope": "record", "rule": "gather.unreadable",
-                 "reason": f"{item.file} line {item.row_number}: {item.reason}", "raw_value": item.raw[:10000], "record": None}
-            )
+            _reject_record(batch, item, rule="gather.unreadable", reason=item.reason)
             continue
         h = record_hash(item.fields)
         if h in seen:
-            batch.rejects.append(
-                {"source_table": src.name, "target_table": src.table, "record_key": item.key, "scope": "record", "rule": "gather.duplicate_delivery",
-                 "reason": f"{item.file} row {item.row_number}: identical to record {h[:12]}… already delivered",
-                 "raw_value": None, "record": json.dumps(item.fields, ensure_ascii=False)}
-            )
+            _reject_record(batch, item, rule="gather.duplicate_delivery", reason=f"identical to record {h[:12]}… already delivered")
             continue
         seen.add(h)
         batch.rows.append(
@@ -278,43 +628,227 @@ def add_to_batch(batch: Batch, items: Iterator[Record | Unreadable], *, seen: se
         )
 
 
+# -- one source's batch (no engine: values in, values out) ---------------------------
+
+
+def collect_police(
+    src: Source,
+    db: Path,
+    *,
+    watermark: str | None,
+    published: set[str],
+    rejected_before: set[str],
+    params: GatherParams,
+    run_id: str,
+    ingested_at: datetime,
+    columns: tuple[str, ...] | None = None,
+) -> tuple[Batch, str | None]:
+    """One police table's batch and its new watermark (None: keep the old one).
+
+    ``columns`` are the documented columns of the table (its bronze contract's source
+    columns): a table with other columns is rejected whole (``gather.header_mismatch``),
+    as its values would otherwise be dropped or invented on the way into bronze.
+
+    ``published`` are the record hashes already in bronze (re-read rows with them are our
+    overlap: dropped, not counted); ``rejected_before`` those already quarantined as
+    unreadable or in the future (not quarantined again while they still are). A stored
+    watermark that is unparseable or after the data date is ignored (everything is read
+    again and the overlap dropped), so a bad value can never hide rows.
+    """
+    batch = Batch(src)
+    if not db.is_file():
+        reject_file(batch, rule="gather.source_missing", reason=f"{src.name}: police database not found: {db}", path=str(db))
+        return batch, None
+    horizon = datetime.combine(params.data_date, time.max)
+    old = parse_timestamp(watermark)
+    if old is not None and old > horizon:
+        log.warning("[lawlake] gather %s: stored watermark %s is after the data date %s: reading from the start", src.name, watermark, params.data_date)
+        old = None
+    since = None if old is None else _watermark_text(max(old - params.overlap, datetime.min)).split(".", 1)[0]
+    url = f"sqlite:///file:{quote(str(db))}?mode=ro&uri=true"  # read-only: gather never writes to an agency's system
+    try:
+        items = list(read_police_table(url, src.sql_table, since=since, key_fields=src.key_fields, label=f"{db.name}:{src.sql_table}"))
+    except Exception as exc:  # a corrupt or locked database, a missing table or column: the whole table
+        reject_file(batch, rule="gather.source_unreadable", reason=f"{src.name}: table {src.sql_table!r} of {db} is not readable ({type(exc).__name__}: {exc})".strip(),
+                    path=str(db), record={"table": src.sql_table})
+        return batch, None
+    delivered = next((list(i.fields) for i in items if i.fields is not None), None)
+    if columns is not None and delivered is not None and set(delivered) != set(columns):
+        extra, missing = sorted(set(delivered) - set(columns)), sorted(set(columns) - set(delivered))
+        reject_file(batch, rule="gather.header_mismatch", path=str(db), record={"table": src.sql_table, "columns": delivered},
+                    reason=f"{src.name}: table {src.sql_table!r} of {db} has columns {delivered}, not the documented {list(columns)}"
+                           + (f"; undocumented: {extra}" if extra else "") + (f"; missing: {missing}" if missing else ""))
+        return batch, None
+    newest = old
+    seen = set(published)
+    for item in items:
+        if isinstance(item, Unreadable):
+            if _unreadable_hash(item) not in rejected_before:
+                add_to_batch(batch, [item], seen=seen, run_id=run_id, ingested_at=ingested_at)
+            continue
+        h = record_hash(item.fields)
+        ts = parse_timestamp(item.fields.get("updated_at"))
+        if h in published:
+            pass  # read again because of the watermark overlap: not a new delivery
+        elif ts is not None and ts > horizon:
+            if h not in rejected_before:
+                batch.rows_in += 1
+                _reject_record(batch, item, rule="gather.updated_at_in_future",
+                               reason=f"updated_at {item.fields.get('updated_at')!r} is after the run's data date {params.data_date.isoformat()}")
+            continue
+        else:
+            add_to_batch(batch, [item], seen=seen, run_id=run_id, ingested_at=ingested_at)
+        if ts is not None and ts <= horizon and (newest is None or ts > newest):
+            newest = ts
+    moved = newest is not None and (old is None or newest > old)
+    return batch, (_watermark_text(newest) if moved and newest is not None else None)
+
+
+def _same_delivery(stored: str, path: Path, root: Path) -> bool:
+    """Whether a manifest path names ``path`` (the sources folder may have moved since)."""
+    if stored == str(path):
+        return True
+    rel = path.relative_to(root).parts if path.is_relative_to(root) else (path.name,)
+    return Path(stored).parts[-len(rel):] == rel
+
+
+def collect_files(
+    src: Source,
+    root: Path,
+    *,
+    ingested: dict[str, list[str]],
+    known_duplicates: set[tuple[str, str]],
+    published: set[str],
+    run_id: str,
+    ingested_at: datetime,
+) -> tuple[Batch, list[dict]]:
+    """One file feed's batch and its manifest entries (every file read or rejected this run).
+
+    ``ingested`` maps the SHA-256 of every file already ingested to its paths;
+    ``known_duplicates`` the (SHA-256, path) pairs already quarantined as duplicate files.
+    """
+    batch = Batch(src)
+    manifest: list[dict] = []
+    folder = root / src.folder
+    if not folder.is_dir():
+        reject_file(batch, rule="gather.source_missing", reason=f"{src.name}: agency folder not found: {folder}", path=str(folder))
+        return batch, manifest
+    reader = FILE_READERS[src.name]
+    seen = set(published)
+    this_run: dict[str, str] = {}
+    for path in sorted(root.glob(src.pattern)):
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            reject_file(batch, rule="gather.file_unreadable", reason=f"{path}: cannot be read ({type(exc).__name__}: {exc})", path=str(path))
+            continue
+        earlier = ingested.get(digest, []) + ([this_run[digest]] if digest in this_run else [])
+        if earlier:
+            if any(_same_delivery(p, path, root) for p in earlier) or (digest, str(path)) in known_duplicates:
+                continue  # already ingested (or already reported as a duplicate)
+            reject_file(batch, rule="gather.duplicate_file", reason=f"{path}: the same bytes (SHA-256 {digest[:12]}…) as {earlier[0]}, already delivered",
+                        path=str(path), record={"path": str(path), "sha256": digest, "duplicate_of": earlier[0]})
+            continue
+        this_run[digest] = str(path)
+        try:
+            items = list(reader(path, key_fields=src.key_fields))  # whole, so a file-level error discards its records
+        except SourceFormatError as exc:
+            reject_file(batch, rule=exc.rule, reason=str(exc), path=str(path), record={"path": str(path), "sha256": digest})
+            manifest.append({"source": src.name, "sha256": digest, "path": str(path), "rows": 0})
+            continue
+        except Exception as exc:  # a reader bug or an I/O error: the file, named, never the run
+            log.exception("[lawlake] gather %s: reading %s failed", src.name, path)
+            reject_file(batch, rule="gather.file_unreadable", reason=f"{path}: reading failed unexpectedly ({type(exc).__name__}: {exc})",
+                        path=str(path), record={"path": str(path), "sha256": digest})
+            continue
+        add_to_batch(batch, items, seen=seen, run_id=run_id, ingested_at=ingested_at)
+        manifest.append({"source": src.name, "sha256": digest, "path": str(path), "rows": len(items)})
+    return batch, manifest
+
+
+# -- what earlier runs left ---------------------------------------------------------------
+
+
 def _published_hashes(published: "DataFrame | None") -> set[str]:
     if published is None:
         return set()
     return set(published.select("_record_hash").toArrow().column(0).to_pylist())
 
 
+def earlier_rejects(rows: Iterable[dict]) -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
+    """From earlier gather quarantine rows: per source, the hashes of police rows quarantined as unreadable or in the
+    future; and the (SHA-256, path) of files quarantined as duplicates."""
+    hashes: dict[str, set[str]] = {}
+    duplicates: set[tuple[str, str]] = set()
+    for r in rows:
+        if r["rule"] == "gather.duplicate_file" and r["record"]:
+            doc = json.loads(r["record"])
+            duplicates.add((doc["sha256"], doc["path"]))
+        elif r["rule"] in ("gather.unreadable", "gather.updated_at_in_future") and r["source_table"].startswith("police."):
+            if r["record"]:
+                h = record_hash(json.loads(r["record"]))
+            else:
+                h = hashlib.sha256((r["raw_value"] or "").encode("utf-8")).hexdigest()
+            hashes.setdefault(r["source_table"], set()).add(h)
+    return hashes, duplicates
+
+
+def _earlier_rows(quarantined: "DataFrame | None", *, run_id: str) -> list[dict]:
+    """Gather's released quarantine rows that :func:`earlier_rejects` looks at — not this run's own: a retry of the
+    run replaces them, so it must quarantine the same rows again."""
+    if quarantined is None:
+        return []
+    from pyspark.sql import functions as F
+
+    rules = ("gather.duplicate_file", "gather.unreadable", "gather.updated_at_in_future")
+    rows = quarantined.where((F.col("stage") == "gather") & F.col("rule").isin(*rules) & (F.col("run_id") != run_id))
+    return rows.select("source_table", "rule", "raw_value", "record").toArrow().to_pylist()
+
+
 def police_url(sources: Path) -> str:
     return f"sqlite:///{sources / 'police' / 'police.db'}"
 
 
-def gather_source(src: Source, published: "DataFrame | None", *, sources: Path | None, watermarks: Mapping[str, str],
-                  ingested: Mapping[str, Mapping[str, str]], run_id: str, started_at: datetime) -> Built:
-    """One source's new records as bronze rows (append), with its rejects, manifest entries and watermark."""
+def gather_source(
+    src: Source,
+    published: "DataFrame | None",
+    quarantined: "DataFrame | None",
+    *,
+    sources: Path | None,
+    watermarks: Mapping[str, str],
+    ingested: Mapping[str, Mapping[str, list[str]]],
+    run_id: str,
+    started_at: datetime,
+    data_date: date,
+) -> Built:
+    """One source's new records as bronze rows (append), with its rejects, manifest entries and watermark.
+
+    ``published``: the source's bronze table as released (its record hashes say what
+    was delivered before); ``quarantined``: the released quarantine rows (what was
+    already reported). A missing agency folder or database is a file-level reject of
+    its own; only a missing sources root stops the stage.
+    """
     if sources is None or not sources.is_dir():
         raise FileNotFoundError(f"sources folder not found: {sources}")
     ingested_at = started_at.replace(microsecond=0)
-    batch = Batch(src)
+    params = GatherParams(data_date=data_date)
+    rejected_before, known_duplicates = earlier_rejects(_earlier_rows(quarantined, run_id=run_id))
     seen = _published_hashes(published)
     files: list[dict] = []
     marks: dict[str, str] = {}
     if src.kind == "sql":
-        db = sources / "police" / "police.db"
-        if not db.exists():
-            raise FileNotFoundError(f"police database not found: {db}")
-        items = list(read_police_table(police_url(sources), src.sql_table, after=watermarks.get(src.name), key_fields=src.key_fields))
-        add_to_batch(batch, iter(items), seen=seen, run_id=run_id, ingested_at=ingested_at)
-        if items:
-            marks[src.name] = max(r.fields["updated_at"] or "" for r in items)
+        batch, watermark = collect_police(
+            src, sources / "police" / "police.db", watermark=watermarks.get(src.name), published=seen,
+            rejected_before=rejected_before.get(src.name, set()), params=params, run_id=run_id, ingested_at=ingested_at,
+            columns=tuple(n for n in contracts.load(src.table).names if not n.startswith("_")),
+        )
+        if watermark:
+            marks[src.name] = watermark
     else:
-        done = ingested.get(src.name, {})
-        for path in sorted(sources.glob(src.pattern)):
-            digest = sha256_file(path)
-            if digest in done:
-                continue
-            before = batch.rows_in
-            add_to_batch(batch, FILE_READERS[src.name](path, key_fields=src.key_fields), seen=seen, run_id=run_id, ingested_at=ingested_at)
-            files.append({"source": src.name, "sha256": digest, "path": str(path), "rows": batch.rows_in - before})
+        batch, files = collect_files(
+            src, sources, ingested=dict(ingested.get(src.name, {})), known_duplicates=known_duplicates,
+            published=seen, run_id=run_id, ingested_at=ingested_at,
+        )
     return Built(
         frame=batch.rows, quarantine=batch.rejects, ingested=files, watermarks=marks,
         tally={"rows_in": batch.rows_in, "rows_quarantined": len(batch.rejects)},
@@ -322,13 +856,13 @@ def gather_source(src: Source, published: "DataFrame | None", *, sources: Path |
 
 
 def _declare(src: Source) -> Table:
-    def build(published, **params) -> Built:
-        return gather_source(src, published, **params)
+    def build(published, quarantined, **params) -> Built:
+        return gather_source(src, published, quarantined, **params)
 
     build.__wrapped__ = gather_source  # type: ignore[attr-defined]  # `lawlake tables --explain` names the real builder
     return Table(
-        name=src.table, build=build, inputs=(src.table,), optional=(src.table,), mode="append", materialize=False,
-        params=("sources", "watermarks", "ingested", "run_id", "started_at"),
+        name=src.table, build=build, inputs=(src.table, "quarantine.records"), optional=(src.table, "quarantine.records"), mode="append",
+        materialize=False, params=("sources", "watermarks", "ingested", "run_id", "started_at", "data_date"),
     )
 
 

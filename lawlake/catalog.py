@@ -325,12 +325,12 @@ class Catalog:
                 if not seen:
                     c.execute(insert(ingested_files).values(run_id=run_id, ingested_at=utcnow(), **f))
 
-    def ingested(self) -> dict[str, dict[str, str]]:
-        """Every source's ingested files: source -> {sha256: path}."""
-        out: dict[str, dict[str, str]] = {}
+    def ingested(self) -> dict[str, dict[str, list[str]]]:
+        """Every source's ingested (or rejected) files: source -> {sha256: [paths]}."""
+        out: dict[str, dict[str, list[str]]] = {}
         with self.engine.connect() as c:
-            for source, sha, path in c.execute(select(ingested_files.c.source, ingested_files.c.sha256, ingested_files.c.path)):
-                out.setdefault(source, {})[sha] = path
+            for source, sha, path in c.execute(select(ingested_files.c.source, ingested_files.c.sha256, ingested_files.c.path).order_by(ingested_files.c.id)):
+                out.setdefault(source, {}).setdefault(sha, []).append(path)
         return out
 
     def watermarks(self) -> dict[str, str]:

@@ -44,7 +44,7 @@ class Params:
     min_cell: int = 10  # smallest count an open dataset may publish
     secret_key: bytes = b""  # pseudonyms (share)
     watermarks: Mapping[str, str] = field(default_factory=dict)  # source feed -> last released watermark (gather)
-    ingested: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # source feed -> {sha256: path} released (gather)
+    ingested: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)  # source feed -> {sha256: [paths]} released (gather)
 
 
 @dataclass(frozen=True)
