@@ -7,6 +7,8 @@ the real stage and gate twice on a hostile tree.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
@@ -359,6 +361,9 @@ def test_hostile_tree_publishes_what_is_readable_and_a_rerun_adds_nothing(spark,
     (src / "procuratorate" / "reviews_20230323.csv").write_bytes((src / "procuratorate" / "reviews_20230321.csv").read_bytes())
     Catalog(settings.catalog_url).start_run("run3", sources=str(src), engine=settings.engine)
     for _attempt in (1, 2):
-        pipeline.run_stage("gather", settings, "run3", sources=src)
-        run3 = tables.read(spark, tables.location(settings.lake, "quarantine.records")).where("run_id = 'run3'")
-        assert sorted(r["rule"] for r in run3.collect()) == ["gather.duplicate_file", "gather.source_missing"]  # not lost on the retry
+        summary = pipeline.run_stage("gather", settings, "run3", sources=src)
+        (q3,) = [c for c in summary["candidates"] if c["table"] == "quarantine.records"]  # published with the release, not before
+        assert sorted(r["rule"] for r in tables.read(spark, Path(q3["path"])).collect()) == ["gather.duplicate_file", "gather.source_missing"]  # not lost on the retry
+    pipeline.gate_stage("gather", settings, summary)
+    run3 = tables.read(spark, tables.location(settings.lake, "quarantine.records")).where("run_id = 'run3'")
+    assert sorted(r["rule"] for r in run3.collect()) == ["gather.duplicate_file", "gather.source_missing"]
