@@ -112,10 +112,13 @@ def lawlake_lifecycle():
         from lawlake.catalog import Catalog
 
         settings = _settings(get_current_context()["params"])
-        released = {r["stage"] for r in Catalog(settings.catalog_url).releases() if r["run_id"] == lawlake_run and r["status"] == "complete"}
+        catalog = Catalog(settings.catalog_url)
+        released = {r["stage"] for r in catalog.releases() if r["run_id"] == lawlake_run and r["status"] == "complete"}
         missing = [s for s in STAGES if s not in released]
         status = "failed" if missing else "success"
-        pipeline.close_run(settings, lawlake_run, status=status, message=f"stopped before releasing {', '.join(missing)}" if missing else None)
+        noted = (catalog.run(lawlake_run) or {}).get("message")  # a failed gate's verdict says more than "stopped"
+        message = None if not missing else noted or f"stopped before releasing {', '.join(missing)}"
+        pipeline.close_run(settings, lawlake_run, status=status, message=message)
         return {"run_id": lawlake_run, "status": status}
 
     lawlake_run = start()
