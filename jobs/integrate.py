@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 AGENCY = {"silver.suspects": "police", "silver.prosecutions": "procuratorate", "silver.court_defendants": "courts", "silver.custody": "corrections"}
+POLICE_CASE_COLUMNS = ["police_case_id", "region_code", "charge_code", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on"]
 MENTION_COLUMNS = ["source_table", "record_key", "name", "id_number", "sex", "birth_date", "police_case_id", "review_id", "court_case", "case_number"]
 
 
@@ -332,7 +333,7 @@ def build_case_chain(
         ["police_case_id", "person_key"],
         [F.col("updated_at").desc_nulls_last()],
     ).drop("updated_at")
-    chain = base.join(police_cases.drop("updated_at", "_record_hash", "status", "invalid_fields"), "police_case_id")
+    chain = base.join(police_cases.select(*POLICE_CASE_COLUMNS), "police_case_id")
 
     by_review = review_police_cases(prosecutions).withColumnRenamed("police_case_id", "_review_pc")
     p = _with_person(prosecutions, person_records, "silver.prosecutions", "prosecution_id").join(by_review, "review_id", "left").withColumn(
