@@ -245,6 +245,15 @@ def score_seed(workdir: Path, *, scale: float, seed: int, examples: int = 5) -> 
                                          f"decision {got['prosecution_decision']}, verdict {got['verdict']} {got['sentence_type']} {got['sentence_months']})")
         elif got["seal_status"] == "pending":
             pending += 1
+    truth_pending = {pair for pair, s in seal.items() if s == "pending"}
+    pending_fn = 0
+    for pair in sorted(truth_pending):
+        got = chain_of.get(pair)
+        if got is not None and got["seal_status"] == "not_sealed":
+            pending_fn += 1
+            ex("truth pending, gold not_sealed", f"{pair[0]} in {pair[1]}: minor {got['is_minor_at_offense']}, decision {got['prosecution_decision']}, "
+                                                 f"verdict {got['verdict']} {got['sentence_type']} {got['sentence_months']}")
+    out.figures.update(truth_pending=len(truth_pending), pending_not_withheld=pending_fn)
     over = sum(1 for pair, row in chain_of.items() if row["seal_status"] == "sealed" and pair not in truth_sealed)
     withheld_not_sealed = sum(1 for pair, row in chain_of.items() if row["seal_status"] != "not_sealed" and pair not in truth_sealed)
     out.figures.update(truth_sealed=len(truth_sealed), sealing_false_negatives=fn, sealed_pairs_without_chain=no_chain, truth_sealed_gold_pending=pending,
@@ -304,7 +313,7 @@ TARGETS = [
     ("sealed_cases_in_open_is_sealed_rule", "sealed cases counted in open (open's rule today)", "{}", "0", lambda v: v == 0),
     ("sealed_cases_in_open_seal_status_rule", "sealed cases counted in open (seal_status rule)", "{}", "0", lambda v: v == 0),
 ]
-INFO = ["lost_mentions", "delivered", "pair_recall", "chains_expected", "truth_sealed", "truth_sealed_gold_pending",
+INFO = ["pending_not_withheld", "truth_pending", "lost_mentions", "delivered", "pair_recall", "chains_expected", "truth_sealed", "truth_sealed_gold_pending",
         "gold_sealed_not_truth_sealed", "withheld_not_truth_sealed", "chains_pending", "chains_sealed"]
 
 
@@ -354,24 +363,33 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RUST_LOG", "error")
     from lawlake import engine
 
-    scores = []
+    scores: list[SeedScore] = []
+    failed: list[tuple[int, str]] = []
     try:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            if args.workdir:
-                work = args.workdir / f"seed-{seed}"
-                work.mkdir(parents=True, exist_ok=False)
-                scores.append(score_seed(work, scale=args.scale, seed=seed, examples=args.examples))
-            else:
-                with tempfile.TemporaryDirectory(prefix="score-integrate-") as tmp:
-                    scores.append(score_seed(Path(tmp), scale=args.scale, seed=seed, examples=args.examples))
+            try:
+                if args.workdir:
+                    work = args.workdir / f"seed-{seed}"
+                    work.mkdir(parents=True, exist_ok=False)
+                    scores.append(score_seed(work, scale=args.scale, seed=seed, examples=args.examples))
+                else:
+                    with tempfile.TemporaryDirectory(prefix="score-integrate-") as tmp:
+                        scores.append(score_seed(Path(tmp), scale=args.scale, seed=seed, examples=args.examples))
+            except Exception as exc:  # a failed gate or stage is a result too: report it, go on with the next seed
+                failed.append((seed, f"{type(exc).__name__}: {str(exc)[:400]}"))
+                print(f"seed {seed}: FAILED {failed[-1][1]}", file=sys.stderr, flush=True)
+                continue
             s = scores[-1]
             print(f"seed {seed}: " + ", ".join(f"{k} {s.figures.get(k, 0):.4g}" for k, *_ in TARGETS), file=sys.stderr, flush=True)
     finally:
         engine.stop()
-    print(report(scores, examples=args.examples))
+    if scores:
+        print(report(scores, examples=args.examples))
+    for seed, message in failed:
+        print(f"seed {seed} did not run through: {message}")
     if args.json:
         args.json.write_text(json.dumps([{"seed": s.seed, "scale": s.scale, **s.figures} for s in scores], indent=2))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
