@@ -381,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             s = scores[-1]
             print(f"seed {seed}: " + ", ".join(f"{k} {s.figures.get(k, 0):.4g}" for k, *_ in TARGETS), file=sys.stderr, flush=True)
+            if args.json:  # the figures so far, so a long run interrupted still leaves its results
+                args.json.write_text(json.dumps([{"seed": x.seed, "scale": x.scale, **x.figures} for x in scores], indent=2))
+                args.json.with_suffix(".txt").write_text(report(scores, examples=args.examples) + "\n")
     finally:
         engine.stop()
     if scores:
