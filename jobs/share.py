@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lawlake import policy
+from lawlake import policy, sealing
 from lawlake.declarations import Params, Stage, Table
 from lawlake.suites import Suite, check, contract_expectations
 
@@ -23,19 +23,21 @@ ID_NUMBER_SQL = r"'(^|[^0-9A-Za-z])([0-9]{17}[0-9Xx]|[0-9]{15})($|[^0-9A-Za-z])'
 
 
 def build_share_table(gold: DataFrame, chain: DataFrame, table: policy.SharedTable, *, key: bytes) -> DataFrame:
-    """One row per gold row, masked as the policy says, marked ``_outcome``: ``out`` or ``excluded`` (outside the filter, or sealed).
+    """One row per gold row, masked as the policy says, marked ``_outcome``: ``out`` or ``excluded`` (outside the filter, or withheld: sealed or pending).
 
     The row filter is the policy's one SQL expression (:func:`row_filter_sql`), the same
     the gate checks the candidate with.
     """
-    sealed = chain.where(F.col("is_sealed")).select("chain_id").distinct().withColumn("_sealed", F.lit(True))
+    sealed = sealing.withheld_chain_ids(chain).withColumn("_sealed", F.lit(True))
     marked = gold.withColumn("_inside", F.expr(row_filter_sql(table.rows)))
     if "chain_id" in gold.columns:
         marked = marked.join(sealed, "chain_id", "left")
     else:
         marked = marked.withColumn("_sealed", F.lit(False))
-    if "is_sealed" in gold.columns:
-        marked = marked.withColumn("_sealed", F.coalesce(F.col("_sealed"), F.lit(False)) | F.col("is_sealed"))
+    if "seal_status" in gold.columns:  # a row carrying its own status is withheld unless it says not_sealed
+        marked = marked.withColumn("_sealed", F.coalesce(F.col("_sealed"), F.lit(False)) | sealing.is_withheld(F.col("seal_status")))
+    elif "is_sealed" in gold.columns:
+        marked = marked.withColumn("_sealed", F.coalesce(F.col("_sealed"), F.lit(False)) | F.coalesce(F.col("is_sealed"), F.lit(True)))
     outcome = F.when(F.col("_inside") & ~F.coalesce(F.col("_sealed"), F.lit(False)), F.lit("out")).otherwise(F.lit("excluded"))
     return marked.select(*policy.masked_columns(table, key=key), outcome.alias("_outcome"))
 
@@ -64,9 +66,14 @@ def share_suite(p: policy.Policy, t: policy.SharedTable) -> Suite:
     shape = policy.share_contract(p, t)
     strings = [c.name for c in shape.columns if c.type == "string"]
     exps = list(contract_expectations(shape))
-    exps.append(check("no_sealed_records", "SELECT s.chain_id FROM {batch} s JOIN {gold.case_chain} g ON s.chain_id = g.chain_id WHERE g.is_sealed"))
+    # a shared chain must be in gold and not_sealed there: sealed, pending, unknown or missing all fail
+    exps.append(check("no_sealed_records", "SELECT s.chain_id FROM {batch} s LEFT JOIN {gold.case_chain} g ON s.chain_id = g.chain_id "
+                                           "WHERE g.chain_id IS NULL OR coalesce(g.seal_status, 'pending') <> 'not_sealed'"))
     exps.append(check("rows_within_partner_filter",
                       f"SELECT s.chain_id FROM {{batch}} s JOIN {{{t.source}}} g ON s.chain_id = g.chain_id WHERE NOT ({row_filter_sql(t.rows, 'g')})"))
+    if "chain_id" in shape.names:  # sealing judged again from silver's evidence, not only gold's flag
+        evidence = sealing.share_check()
+        exps.append(check(evidence["name"], evidence["sql"].replace("{candidate}", "{batch}")))
     if strings:
         exps.append(check("no_raw_identity_numbers",
                           "SELECT * FROM {batch} WHERE " + " OR ".join(f"coalesce(`{c}` RLIKE {ID_NUMBER_SQL}, false)" for c in strings)))
