@@ -1,126 +1,401 @@
-"""open: aggregate public datasets from gold — no personal data, sealed records out, small cells suppressed.
+"""open: the open datasets a statistics office would publish, from the canonical cases.
 
-``open.cases_by_year_region_charge`` counts criminal cases filed by the police per
-year, prefecture and charge. A case with any sealed record is left out entirely
-(sealed data never reaches an open dataset), and a count below the minimum cell size
-(``Settings.open_min_cell``, default 10) is published as suppressed (null). After the
-gate passes, the dataset is also written as CSV with DCAT-style metadata and a data
-dictionary under ``<lake>/open/_downloads/<dataset>/``.
+Four datasets (``lawlake.opendata.datasets``), counted from ``silver.police_cases`` with
+the case chain for the later stages:
+
+- ``open.cases_by_year_prefecture`` — cases per filing year × prefecture, with the
+  province and all-years totals;
+- ``open.cases_by_year_charge`` — per filing year × charge, nested in charge categories
+  (the Criminal Law's chapters), with category and overall totals;
+- ``open.case_funnel_by_year_prefecture`` — filed → transferred → prosecuted → tried →
+  sentenced per filing year × prefecture (a case counts at every stage up to the
+  furthest it reached);
+- ``open.stage_durations_by_year`` — percentiles of the days in each stage.
+
+**Withheld cases.** A police case is left out of every dataset when any of its chains
+has ``seal_status`` other than ``not_sealed`` (sealed, pending, or missing), when no
+chain covers it (its suspects are unknown, so whether one is a sealed minor is
+doubtful), or when its region is outside the province. The exclusion reconciles:
+cases in = published + suppressed + withheld.
+
+**Disclosure control.** The three count datasets share margins, so they are protected
+together as one linked system (``lawlake.opendata.linked``): primary suppression below
+``Settings.open_min_cell`` and LP complementary suppression (``lawlake.opendata.suppress``).
+Before anything is written, the independent LP attack (``lawlake.opendata.attack``)
+bounds every suppressed cell from what would be published; the job refuses to write
+candidates it can break. A duration row is published only with at least
+``min_duration_cases`` cases (``schemas/open/policy.yaml``).
+
+After publication the datasets are exported as a portal folder with DCAT-AP 3 metadata
+(``<lake>/open/_portal``, see :func:`portal_location`).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import yaml
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lawlake import contracts, tables
 from lawlake.config import Settings
+from lawlake.opendata.datasets import BY_YEAR_CHARGE, BY_YEAR_PREFECTURE, COUNT_DATASETS, DATASETS, DURATIONS, FUNNEL
+from lawlake.opendata.linked import STAGES, TOTAL, Grid, linked_cells, cell_values
 from lawlake.pipeline import Candidate, StageContext, StageOutput
 
-__all__ = ["DATASET", "build_cases_by_year_region_charge", "run", "checks", "after_publish", "export"]
+__all__ = [
+    "DATASETS",
+    "OpenPolicy",
+    "SealStatusMissing",
+    "DisclosureError",
+    "load_policy",
+    "charge_categories",
+    "build_case_facts",
+    "build_base_counts",
+    "build_stage_durations",
+    "build_grid",
+    "build_count_tables",
+    "reconcile",
+    "disclosure_results",
+    "checks",
+    "run",
+    "after_publish",
+    "portal_location",
+]
 
-DATASET = "open.cases_by_year_region_charge"
+POLICY_FILE = Path(__file__).resolve().parents[1] / "schemas" / "open" / "policy.yaml"
+CATEGORIES_FILE = Path(__file__).resolve().parents[1] / "schemas" / "reference" / "charge_categories.csv"
+DURATION_STAGES = ("police", "review", "first_instance")
+PERCENTILES = (0.25, 0.5, 0.75, 0.9)
+TRUTH_LABEL = "open_cell_truth"  # the unsuppressed cells, in the run's work area only (never published)
 
 
-def build_cases_by_year_region_charge(chain: DataFrame, regions: DataFrame, charges: DataFrame, *, min_cell: int) -> DataFrame:
-    """One row per (filing year, prefecture, charge) with the number of cases, suppressed below ``min_cell``."""
-    sealed_cases = chain.where(F.col("is_sealed")).select("police_case_id").distinct()
-    cases = (
-        chain.join(sealed_cases, "police_case_id", "left_anti")
-        .select("police_case_id", "filed_on", "region_code", "charge_code")
-        .dropDuplicates(["police_case_id"])
+class SealStatusMissing(ValueError):
+    """The case chain has no ``seal_status``: nothing can be opened without knowing what is sealed."""
+
+
+class DisclosureError(RuntimeError):
+    """The suppression pattern fails the disclosure attack: nothing is written."""
+
+
+@dataclass(frozen=True)
+class OpenPolicy:
+    min_cell: int
+    zeros_published: bool
+    min_duration_cases: int
+    province: str
+    license: str
+    publisher: str
+    contact_email: str
+
+
+def load_policy(settings: Settings, path: Path = POLICY_FILE) -> OpenPolicy:
+    """The disclosure policy: ``schemas/open/policy.yaml`` with the minimum cell from the settings."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if doc.get("zeros") not in ("publish", "suppress"):
+        raise ValueError(f"{path}: zeros must be 'publish' or 'suppress', got {doc.get('zeros')!r}")
+    min_cell = int(settings.open_min_cell)
+    if min_cell < 1:
+        raise ValueError(f"open_min_cell must be at least 1, got {min_cell}")
+    return OpenPolicy(
+        min_cell=min_cell,
+        zeros_published=doc["zeros"] == "publish",
+        min_duration_cases=max(int(doc["min_duration_cases"]), min_cell),
+        province=str(doc["province"]),
+        license=str(doc["license"]),
+        publisher=str(doc["publisher"]),
+        contact_email=str(doc["contact_email"]),
     )
-    counts = cases.groupBy(
-        F.year("filed_on").cast("int").alias("year"),
-        F.concat(F.substring("region_code", 1, 4), F.lit("00")).alias("region_code"),
-        "charge_code",
-    ).agg(F.count(F.lit(1)).cast("int").alias("n"))
-    return (
-        counts.join(regions.select(F.col("code").alias("region_code"), F.col("name").alias("region_name")), "region_code")
-        .join(charges.select("charge_code", F.col("name").alias("charge_name")), "charge_code")
-        .select(
-            "year", "region_code", "region_name", "charge_code", "charge_name",
-            F.when(F.col("n") >= min_cell, F.col("n")).cast("int").alias("cases"),
-            (F.col("n") < min_cell).alias("is_suppressed"),
-        )
-    )
 
 
-def checks(name: str, settings: Settings) -> dict:
-    """Disclosure checks with the configured minimum cell size."""
-    return {
-        "checks": [
-            {"name": "no_small_cells", "sql": f"SELECT * FROM {{candidate}} WHERE cases IS NOT NULL AND cases < {int(settings.open_min_cell)}"},
-            {"name": "suppressed_iff_null", "sql": "SELECT * FROM {candidate} WHERE is_suppressed <> (cases IS NULL)"},
-            {"name": "no_more_cases_than_unsealed_gold",
-             "sql": "SELECT * FROM (SELECT sum(cases) AS n FROM {candidate}) c WHERE c.n > (SELECT count(DISTINCT police_case_id) FROM {gold.case_chain} WHERE NOT is_sealed)"},
-        ]
-    }
+def _article(text: str) -> int:
+    digits = ""
+    for ch in text:
+        if not ch.isdigit():
+            break
+        digits += ch
+    if not digits:
+        raise ValueError(f"charge article {text!r} does not start with a number")
+    return int(digits)
 
 
-def run(ctx: StageContext) -> StageOutput:
+def charge_categories() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(category code, name, its charges) for every category holding a charge of the charge list, in order.
+
+    A charge is in the chapter whose article range holds its article. Raises ValueError
+    for a charge no chapter holds.
+    """
     from lawlake.rules import reference
 
-    chain = ctx.read("gold.case_chain")
-    df = build_cases_by_year_region_charge(
-        chain,
-        reference.reference_dataframe(ctx.spark, "regions"),
-        reference.reference_dataframe(ctx.spark, "charges"),
-        min_cell=ctx.settings.open_min_cell,
+    with CATEGORIES_FILE.open(encoding="utf-8", newline="") as f:
+        chapters = [(r["category_code"], r["name"], int(r["first_article"]), int(r["last_article"])) for r in csv.DictReader(f)]
+    members: dict[str, list[str]] = {code: [] for code, *_ in chapters}
+    for charge in reference.charges():
+        art = _article(charge.criminal_law_article)
+        code = next((c for c, _, lo, hi in chapters if lo <= art <= hi), None)
+        if code is None:
+            raise ValueError(f"charge {charge.charge_code} (article {charge.criminal_law_article}) is in no chapter of {CATEGORIES_FILE.name}")
+        members[code].append(charge.charge_code)
+    return tuple((code, name, tuple(sorted(members[code]))) for code, name, *_ in chapters if members[code])
+
+
+def build_case_facts(police_cases: DataFrame, chain: DataFrame, regions: DataFrame, *, province: str) -> DataFrame:
+    """One row per canonical police case: filing year, prefecture, charge, furthest stage, stage durations, and why it is withheld (null: it is not).
+
+    ``withheld_reason``: ``sealed`` (a chain is sealed), ``seal_pending`` (a chain's seal
+    status is pending, missing or unknown), ``no_chain`` (no chain covers the case),
+    ``outside_province`` (its region is not in a prefecture of ``province``).
+    """
+    if "seal_status" not in chain.columns:
+        raise SealStatusMissing("gold.case_chain has no seal_status column: the open stage needs sealed/not_sealed/pending per chain")
+    status = F.coalesce(F.col("seal_status"), F.lit("missing"))
+    per_case = chain.groupBy("police_case_id").agg(
+        F.max((status == "sealed").cast("int")).alias("any_sealed"),
+        F.max((status != "not_sealed").cast("int")).alias("any_unsealed"),
+        F.max(F.col("prosecution_received_on").isNotNull().cast("int")).alias("any_review"),
+        F.max((F.col("prosecution_decision") == "prosecute").cast("int")).alias("any_prosecuted"),
+        F.max(F.col("first_instance_judged_on").isNotNull().cast("int")).alias("any_tried"),
+        F.max(((F.col("verdict") == "guilty") & ~F.coalesce(F.col("sentence_type"), F.lit("none")).isin("exempt", "none")).cast("int")).alias("any_sentenced"),
+        F.min("prosecution_received_on").alias("review_from"),
+        F.max("prosecution_decided_on").alias("review_to"),
+        F.min("first_instance_filed_on").alias("trial_from"),
+        F.max("first_instance_judged_on").alias("trial_to"),
     )
-    out = StageOutput()
-    out.candidates.append(Candidate(DATASET, ctx.write_candidate(df, DATASET)))
+    # County → prefecture by the code list's parent links (abolished county codes still resolve); a prefecture is itself.
+    prefectures = regions.where((F.col("level") == "prefecture") & (F.col("parent_code") == province)).select(F.col("code").alias("prefecture_code"))
+    county_of = regions.select(F.col("code").alias("region_code"), F.col("parent_code").alias("parent"))
+    cases = (
+        police_cases.select("police_case_id", "region_code", "charge_code", "filed_on", "transferred_on")
+        .join(county_of, "region_code", "left")
+        .join(prefectures.select(F.col("prefecture_code").alias("region_code"), F.lit(True).alias("is_prefecture")), "region_code", "left")
+        .withColumn("prefecture_code", F.when(F.col("is_prefecture"), F.col("region_code")).otherwise(F.col("parent")))
+        .join(prefectures.withColumn("in_province", F.lit(True)), "prefecture_code", "left")
+        .join(per_case.withColumn("has_chain", F.lit(True)), "police_case_id", "left")
+    )
+    reached = (
+        F.when(F.col("any_sentenced") == 1, 5)
+        .when(F.col("any_tried") == 1, 4)
+        .when(F.col("any_prosecuted") == 1, 3)
+        .when(F.col("transferred_on").isNotNull() | (F.col("any_review") == 1), 2)
+        .otherwise(1)
+    )
+
+    def days(start: str, end: str):
+        d = F.datediff(F.col(end), F.col(start))
+        return F.when(d >= 0, d).cast("int")
+
+    return cases.select(
+        "police_case_id",
+        F.year("filed_on").cast("string").alias("year"),
+        F.col("prefecture_code").alias("region_code"),
+        "charge_code",
+        reached.cast("int").alias("furthest_stage"),
+        days("filed_on", "transferred_on").alias("police_days"),
+        days("review_from", "review_to").alias("review_days"),
+        days("trial_from", "trial_to").alias("first_instance_days"),
+        F.when(F.col("any_sealed") == 1, "sealed")
+        .when(F.col("any_unsealed") == 1, "seal_pending")
+        .when(F.col("has_chain").isNull(), "no_chain")
+        .when(F.col("in_province").isNull(), "outside_province")
+        .alias("withheld_reason"),
+    )
+
+
+def build_base_counts(facts: DataFrame) -> DataFrame:
+    """One row per (year, prefecture, charge, furthest stage) with the number of cases that may be published."""
+    return (
+        facts.where(F.col("withheld_reason").isNull())
+        .groupBy("year", "region_code", "charge_code", "furthest_stage")
+        .agg(F.count(F.lit(1)).cast("int").alias("cases"))
+    )
+
+
+def build_stage_durations(facts: DataFrame, *, years: tuple[str, ...], min_cases: int) -> DataFrame:
+    """One row per (filing year, stage) of the grid: cases with a duration and its percentiles in days, null below ``min_cases``.
+
+    Percentiles interpolate linearly between ranks and are rounded to 0.1 day.
+    """
+    spark = facts.sparkSession
+    open_facts = facts.where(F.col("withheld_reason").isNull())
+    parts = []
+    for order, stage in enumerate(DURATION_STAGES, start=1):
+        col = F.col(f"{stage}_days")
+        parts.append(
+            open_facts.where(col.isNotNull()).groupBy("year").agg(
+                F.count(F.lit(1)).cast("int").alias("n"), F.percentile(col, list(PERCENTILES)).alias("p")
+            ).select("year", F.lit(stage).alias("stage"), F.lit(order).alias("stage_order"), "n", "p")
+        )
+    stats = parts[0].unionByName(parts[1]).unionByName(parts[2])
+    grid = spark.createDataFrame([(y, s, o) for y in years for o, s in enumerate(DURATION_STAGES, start=1)], "year string, stage string, stage_order int")
+    joined = grid.join(stats.drop("stage_order"), ["year", "stage"], "left")
+    ok = F.coalesce(F.col("n"), F.lit(0)) >= min_cases
+    names = ("p25_days", "median_days", "p75_days", "p90_days")
+    return joined.select(
+        "year", "stage", F.col("stage_order").cast("int").alias("stage_order"),
+        F.when(ok, F.col("n")).cast("int").alias("cases"),
+        *[F.when(ok, F.round(F.col("p")[i], 1)).cast("double").alias(name) for i, name in enumerate(names)],
+        (~ok).alias("is_suppressed"),
+    )
+
+
+def build_grid(years: list[str], regions: list[tuple[str, str, str, str]], *, province: str) -> tuple[Grid, dict[str, str]]:
+    """The full grid (every year from the first to the last filing year, every prefecture, every categorized charge) and the names of its codes.
+
+    ``regions`` are (code, name, level, parent_code) rows of the code list.
+    """
+    from lawlake.rules import reference
+
+    if not years:
+        raise ValueError("no police cases: there is nothing to open")
+    span = [str(y) for y in range(int(min(years)), int(max(years)) + 1)]
+    prefectures = tuple(code for code, _, level, parent in regions if level == "prefecture" and parent == province)
+    if not prefectures:
+        raise ValueError(f"province {province} has no prefectures in the code list")
+    categories = charge_categories()
+    names = {code: name for code, name, *_ in regions}
+    names.update({c.charge_code: c.name for c in reference.charges()})
+    names.update({code: name for code, name, _ in categories})
+    grid = Grid(years=tuple(span), province=province, prefectures=prefectures, categories=tuple((c, m) for c, _, m in categories))
+    return grid, names
+
+
+def duration_lower_bounds(grid: Grid, cells, durations: pd.DataFrame) -> dict[int, int]:
+    """What a published duration count tells about the funnel: at least that many cases reached the stage."""
+    stage_cell = {"police": "transferred", "review": "transferred", "first_instance": "tried"}
+    out: dict[int, int] = {}
+    for r in durations.itertuples(index=False):
+        if not r.is_suppressed:
+            i = cells.index[(stage_cell[r.stage], r.year, grid.province, TOTAL)]
+            out[i] = max(out.get(i, 0), int(r.cases))
     return out
 
 
-def export(lake: Path, name: str, *, version: int, min_cell: int) -> Path:
-    """Write a published open dataset as CSV + DCAT-style ``metadata.json`` + ``dictionary.csv``; return the folder."""
-    from deltalake import DeltaTable
+def build_count_tables(base: list[tuple[str, str, str, int, int]], grid: Grid, names: dict[str, str], policy: OpenPolicy, *, durations: pd.DataFrame):
+    """The three count datasets, protected together: ``(tables, truth, protection)``.
 
-    contract = contracts.load(name)
-    table = DeltaTable(str(tables.location(lake, name)), version=version).to_pandas()
-    table = table.sort_values(["year", "region_code", "charge_code"])[contract.names]
-    folder = Path(lake) / "open" / "_downloads" / name.split(".", 1)[1]
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / "data.csv"
-    table.to_csv(data, index=False, encoding="utf-8", float_format="%.0f")
-    with (folder / "dictionary.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["column", "type", "nullable", "description"])
-        for c in contract.columns:
-            w.writerow([c.name, c.type, c.nullable, c.description])
-    meta = {
-        "@type": "dcat:Dataset",
-        "identifier": name,
-        "title": "Criminal cases filed by year, prefecture and charge",
-        "description": contract.grain + f". Counts below {min_cell} are suppressed (null, is_suppressed = true).",
-        "publisher": "lawlake",
-        "issued": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "version": str(version),
-        "temporal": {"startDate": str(table["year"].min()), "endDate": str(table["year"].max())} if len(table) else None,
-        "spatial": "GB/T 2260 prefectures",
-        "license": "CC-BY-4.0",
-        "accessRights": "public",
-        "conformsTo": f"schemas/{name.replace('.', '/')}.yaml",
-        "disclosureControl": {"minimumCellSize": min_cell, "sealedRecords": "excluded (Criminal Procedure Law art. 286)"},
-        "distribution": [
-            {"@type": "dcat:Distribution", "title": "data", "downloadURL": "data.csv", "mediaType": "text/csv",
-             "byteSize": data.stat().st_size, "checksum": {"algorithm": "sha256", "value": hashlib.sha256(data.read_bytes()).hexdigest()},
-             "rows": int(len(table))},
-            {"@type": "dcat:Distribution", "title": "data dictionary", "downloadURL": "dictionary.csv", "mediaType": "text/csv"},
-        ],
+    ``truth`` maps every cell key to its unsuppressed count (for the attack's judge; never published).
+    """
+    from lawlake.opendata.render import count_tables
+    from lawlake.opendata.suppress import protect
+
+    cells = linked_cells(grid)
+    values = cell_values(cells, grid, base)
+    protection = protect(cells, values, min_cell=policy.min_cell, zeros_published=policy.zeros_published,
+                         known_lower=duration_lower_bounds(grid, cells, durations))
+    tables = count_tables(grid, cells, values, protection.suppressed, names=names)
+    truth = {k: int(values[i]) for i, k in enumerate(cells.keys)}
+    return tables, truth, protection
+
+
+def reconcile(facts_summary: dict[str | None, int], tables: dict[str, pd.DataFrame], truth: dict[tuple, int], grid: Grid) -> dict[str, dict[str, int]]:
+    """Per count dataset, in cases: in = published + suppressed + withheld (over its finest cells, each case in exactly one)."""
+    cases_in = sum(facts_summary.values())
+    withheld = sum(n for reason, n in facts_summary.items() if reason is not None)
+    finest = {
+        BY_YEAR_PREFECTURE: lambda t: t[(t["year"] != TOTAL) & (t["region_level"] == "prefecture")],
+        BY_YEAR_CHARGE: lambda t: t[(t["year"] != TOTAL) & (t["level"] == "charge")],
+        FUNNEL: lambda t: t[(t["year"] != TOTAL) & (t["region_level"] == "prefecture") & (t["stage"] == "filed")],
     }
-    (folder / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-    return folder
+    out = {}
+    for name, pick in finest.items():
+        rows = pick(tables[name])
+        published = int(rows.loc[~rows["is_suppressed"], "cases"].sum())
+        if name == BY_YEAR_CHARGE:
+            keys = [("filed", r.year, grid.province, r.charge_code) for r in rows.itertuples(index=False) if r.is_suppressed]
+        else:
+            keys = [("filed", r.year, r.region_code, TOTAL) for r in rows.itertuples(index=False) if r.is_suppressed]
+        suppressed = sum(truth[k] for k in keys)
+        out[name] = {"cases_in": cases_in, "published": published, "suppressed": suppressed, "withheld": withheld}
+    return out
+
+
+def disclosure_results(tables: dict[str, pd.DataFrame], policy: OpenPolicy, *, truth: dict[tuple, int] | None) -> list[dict]:
+    """The independent LP attack on the datasets as they would be published, judged (gate-result dicts)."""
+    from lawlake.opendata.attack import attack, judge
+
+    return judge(attack(tables, zeros_published=policy.zeros_published), min_cell=policy.min_cell, zeros_published=policy.zeros_published, truth=truth)
+
+
+def checks(name: str, settings: Settings) -> dict:
+    """SQL disclosure checks with the configured minimum cell size (the LP attack is :func:`disclosure_results`)."""
+    m = int(settings.open_min_cell)
+    if name == DURATIONS:
+        return {"checks": [
+            {"name": "no_small_duration_rows", "sql": f"SELECT * FROM {{candidate}} WHERE cases IS NOT NULL AND cases < {m}"},
+            {"name": "suppressed_iff_null", "sql": "SELECT * FROM {candidate} WHERE is_suppressed <> (cases IS NULL) OR is_suppressed <> (median_days IS NULL)"},
+        ]}
+    return {"checks": [
+        {"name": "no_small_cells", "sql": f"SELECT * FROM {{candidate}} WHERE cases IS NOT NULL AND cases < {m} AND cases <> 0"},
+        {"name": "suppressed_iff_null", "sql": "SELECT * FROM {candidate} WHERE is_suppressed <> (cases IS NULL)"},
+    ]}
+
+
+_SCHEMAS = {
+    BY_YEAR_PREFECTURE: "year string, region_code string, region_name string, region_level string, cases int, is_suppressed boolean",
+    BY_YEAR_CHARGE: "year string, level string, category_code string, category_name string, charge_code string, charge_name string, cases int, is_suppressed boolean",
+    FUNNEL: "year string, region_code string, region_name string, region_level string, stage string, stage_order int, cases int, is_suppressed boolean",
+}
+
+
+def _spark_frame(spark, df: pd.DataFrame, schema: str) -> DataFrame:
+    rows = [tuple(None if (v is pd.NA or (isinstance(v, float) and np.isnan(v))) else (int(v) if isinstance(v, (np.integer,)) else bool(v) if isinstance(v, np.bool_) else v) for v in row)
+            for row in df.itertuples(index=False)]
+    return spark.createDataFrame(rows, schema=schema)
+
+
+def run(ctx: StageContext) -> StageOutput:
+    from lawlake.catalog import Reconciliation
+    from lawlake.rules import reference
+
+    policy = load_policy(ctx.settings)
+    regions = reference.reference_dataframe(ctx.spark, "regions")
+    facts = ctx.materialize(
+        build_case_facts(ctx.read("silver.police_cases"), ctx.read("gold.case_chain"), regions, province=policy.province), "case_facts"
+    )
+    summary = {r["withheld_reason"]: r["n"] for r in facts.groupBy("withheld_reason").agg(F.count(F.lit(1)).alias("n")).collect()}
+    years = [r["year"] for r in facts.select("year").distinct().collect()]
+    grid, names = build_grid(years, [(r.code, r.name, r.level, r.parent_code) for r in reference.regions()], province=policy.province)
+    durations = build_stage_durations(facts, years=grid.years, min_cases=policy.min_duration_cases).toPandas()
+    base = [(r["year"], r["region_code"], r["charge_code"], r["furthest_stage"], r["cases"]) for r in build_base_counts(facts).collect()]
+    tables, truth, protection = build_count_tables(base, grid, names, policy, durations=durations)
+    everything = dict(tables, **{DURATIONS: durations})
+    failed = [r for r in disclosure_results(everything, policy, truth=truth) if not r["success"]]
+    if failed:
+        raise DisclosureError("the suppression pattern fails the disclosure attack: " + "; ".join(f"{r['expectation']}: {r['observed']}" for r in failed))
+    out = StageOutput()
+    for name in COUNT_DATASETS:
+        out.candidates.append(Candidate(name, ctx.write_candidate(_spark_frame(ctx.spark, tables[name], _SCHEMAS[name]), name)))
+    durations_df = build_stage_durations(facts, years=grid.years, min_cases=policy.min_duration_cases)
+    out.candidates.append(Candidate(DURATIONS, ctx.write_candidate(durations_df, DURATIONS)))
+    balance = reconcile(summary, tables, truth, grid)
+    for name, b in balance.items():
+        out.reconciliations.append(Reconciliation(table=name, rows_in=b["cases_in"], rows_out=b["published"], rows_quarantined=0,
+                                                  rows_excluded=b["suppressed"] + b["withheld"]))
+    out.notes["open"] = {
+        "unit": "police cases",
+        "reconciliation": balance,
+        "withheld": {str(k): v for k, v in summary.items() if k is not None},
+        "cells": int(len(protection.suppressed)),
+        "suppressed_primary": int(protection.primary.sum()),
+        "suppressed_complementary": int(protection.complementary.sum()),
+        "lp_solves": protection.lp_solves,
+    }
+    return out
+
+
+def portal_location(lake: Path) -> Path:
+    """Where :func:`after_publish` writes the portal folder (``make run`` prints it)."""
+    return Path(lake) / "open" / "_portal"
 
 
 def after_publish(ctx: StageContext, published: dict) -> None:
-    """Only a gated, published version is exported for download."""
-    for name, info in published.items():
-        export(ctx.lake, name, version=info["version"], min_cell=ctx.settings.open_min_cell)
+    """Only gated, published versions are exported: the portal folder with DCAT-AP 3 metadata, under the lake."""
+    from lawlake.opendata.portal import publish
+
+    folder = portal_location(ctx.lake)
+    publish(ctx.lake, folder, base_url=folder.resolve().as_uri() + "/", versions={n: info["version"] for n, info in published.items()},
+            policy=load_policy(ctx.settings))
