@@ -33,17 +33,18 @@ After publication the datasets are exported as a portal folder with DCAT-AP 3 me
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lawlake.config import Settings
 from lawlake.opendata.datasets import BY_YEAR_CHARGE, BY_YEAR_PREFECTURE, COUNT_DATASETS, DATASETS, DURATIONS, FUNNEL
+from lawlake.opendata import policy as opendata_policy
+from lawlake.opendata.policy import OpenPolicy
+from lawlake.opendata.portal import portal_location
 from lawlake.opendata.linked import STAGES, TOTAL, Grid, linked_cells, cell_values
 from lawlake.pipeline import Candidate, StageContext, StageOutput
 
@@ -67,7 +68,6 @@ __all__ = [
     "portal_location",
 ]
 
-POLICY_FILE = Path(__file__).resolve().parents[1] / "schemas" / "open" / "policy.yaml"
 CATEGORIES_FILE = Path(__file__).resolve().parents[1] / "schemas" / "reference" / "charge_categories.csv"
 DURATION_STAGES = ("police", "review", "first_instance")
 PERCENTILES = (0.25, 0.5, 0.75, 0.9)
@@ -82,34 +82,9 @@ class DisclosureError(RuntimeError):
     """The suppression pattern fails the disclosure attack: nothing is written."""
 
 
-@dataclass(frozen=True)
-class OpenPolicy:
-    min_cell: int
-    zeros_published: bool
-    min_duration_cases: int
-    province: str
-    license: str
-    publisher: str
-    contact_email: str
-
-
-def load_policy(settings: Settings, path: Path = POLICY_FILE) -> OpenPolicy:
-    """The disclosure policy: ``schemas/open/policy.yaml`` with the minimum cell from the settings."""
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if doc.get("zeros") not in ("publish", "suppress"):
-        raise ValueError(f"{path}: zeros must be 'publish' or 'suppress', got {doc.get('zeros')!r}")
-    min_cell = int(settings.open_min_cell)
-    if min_cell < 1:
-        raise ValueError(f"open_min_cell must be at least 1, got {min_cell}")
-    return OpenPolicy(
-        min_cell=min_cell,
-        zeros_published=doc["zeros"] == "publish",
-        min_duration_cases=max(int(doc["min_duration_cases"]), min_cell),
-        province=str(doc["province"]),
-        license=str(doc["license"]),
-        publisher=str(doc["publisher"]),
-        contact_email=str(doc["contact_email"]),
-    )
+def load_policy(settings: Settings) -> OpenPolicy:
+    """The disclosure policy (``schemas/open/policy.yaml``) with the configured minimum cell."""
+    return opendata_policy.load_policy(settings.open_min_cell)
 
 
 def _article(text: str) -> int:
@@ -385,11 +360,6 @@ def run(ctx: StageContext) -> StageOutput:
         "lp_solves": protection.lp_solves,
     }
     return out
-
-
-def portal_location(lake: Path) -> Path:
-    """Where :func:`after_publish` writes the portal folder (``make run`` prints it)."""
-    return Path(lake) / "open" / "_portal"
 
 
 def after_publish(ctx: StageContext, published: dict) -> None:
