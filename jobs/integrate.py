@@ -1,107 +1,255 @@
-"""integrate: silver to gold — one person index across agencies, the case chain, time-limit warnings.
+"""integrate: silver to gold — one person index across agencies, the case chain, seal statuses, time-limit warnings.
 
-Entity resolution (deterministic, explainable, in order):
-1. ``id_number`` — mentions with a valid identity number are that number's person;
-2. ``name_birth_date`` — a mention without one joins the single person with the same
-   normalized name and birth date;
-3. ``case_name`` — else the single person with the same name in the same police case;
-4. ``unmatched`` — else mentions of the same name in the same police case form a
-   person of their own (a record with no case context stands alone).
+Entity resolution links each person mention by every piece of evidence there is, and
+only ever to a *single* candidate person (two true persons are never merged):
+
+1. ``id_number`` — a mention with a valid identity number is that number's person;
+2. ``case_name`` — else the single person with the same name in the same police case
+   (a prosecution's police case, else its review's; a court mention's through its court
+   case → review for prosecution; an appeal through its first instance), or in the same
+   review for prosecution;
+3. ``court_case_name`` — else the single person with the same name among the mentions
+   of the same court case (first instance and appeal together): a custody record by
+   name among the defendants of its own court case;
+4. ``name_birth_date`` — else the single person with the same name and birth date (as
+   recorded, or as carried by an identity number);
+5. ``sole_person_in_case`` — a mention with neither name nor identity number, in a
+   police case with one suspect, a court case with one defendant or a review with one
+   person: that one person;
+6. ``unmatched`` — else mentions of the same name sharing a police case, review or
+   court case form a person of their own (a record with no such context stands alone).
+
+Rules 2–4 repeat until nothing changes, so a custody record reaches a suspect through
+a defendant that was itself linked by name and birth date. Every rule but the first
+compares the same name, so resolution runs per name (one grouped pass).
 
 The case chain follows each suspect person of a police case through review for
-prosecution, first instance, appeal and custody, and carries the seal flag (Criminal
-Procedure Law art. 286): under 18 at the offense and not prosecuted, exempted, or
-sentenced to at most five years' fixed-term imprisonment (or a lighter penalty).
+prosecution (first receipt and supplementary rounds kept), first instance, appeal and
+custody — each stage found by the case-number chain or, where a link is missing, by the
+person — and carries its seal status (``lawlake.sealing``: sealed / not_sealed /
+pending, failing closed). ``gold.sealed_records`` lists every silver record of a
+withheld (sealed or pending) chain.
 """
 
 from __future__ import annotations
 
+import hashlib
+
+import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from lawlake import sealing
 from lawlake.catalog import Reconciliation
 from lawlake.pipeline import Candidate, StageContext, StageOutput
 
-__all__ = ["build_mentions", "build_person_records", "build_person_index", "build_case_chain", "build_time_limit_warnings", "is_sealed", "run"]
+__all__ = [
+    "build_mentions", "build_person_records", "build_person_index", "build_case_chain", "build_sealed_records",
+    "build_time_limit_warnings", "court_case_links", "resolve_name_group", "run",
+]
 
-LIGHT_SENTENCES = ("detention", "control", "probation", "fine_only", "exempt")
 AGENCY = {"silver.suspects": "police", "silver.prosecutions": "procuratorate", "silver.court_defendants": "courts", "silver.custody": "corrections"}
+MENTION_COLUMNS = ["source_table", "record_key", "name", "id_number", "sex", "birth_date", "police_case_id", "review_id", "court_case", "case_number"]
 
 
 def _key(prefix: str, *cols: Column) -> Column:
     return F.concat(F.lit(prefix), F.substring(F.sha2(F.concat_ws("\u0001", *cols), 256), 1, 16))
 
 
-def court_case_police_ids(court_cases: DataFrame, prosecutions: DataFrame) -> DataFrame:
-    """``(case_number, police_case_id)``: the police case behind each court case (appeals through their first instance)."""
-    reviews = prosecutions.select("review_id", "police_case_id").distinct()
-    first = court_cases.join(reviews, "review_id").select("case_number", "police_case_id")
-    appeals = (
-        court_cases.where(F.col("trial_level") == "appeal")
-        .select("case_number", F.col("original_case_number").alias("_orig"))
-        .join(first.withColumnRenamed("case_number", "_orig"), "_orig")
-        .select("case_number", "police_case_id")
-    )
-    return first.unionByName(appeals).distinct()
+def _py_key(prefix: str, *values: str) -> str:
+    return prefix + hashlib.sha256("\u0001".join(values).encode("utf-8")).hexdigest()[:16]
 
 
-def build_mentions(suspects: DataFrame, prosecutions: DataFrame, defendants: DataFrame, custody: DataFrame, court_cases: DataFrame) -> DataFrame:
-    """One row per person mention in silver: where it is, who it names, and its police case when known."""
-    by_case = court_case_police_ids(court_cases, prosecutions)
-    cols = ["source_table", "record_key", "name", "id_number", "sex", "birth_date", "police_case_id"]
+def _id_birth_date(id_number: Column) -> Column:
+    # Silver holds only valid 18-character numbers (GB 11643-1999): birth date in characters 7-14.
+    return F.try_to_timestamp(F.substring(id_number, 7, 8), F.lit("yyyyMMdd")).cast("date")
+
+
+def _unique(df: DataFrame, keys: list[str], value: str, alias: str) -> DataFrame:
+    """``keys`` → ``value``, only where exactly one distinct non-null value exists."""
     return (
-        suspects.select(F.lit("silver.suspects").alias("source_table"), F.col("suspect_id").alias("record_key"), "name", "id_number", "sex", "birth_date", "police_case_id")
-        .unionByName(
-            prosecutions.select(F.lit("silver.prosecutions").alias("source_table"), F.col("prosecution_id").alias("record_key"), "name", "id_number", "sex", "birth_date", "police_case_id")
-        )
-        .unionByName(
-            defendants.join(by_case, "case_number", "left").select(
-                F.lit("silver.court_defendants").alias("source_table"), F.col("defendant_id").alias("record_key"), "name", "id_number", "sex", "birth_date", "police_case_id"
-            )
-        )
-        .unionByName(
-            custody.join(by_case, "case_number", "left").select(
-                F.lit("silver.custody").alias("source_table"), F.col("record_id").alias("record_key"), "name", "id_number",
-                F.lit(None).cast("string").alias("sex"), F.lit(None).cast("date").alias("birth_date"), "police_case_id"
-            )
-        )
-        .select(*cols)
-    )
-
-
-def _unique_person(resolved: DataFrame, keys: list[str]) -> DataFrame:
-    """``keys`` → the person key, only where exactly one person has those values."""
-    return (
-        resolved.where(F.col("person_key").isNotNull())
+        df.where(F.col(value).isNotNull())
         .groupBy(*keys)
-        .agg(F.countDistinct("person_key").alias("_n"), F.max("person_key").alias("_pk"))
+        .agg(F.countDistinct(value).alias("_n"), F.max(value).alias(alias))
         .where(F.col("_n") == 1)
         .drop("_n")
     )
 
 
+def review_police_cases(prosecutions: DataFrame) -> DataFrame:
+    """``(review_id, police_case_id)``: the police case of each review, where its records agree on one."""
+    return _unique(prosecutions.where(F.col("review_id").isNotNull()), ["review_id"], "police_case_id", "police_case_id")
+
+
+def court_case_links(court_cases: DataFrame, prosecutions: DataFrame) -> DataFrame:
+    """One row per court case: ``case_number``, ``court_case`` (its first instance's number: the
+    group an appeal shares with it), ``review_id`` (an appeal's through its first instance) and
+    ``police_case_id`` (through the review, when its records agree on one; else null).
+
+    At most one row per court case, so no mention is ever duplicated (issues 9 and 14: a
+    court case whose review names two police cases used to duplicate its mentions).
+    """
+    cc = court_cases.select("case_number", "trial_level", "review_id", "original_case_number")
+    first = cc.select(F.col("case_number").alias("_orig"), F.col("review_id").alias("_orig_review"))
+    is_appeal = F.col("trial_level") == "appeal"
+    linked = cc.join(first, F.col("original_case_number") == F.col("_orig"), "left").select(
+        "case_number",
+        F.when(is_appeal & F.col("original_case_number").isNotNull(), F.col("original_case_number")).otherwise(F.col("case_number")).alias("court_case"),
+        F.when(is_appeal, F.coalesce("review_id", "_orig_review")).otherwise(F.col("review_id")).alias("review_id"),
+    )
+    return linked.join(review_police_cases(prosecutions), "review_id", "left").select("case_number", "court_case", "review_id", "police_case_id")
+
+
+def build_mentions(suspects: DataFrame, prosecutions: DataFrame, defendants: DataFrame, custody: DataFrame, court_cases: DataFrame) -> DataFrame:
+    """One row per person mention in silver (exactly one per silver record): who it names and the
+    police case, review and court case it sits in when known."""
+    links = court_case_links(court_cases, prosecutions)
+    by_review = review_police_cases(prosecutions).withColumnRenamed("police_case_id", "_review_pc")
+    null_s, null_d = F.lit(None).cast("string"), F.lit(None).cast("date")
+
+    def court(df: DataFrame, table: str, key: str, sex: Column, birth: Column) -> DataFrame:
+        return df.join(links, "case_number", "left").select(
+            F.lit(table).alias("source_table"), F.col(key).alias("record_key"), "name", "id_number", sex.alias("sex"), birth.alias("birth_date"),
+            "police_case_id", "review_id", F.coalesce("court_case", "case_number").alias("court_case"), "case_number",
+        )
+
+    return (
+        suspects.select(
+            F.lit("silver.suspects").alias("source_table"), F.col("suspect_id").alias("record_key"), "name", "id_number", "sex", "birth_date",
+            "police_case_id", null_s.alias("review_id"), null_s.alias("court_case"), null_s.alias("case_number"),
+        )
+        .unionByName(
+            prosecutions.join(by_review, "review_id", "left").select(
+                F.lit("silver.prosecutions").alias("source_table"), F.col("prosecution_id").alias("record_key"), "name", "id_number", "sex", "birth_date",
+                F.coalesce("police_case_id", "_review_pc").alias("police_case_id"), "review_id", null_s.alias("court_case"), null_s.alias("case_number"),
+            )
+        )
+        .unionByName(court(defendants, "silver.court_defendants", "defendant_id", F.col("sex"), F.col("birth_date")))
+        .unionByName(court(custody, "silver.custody", "record_id", null_s, null_d))
+        .select(*MENTION_COLUMNS)
+    )
+
+
+# -- entity resolution ------------------------------------------------------------------
+
+_CONTEXT_RULES = (("case_name", ("pc", "rv")), ("court_case_name", ("cc",)), ("name_birth_date", ("bd",)))
+RESOLVED_SCHEMA = "record_ref string, person_key string, match_rule string"
+
+
+def _evidence(row) -> dict[str, list[str]]:
+    """The lookup keys a mention offers, per rule (its own values) — and, once resolved, lends."""
+    out = {"pc": [], "rv": [], "cc": [], "bd": []}
+    for k in ("pc", "rv", "cc"):
+        if row[k] is not None:
+            out[k].append(f"{k}:{row[k]}")
+    for k in ("birth_date", "id_birth"):
+        if row[k] is not None:
+            out["bd"].append(str(row[k]))
+    return out
+
+
+def resolve_name_group(pdf: pd.DataFrame) -> pd.DataFrame:
+    """Resolve the mentions of one name group.
+
+    Columns: record_ref, name, id_key, birth_date, id_birth, pc, rv, cc (a mention's police
+    case, review, court case) and sole_ref (for a mention without a name: the one person
+    record of its case, whose name is the group's). Returns record_ref, person_key,
+    match_rule. The group of mentions with neither name nor sole record keeps only
+    identity numbers; the rest stand alone.
+    """
+    pdf = pdf.astype(object).where(pdf.notna(), None)
+    rows = pdf.to_dict("records")
+    key = [r["id_key"] for r in rows]
+    rule = ["id_number" if k else None for k in key]
+    named = [r["name"] is not None for r in rows]
+    evidence = [_evidence(r) if named[i] else {"pc": [], "rv": [], "cc": [], "bd": []} for i, r in enumerate(rows)]
+    changed = True
+    while changed:
+        changed = False
+        index: dict[str, set[str]] = {}
+        for i, ev in enumerate(evidence):
+            if key[i]:
+                for values in ev.values():
+                    for v in values:
+                        index.setdefault(v, set()).add(key[i])
+        for i, ev in enumerate(evidence):
+            if key[i] or not named[i]:
+                continue
+            for name, kinds in _CONTEXT_RULES:
+                found = set().union(*(index.get(v, set()) for k in kinds for v in ev[k]))
+                if len(found) == 1:
+                    key[i], rule[i] = found.pop(), name
+                    changed = True
+                    break
+    # What is left: mentions of this name that share a police case, review or court case are one person.
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with: dict[str, int] = {}
+    for i, ev in enumerate(evidence):
+        if key[i] or not named[i]:
+            continue
+        for v in ev["pc"] + ev["rv"] + ev["cc"]:
+            if v in first_with:
+                parent[find(i)] = find(first_with[v])
+            else:
+                first_with[v] = i
+    groups: dict[int, list[int]] = {}
+    for i in range(len(rows)):
+        if not key[i] and named[i]:
+            groups.setdefault(find(i), []).append(i)
+    for members in groups.values():
+        anchor = min(rows[i]["record_ref"] for i in members)
+        for i in members:
+            key[i], rule[i] = _py_key("P", "unmatched", anchor), "unmatched"
+    # No name, no number: the one person record of its case, else alone.
+    by_ref = {r["record_ref"]: i for i, r in enumerate(rows)}
+    for i, r in enumerate(rows):
+        if key[i]:
+            continue
+        slot = by_ref.get(r["sole_ref"]) if r["sole_ref"] else None
+        if slot is not None and key[slot]:
+            key[i], rule[i] = key[slot], "sole_person_in_case"
+        else:
+            table, record_key = r["record_ref"].split(":", 1)
+            key[i], rule[i] = _py_key("P", table, record_key), "unmatched"
+    return pd.DataFrame({"record_ref": [r["record_ref"] for r in rows], "person_key": key, "match_rule": rule})
+
+
 def build_person_records(mentions: DataFrame) -> DataFrame:
-    """One row per mention with its person key and the rule that resolved it."""
-    m = mentions.withColumn("person_key", F.when(F.col("id_number").isNotNull(), _key("P", F.col("id_number"))))
-    by_birth = _unique_person(m.where(F.col("birth_date").isNotNull()), ["name", "birth_date"])
-    by_case = _unique_person(m.where(F.col("police_case_id").isNotNull()), ["police_case_id", "name"])
-    m = (
-        m.join(by_birth.withColumnRenamed("_pk", "_pk_birth"), ["name", "birth_date"], "left")
-        .join(by_case.withColumnRenamed("_pk", "_pk_case"), ["police_case_id", "name"], "left")
+    """One row per mention with its person key and the rule that resolved it (see the module docstring)."""
+    m = mentions.select(
+        F.concat_ws(":", "source_table", "record_key").alias("record_ref"), "source_table", "record_key", "name",
+        F.when(F.col("id_number").isNotNull(), _key("P", F.col("id_number"))).alias("id_key"),
+        "birth_date", _id_birth_date(F.col("id_number")).alias("id_birth"),
+        F.col("police_case_id").alias("pc"), F.col("review_id").alias("rv"), F.col("court_case").alias("cc"), "case_number",
     )
-    fallback = F.when(F.col("police_case_id").isNotNull(), _key("P", F.lit("case"), F.col("police_case_id"), F.col("name"))).otherwise(
-        _key("P", F.col("source_table"), F.col("record_key"))
+    # The one person record of a police case with one suspect, a court case with one defendant, a review
+    # with one person (counted over all its records, named or not): for mentions with neither name nor number.
+    sole = []
+    for table, context in (("silver.suspects", "pc"), ("silver.court_defendants", "case_number"), ("silver.prosecutions", "rv")):
+        slots = m.where((F.col("source_table") == table) & F.col(context).isNotNull()).groupBy(context).agg(
+            F.count(F.lit(1)).alias("_n"), F.max("record_ref").alias(f"_ref_{context}"), F.max("name").alias(f"_name_{context}")
+        )
+        sole.append((context, slots.where((F.col("_n") == 1) & F.col(f"_name_{context}").isNotNull()).drop("_n")))
+    for context, slots in sole:
+        m = m.join(slots, context, "left")
+    refs, names = [], []
+    for context, _ in sole:
+        usable = F.col("name").isNull() & F.col(f"_ref_{context}").isNotNull() & (F.col(f"_ref_{context}") != F.col("record_ref"))
+        refs.append(F.when(usable, F.col(f"_ref_{context}")))
+        names.append(F.when(usable, F.col(f"_name_{context}")))
+    m = m.withColumn("sole_ref", F.coalesce(*refs)).withColumn("_group", F.coalesce(F.col("name"), *names))
+    resolved = m.select("_group", "record_ref", "name", "id_key", "birth_date", "id_birth", "pc", "rv", "cc", "sole_ref").groupBy("_group").applyInPandas(
+        lambda pdf: resolve_name_group(pdf.drop(columns=["_group"])), RESOLVED_SCHEMA
     )
-    return m.select(
-        F.concat_ws(":", "source_table", "record_key").alias("record_ref"),
-        "source_table",
-        "record_key",
-        F.coalesce("person_key", "_pk_birth", "_pk_case", fallback).alias("person_key"),
-        F.when(F.col("person_key").isNotNull(), "id_number")
-        .when(F.col("_pk_birth").isNotNull(), "name_birth_date")
-        .when(F.col("_pk_case").isNotNull(), "case_name")
-        .otherwise("unmatched")
-        .alias("match_rule"),
+    return resolved.join(m.select("record_ref", "source_table", "record_key"), "record_ref").select(
+        "record_ref", "source_table", "record_key", "person_key", "match_rule"
     )
 
 
@@ -127,7 +275,7 @@ def build_person_index(mentions: DataFrame, person_records: DataFrame) -> DataFr
     id_birth_date = F.try_to_timestamp(F.substring("id_number", 7, 8), F.lit("yyyyMMdd")).cast("date")
     id_sex = F.when(F.col("id_number").isNotNull(), F.when((F.ascii(F.substring("id_number", 17, 1)) - 48) % 2 == 1, F.lit("M")).otherwise(F.lit("F")))
     return (
-        stats.join(_most_frequent(m, "name"), "person_key")
+        stats.join(_most_frequent(m, "name"), "person_key", "left")
         .join(_most_frequent(m, "sex"), "person_key", "left")
         .join(_most_frequent(m, "birth_date"), "person_key", "left")
         .select(
@@ -144,15 +292,21 @@ def _latest(df: DataFrame, keys: list[str], order: list[Column]) -> DataFrame:
     return df.withColumn("_r", F.row_number().over(w)).where(F.col("_r") == 1).drop("_r")
 
 
-def is_sealed(is_minor: Column, decision: Column, verdict: Column, sentence_type: Column, months: Column) -> Column:
-    """CPL art. 286: a minor at the offense, not prosecuted, exempted or sentenced to ≤ 5 years (or lighter)."""
-    light = (
-        (decision == "non_prosecution")
-        | (verdict == "exempt")
-        | sentence_type.isin(*LIGHT_SENTENCES)
-        | ((sentence_type == "fixed_term") & (months <= 60))
-    )
-    return is_minor & F.coalesce(light, F.lit(False))
+def _with_person(df: DataFrame, person_records: DataFrame, table: str, key: str) -> DataFrame:
+    pk = person_records.where(F.col("source_table") == table).select(F.col("record_key").alias(key), "person_key")
+    return df.join(pk, key)
+
+
+def _birth_evidence(suspects: DataFrame, prosecutions: DataFrame, defendants: DataFrame, custody: DataFrame) -> list[tuple[str, str, DataFrame]]:
+    """(table, key column, frame) of every silver person record with its birth dates: recorded and from the id."""
+    out = []
+    for table, key, df in (
+        ("silver.suspects", "suspect_id", suspects), ("silver.prosecutions", "prosecution_id", prosecutions),
+        ("silver.court_defendants", "defendant_id", defendants), ("silver.custody", "record_id", custody),
+    ):
+        recorded = F.col("birth_date") if "birth_date" in df.columns else F.lit(None).cast("date")
+        out.append((table, key, df.withColumn("_b", F.greatest(recorded, _id_birth_date(F.col("id_number"))))))
+    return out
 
 
 def build_case_chain(
@@ -165,37 +319,55 @@ def build_case_chain(
     person_records: DataFrame,
     person_index: DataFrame,
 ) -> DataFrame:
-    """One row per (police case, suspect person) with every later stage of the case joined on."""
-    pk = person_records.select("source_table", "record_key", "person_key")
+    """One row per (police case, suspect person) with every later stage of the case joined on and its seal status.
 
-    def persons(df: DataFrame, table: str, key: str) -> DataFrame:
-        return df.join(pk.where(F.col("source_table") == table).select(F.col("record_key").alias(key), "person_key"), key)
-
+    Each stage is found by the case-number chain and, where a link is missing, by the person:
+    a prosecution through its police case or its review's; a first instance through its
+    review's record of the same person, else the review's police case, else the person's
+    one police case filed before the trial; an appeal through its first instance; custody
+    through the chain's court cases.
+    """
     base = _latest(
-        persons(suspects, "silver.suspects", "suspect_id").select("police_case_id", "person_key", "updated_at"),
+        _with_person(suspects, person_records, "silver.suspects", "suspect_id").select("police_case_id", "person_key", "updated_at"),
         ["police_case_id", "person_key"],
         [F.col("updated_at").desc_nulls_last()],
     ).drop("updated_at")
-    chain = base.join(police_cases.drop("updated_at", "_record_hash", "status"), "police_case_id")
+    chain = base.join(police_cases.drop("updated_at", "_record_hash", "status", "invalid_fields"), "police_case_id")
 
-    pros = _latest(
-        persons(prosecutions, "silver.prosecutions", "prosecution_id"),
-        ["police_case_id", "person_key"],
-        [F.col("decided_on").desc_nulls_last(), F.col("updated_at").desc_nulls_last()],
-    ).select(
+    by_review = review_police_cases(prosecutions).withColumnRenamed("police_case_id", "_review_pc")
+    p = _with_person(prosecutions, person_records, "silver.prosecutions", "prosecution_id").join(by_review, "review_id", "left").withColumn(
+        "police_case_id", F.coalesce("police_case_id", "_review_pc")
+    ).where(F.col("police_case_id").isNotNull())
+    first_received = F.col("first_received_on") if "first_received_on" in p.columns else F.lit(None).cast("date")
+    rounds = F.col("supplementary_rounds") if "supplementary_rounds" in p.columns else F.lit(None).cast("int")
+    review_stats = p.groupBy("police_case_id", "person_key").agg(
+        F.least(F.min(first_received), F.min("received_on")).alias("prosecution_first_received_on"),
+        F.greatest(F.max(rounds), F.sum(F.when(F.col("decision") == "supplementary_investigation", 1).otherwise(0))).cast("int").alias("supplementary_rounds"),
+    )
+    pros = _latest(p, ["police_case_id", "person_key"], [F.col("decided_on").desc_nulls_last(), F.col("updated_at").desc_nulls_last()]).select(
         "police_case_id", "person_key", "review_id",
         F.col("received_on").alias("prosecution_received_on"),
         F.col("decision").alias("prosecution_decision"),
         F.col("decided_on").alias("prosecution_decided_on"),
-    )
-    judged = persons(defendants, "silver.court_defendants", "defendant_id").join(
-        court_cases.select("case_number", "trial_level", "review_id", "original_case_number", F.col("filed_on").alias("c_filed_on"), F.col("judged_on").alias("c_judged_on")),
+    ).join(review_stats, ["police_case_id", "person_key"])
+
+    judged = _with_person(defendants, person_records, "silver.court_defendants", "defendant_id").join(
+        court_case_links(court_cases, prosecutions).select("case_number", F.col("review_id").alias("_rv"), F.col("police_case_id").alias("_cc_pc")), "case_number", "left"
+    ).join(
+        court_cases.select("case_number", "trial_level", "original_case_number", F.col("filed_on").alias("c_filed_on"), F.col("judged_on").alias("c_judged_on")),
         "case_number",
     )
-    first = _latest(
-        judged.where(F.col("trial_level") == "first_instance"), ["review_id", "person_key"], [F.col("c_judged_on").desc_nulls_last()]
-    ).select(
-        "review_id", "person_key",
+    # The police case of a first-instance defendant: the review's record of the same person, else the review's
+    # one police case, else the person's one police case filed before the trial.
+    same_review = _unique(p.select(F.col("review_id").alias("_rv"), "person_key", F.col("police_case_id").alias("_p_pc")), ["_rv", "person_key"], "_p_pc", "_p_pc")
+    fi = judged.where(F.col("trial_level") == "first_instance").join(same_review, ["_rv", "person_key"], "left")
+    own_cases = fi.select("case_number", "person_key", "c_filed_on").distinct().join(
+        base.join(police_cases.select("police_case_id", "filed_on"), "police_case_id").select("person_key", F.col("police_case_id").alias("_own_pc"), "filed_on"), "person_key"
+    ).where(F.col("c_filed_on").isNull() | (F.col("filed_on") <= F.col("c_filed_on")))
+    only_case = _unique(own_cases, ["case_number", "person_key"], "_own_pc", "_own_pc")
+    fi = fi.join(only_case, ["case_number", "person_key"], "left").withColumn("police_case_id", F.coalesce("_p_pc", "_cc_pc", "_own_pc"))
+    first = _latest(fi.where(F.col("police_case_id").isNotNull()), ["police_case_id", "person_key"], [F.col("c_judged_on").desc_nulls_last()]).select(
+        "police_case_id", "person_key",
         F.col("case_number").alias("first_instance_case_number"),
         F.col("c_filed_on").alias("first_instance_filed_on"),
         F.col("c_judged_on").alias("first_instance_judged_on"),
@@ -209,11 +381,11 @@ def build_case_chain(
         F.col("c_judged_on").alias("appeal_judged_on"),
         F.col("verdict").alias("ap_verdict"), F.col("sentence_type").alias("ap_sentence_type"), F.col("sentence_months").alias("ap_sentence_months"),
     )
-    held = persons(custody, "silver.custody", "record_id").select(
+    held = _with_person(custody, person_records, "silver.custody", "record_id").select(
         F.col("case_number").alias("_custody_case"), "person_key", "custody_type",
         F.col("admitted_on").alias("custody_admitted_on"), F.col("released_on").alias("custody_released_on"),
     )
-    chain = chain.join(pros, ["police_case_id", "person_key"], "left").join(first, ["review_id", "person_key"], "left").join(
+    chain = chain.join(pros, ["police_case_id", "person_key"], "left").join(first, ["police_case_id", "person_key"], "left").join(
         appeal, ["first_instance_case_number", "person_key"], "left"
     )
     custody_match = held.join(
@@ -225,24 +397,84 @@ def build_case_chain(
     chain = chain.join(custody_first, ["police_case_id", "person_key"], "left").join(
         person_index.select("person_key", F.col("birth_date").alias("_birth")), "person_key", "left"
     )
+    births = _latest_birth(base, suspects, prosecutions, defendants, custody, court_cases, person_records, person_index)
+    chain = chain.join(births, ["police_case_id", "person_key"], "left")
     has_appeal = F.col("appeal_case_number").isNotNull()
-    offense_on = F.coalesce("occurred_on", "filed_on")
-    age = F.floor(F.months_between(offense_on, F.col("_birth")) / 12).cast("int")
     final_judged = F.coalesce("appeal_judged_on", "first_instance_judged_on")
+    minor = sealing.age_at(F.col("_latest_birth"), sealing.offense_on(F.col("occurred_on"), F.col("filed_on"))) < sealing.ADULT_AGE
     chain = (
         chain.withColumn("verdict", F.when(has_appeal, F.col("ap_verdict")).otherwise(F.col("fi_verdict")))
         .withColumn("sentence_type", F.when(has_appeal, F.col("ap_sentence_type")).otherwise(F.col("fi_sentence_type")))
         .withColumn("sentence_months", F.when(has_appeal, F.col("ap_sentence_months")).otherwise(F.col("fi_sentence_months")))
-        .withColumn("age_at_offense", age)
-        .withColumn("is_minor_at_offense", F.coalesce(age < 18, F.lit(False)))
-        .withColumn("is_sealed", is_sealed(F.col("is_minor_at_offense"), F.col("prosecution_decision"), F.col("verdict"), F.col("sentence_type"), F.col("sentence_months")))
+        .withColumn("age_at_offense", sealing.age_at(F.col("_birth"), F.coalesce("occurred_on", "filed_on")))
+        .withColumn("_minor", minor)
+        .withColumn("is_minor_at_offense", F.coalesce(F.col("_minor"), F.lit(False)))
+        .withColumn(
+            "seal_status",
+            sealing.seal_status(
+                F.col("_minor"),
+                sealing.outcome(F.col("prosecution_decision"), F.col("first_instance_case_number").isNotNull(), F.col("verdict"), F.col("sentence_type"), F.col("sentence_months")),
+            ),
+        )
+        .withColumn("is_sealed", F.col("seal_status") == "sealed")
+        .withColumn("is_withheld", sealing.is_withheld(F.col("seal_status")))
         .withColumn("chain_id", _key("C", F.col("police_case_id"), F.col("person_key")))
         .withColumn("days_detention_to_arrest", F.datediff("arrested_on", "detained_on").cast("int"))
         .withColumn("days_in_review", F.datediff("prosecution_decided_on", "prosecution_received_on").cast("int"))
         .withColumn("days_first_instance", F.datediff("first_instance_judged_on", "first_instance_filed_on").cast("int"))
         .withColumn("days_filed_to_judgment", F.datediff(final_judged, "filed_on").cast("int"))
     )
-    return chain.drop("fi_verdict", "fi_sentence_type", "fi_sentence_months", "ap_verdict", "ap_sentence_type", "ap_sentence_months", "_birth")
+    return chain.drop("fi_verdict", "fi_sentence_type", "fi_sentence_months", "ap_verdict", "ap_sentence_type", "ap_sentence_months", "_birth", "_latest_birth", "_minor")
+
+
+def _latest_birth(base: DataFrame, suspects: DataFrame, prosecutions: DataFrame, defendants: DataFrame, custody: DataFrame,
+                  court_cases: DataFrame, person_records: DataFrame, person_index: DataFrame) -> DataFrame:
+    """``(police_case_id, person_key, _latest_birth)``: the latest birth date any silver record gives the chain's person.
+
+    The records are found as the share gate's check finds them (``sealing.minor_evidence_sql``):
+    every record of the person, and every record of the chain's police case (a court record
+    through its court case) carrying the person's name. The latest birth date makes the
+    person youngest.
+    """
+    keys = base.join(person_index.select("person_key", F.col("name").alias("_name")), "person_key")
+    links = court_case_links(court_cases, prosecutions).select("case_number", F.col("police_case_id").alias("_link_pc"))
+    parts = []
+    for table, key, df in _birth_evidence(suspects, prosecutions, defendants, custody):
+        own = _with_person(df, person_records, table, key).select("person_key", "_b")
+        parts.append(base.join(own, "person_key").select("police_case_id", "person_key", "_b"))
+        if "police_case_id" not in df.columns:
+            df = df.join(links, "case_number").withColumnRenamed("_link_pc", "police_case_id")
+        named = df.select(F.col("name").alias("_name"), "police_case_id", "_b")
+        parts.append(keys.join(named, ["police_case_id", "_name"]).select("police_case_id", "person_key", "_b"))
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out.groupBy("police_case_id", "person_key").agg(F.max("_b").alias("_latest_birth"))
+
+
+def build_sealed_records(chain: DataFrame, mentions: DataFrame, person_records: DataFrame, police_transfers: DataFrame) -> DataFrame:
+    """One row per (silver record, withheld chain): every silver record of a sealed or pending chain.
+
+    Person records: the chain's person's mentions in its police case, or in its court cases.
+    Case records: the police case, its transfers, the chain's court cases.
+    """
+    withheld = chain.where(sealing.is_withheld(F.col("seal_status"))).select(
+        "chain_id", "police_case_id", "person_key", "seal_status", "first_instance_case_number", "appeal_case_number"
+    )
+    mine = person_records.select("source_table", "record_key", "person_key").join(
+        mentions.select("source_table", "record_key", F.col("police_case_id").alias("_pc"), F.col("case_number").alias("_cn")), ["source_table", "record_key"]
+    )
+    by_case = mine.join(withheld, "person_key").where(
+        (F.col("_pc") == F.col("police_case_id")) | (F.col("_cn") == F.col("first_instance_case_number")) | (F.col("_cn") == F.col("appeal_case_number"))
+    ).select("source_table", "record_key", "chain_id", "person_key", "seal_status")
+    cases = withheld.select(F.lit("silver.police_cases").alias("source_table"), F.col("police_case_id").alias("record_key"), "chain_id", "person_key", "seal_status")
+    transfers = police_transfers.select("transfer_id", "police_case_id").join(withheld, "police_case_id").select(
+        F.lit("silver.police_transfers").alias("source_table"), F.col("transfer_id").alias("record_key"), "chain_id", "person_key", "seal_status"
+    )
+    courts = withheld.select(F.explode(F.array("first_instance_case_number", "appeal_case_number")).alias("record_key"), "chain_id", "person_key", "seal_status").where(
+        F.col("record_key").isNotNull()
+    ).select(F.lit("silver.court_cases").alias("source_table"), "record_key", "chain_id", "person_key", "seal_status")
+    return by_case.unionByName(cases).unionByName(transfers).unionByName(courts).dropDuplicates(["source_table", "record_key", "chain_id"])
 
 
 def build_time_limit_warnings(chain: DataFrame) -> DataFrame:
@@ -273,9 +505,12 @@ def build_time_limit_warnings(chain: DataFrame) -> DataFrame:
 
 def run(ctx: StageContext) -> StageOutput:
     """Build the gold tables from the published silver tables."""
-    silver = {n: ctx.read(f"silver.{n}") for n in ("police_cases", "suspects", "prosecutions", "court_cases", "court_defendants", "custody")}
+    silver = {n: ctx.read(f"silver.{n}") for n in ("police_cases", "police_transfers", "suspects", "prosecutions", "court_cases", "court_defendants", "custody")}
     out = StageOutput()
-    mentions = build_mentions(silver["suspects"], silver["prosecutions"], silver["court_defendants"], silver["custody"], silver["court_cases"])
+    # Mentions feed three builders: computed once (the engine has no cache).
+    mentions = ctx.materialize(
+        build_mentions(silver["suspects"], silver["prosecutions"], silver["court_defendants"], silver["custody"], silver["court_cases"]), "mentions"
+    )
     # Each gold table is read back from its candidate: Sail has no cache, Delta is the materialization.
     records_path = ctx.write_candidate(build_person_records(mentions), "gold.person_records")
     records = ctx.spark.read.format("delta").load(str(records_path))
@@ -310,4 +545,6 @@ def run(ctx: StageContext) -> StageOutput:
     )
     out.notes["quarantined"] = quarantined
     out.candidates.append(Candidate("gold.time_limit_warnings", ctx.write_candidate(build_time_limit_warnings(chain), "gold.time_limit_warnings")))
+    sealed = build_sealed_records(chain, mentions, records, silver["police_transfers"])
+    out.candidates.append(Candidate("gold.sealed_records", ctx.write_candidate(sealed, "gold.sealed_records")))
     return out

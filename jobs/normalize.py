@@ -3,20 +3,30 @@
 Each silver table is built by a pure function ``build_<table>(bronze, refs)`` that
 renames, parses (case numbers, identity numbers, dates, names, regions, charges with
 the rules in :mod:`lawlake.rules`), checks the table's rules and ranks the versions of
-each record. It returns every input row once, with three markers:
+each record. What a broken rule does is declared in the table's contract (``rules:``,
+each with ``id``, ``field`` and ``on_failure``): ``reject_record`` where the record cannot
+be placed at all (a missing or unparseable key), ``null_field`` otherwise. A builder
+returns every input row once, with these markers:
 
-- ``_rule``/``_reason``/``_raw``: the first rule the row breaks (null when none);
+- ``_rule``/``_reason``/``_raw``: the first *record* rule the row breaks (null when none);
+- ``_field_errors``: one struct (rule, field, reason, raw) per broken *field* rule, whose
+  field is nulled; ``invalid_fields`` names those fields (a silver column);
 - ``_key``: the record's source key;
 - ``_version``: 1 for the latest version of the key, 2+ for superseded ones.
 
-:func:`split` then sends broken rows to quarantine, keeps the latest valid version and
-counts the superseded ones as merged, so rows in = out + quarantined + merged.
+:func:`split` then sends rejected records to quarantine (scope ``record``), one
+quarantine row per nulled value (scope ``field``), keeps the latest kept version and
+counts the superseded ones as merged, so rows in = out + quarantined + merged, and
+:func:`outcome_counts` counts the nulled values beside the balance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import TYPE_CHECKING, Callable, Literal, NamedTuple
+
+import yaml
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -32,8 +42,14 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 __all__ = [
+    "ON_FAILURE",
+    "Outcome",
     "Refs",
     "Rule",
+    "declared",
+    "rule_actions",
+    "check",
+    "outcome_counts",
     "build_police_cases",
     "build_police_transfers",
     "build_suspects",
@@ -72,14 +88,62 @@ class Refs:
     charge_variants: DataFrame
 
 
+ON_FAILURE = ("reject_record", "null_field")
+FIELD_ERROR = T.StructType(
+    [T.StructField("rule", T.StringType()), T.StructField("field", T.StringType()), T.StructField("reason", T.StringType()), T.StructField("raw", T.StringType())]
+)
+
+
 @dataclass(frozen=True)
 class Rule:
-    """A named rule: ``broken`` is true for a row that breaks it; ``raw`` is the offending value."""
+    """A named rule: ``broken`` is true for a row that breaks it; ``raw`` is the offending value.
+
+    ``field`` and ``on_failure`` come from the table's contract (:func:`declared`).
+    """
 
     id: str
     reason: str
     broken: Column
     raw: Column
+    field: str = ""
+    on_failure: Literal["reject_record", "null_field", ""] = ""
+
+
+@lru_cache(maxsize=None)
+def rule_actions(table: str) -> dict[str, tuple[str, str]]:
+    """``{rule id: (field, on_failure)}`` as the contract of ``table`` declares them (its ``rules:`` list)."""
+    path = contracts.contract_path(table)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    actions: dict[str, tuple[str, str]] = {}
+    problems = []
+    for entry in doc.get("rules") or []:
+        rid, field, action = entry.get("id"), entry.get("field"), entry.get("on_failure")
+        if not rid or not field:
+            problems.append(f"rule {entry!r} needs an id and a field")
+        elif action not in ON_FAILURE:
+            problems.append(f"rule {rid}: on_failure {action!r} not one of {ON_FAILURE}")
+        elif rid in actions:
+            problems.append(f"rule {rid} declared twice")
+        else:
+            actions[rid] = (field, action)
+    if problems:
+        raise contracts.ContractError(f"{path}: " + "; ".join(problems))
+    return actions
+
+
+def declared(table: str, rules: list[Rule]) -> list[Rule]:
+    """``rules`` with the field and action the contract of ``table`` declares for each.
+
+    Fails closed: a rule the contract does not declare, or a declaration no rule
+    implements, raises :class:`lawlake.contracts.ContractError`.
+    """
+    actions = rule_actions(table)
+    ids = [r.id for r in rules]
+    undeclared = [i for i in ids if i not in actions]
+    unimplemented = [i for i in actions if i not in ids]
+    if undeclared or unimplemented:
+        raise contracts.ContractError(f"{table}: rules not declared in the contract {undeclared}; declared but not implemented {unimplemented}")
+    return [replace(r, field=actions[r.id][0], on_failure=actions[r.id][1]) for r in rules]  # type: ignore[arg-type]
 
 
 # -- shared steps -------------------------------------------------------------------
@@ -151,14 +215,46 @@ def parse_timestamp(col: Column) -> Column:
     return F.coalesce(F.try_to_timestamp(text, F.lit("yyyy-MM-dd HH:mm:ss")), F.try_to_timestamp(text, F.lit("yyyy-MM-dd")))
 
 
+def _string_array(cols: list[Column]) -> Column:
+    return F.array_compact(F.array(*cols)) if cols else F.array().cast("array<string>")
+
+
 def check(df: DataFrame, rules: list[Rule]) -> DataFrame:
-    """Mark each row with the first rule it breaks (``_rule``, ``_reason``, ``_raw``), null when none."""
+    """Apply declared rules: mark record rejections, record and null the failed fields.
+
+    - ``_rule``/``_reason``/``_raw``: the first ``reject_record`` rule the row breaks (null when none);
+    - ``_field_errors``: array of (rule, field, reason, raw), one per broken ``null_field`` rule;
+    - ``invalid_fields``: the distinct fields of those, in rule order; each is nulled.
+
+    Every rule is judged on the values as parsed, before any field is nulled.
+    """
+    bad = [r.id for r in rules if r.on_failure not in ON_FAILURE]
+    if bad:
+        raise contracts.ContractError(f"rules without a declared action (see normalize.declared): {bad}")
+    record_rules = [r for r in rules if r.on_failure == "reject_record"]
+    field_rules = [r for r in rules if r.on_failure == "null_field"]
     rule = reason = raw = F.lit(None).cast("string")
-    for r in reversed(rules):  # the first rule listed wins
+    for r in reversed(record_rules):  # the first rule listed wins
         rule = F.when(r.broken, F.lit(r.id)).otherwise(rule)
         reason = F.when(r.broken, F.lit(r.reason)).otherwise(reason)
         raw = F.when(r.broken, r.raw.cast("string")).otherwise(raw)
-    return df.withColumn("_rule", rule).withColumn("_reason", reason).withColumn("_raw", raw)
+    errors = (
+        F.array_compact(F.array(*[
+            F.when(r.broken, F.struct(F.lit(r.id).alias("rule"), F.lit(r.field).alias("field"), F.lit(r.reason).alias("reason"), r.raw.cast("string").alias("raw")))
+            for r in field_rules
+        ]))
+        if field_rules
+        else F.array().cast(T.ArrayType(FIELD_ERROR))
+    )
+    fields = list(dict.fromkeys(r.field for r in field_rules))
+    broken_field = {f: F.greatest(*[F.coalesce(r.broken, F.lit(False)) for r in field_rules if r.field == f], F.lit(False)) for f in fields}
+    invalid = _string_array([F.when(broken_field[f], F.lit(f)) for f in fields])
+    out = df.withColumn("_rule", rule).withColumn("_reason", reason).withColumn("_raw", raw)
+    out = out.withColumn("_field_errors", errors).withColumn("invalid_fields", invalid)
+    for f in fields:
+        if f in out.columns:  # a field may have no silver column (e.g. parties)
+            out = out.withColumn(f, F.when(~F.array_contains(F.col("invalid_fields"), F.lit(f)), F.col(f)))
+    return out
 
 
 def rank_versions(df: DataFrame, key: Column) -> DataFrame:
@@ -191,25 +287,51 @@ def record_json(df: DataFrame) -> Column:
 
 
 def police_case_rules() -> list[Rule]:
-    """The rules of police_cases, first broken wins."""
-    return [
+    """The rules of police_cases, their actions as the contract declares them."""
+    return declared("silver.police_cases", [
         required("case_id", "police case id"),
         required("filed_on", "filing date"),
-        Rule("region_code.unknown", "region code is not a GB/T 2260 code", F.col("_region_ok").isNull(), F.col("raw_region_code")),
+        Rule("region_code.unknown", "region code is not a GB/T 2260 code", ~_blank(F.col("raw_region_code")) & F.col("_region_ok").isNull(), F.col("raw_region_code")),
+        # an empty region is only missing when the case id does not carry a valid one either
+        Rule("region_code.missing", "region code is missing and the police case id carries no valid GB/T 2260 code",
+             _blank(F.col("raw_region_code")) & F.col("_case_region").isNull(), F.col("raw_region_code")),
         required("charge", "charge"),
         charge_rule(),
         *[date_rule(n, n.replace("_", " ")) for n in ("occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on")],
-    ]
+    ])
+
+
+CASE_ID_REGION = r"^A([0-9]{6})[0-9]{4}[0-9]{6}$"  # A{county GB/T 2260 code}{year}{seq:06d}, see lawlake.demo.world
+
+
+def region_from_case_id(case_id: Column) -> Column:
+    """The 6-digit county code a police case id ``A{code}{year}{seq:06d}`` carries; null when it has no such shape."""
+    return F.when(case_id.rlike(CASE_ID_REGION), F.regexp_extract(case_id, CASE_ID_REGION, 1))
+
+
+def with_region(df: DataFrame, refs: Refs) -> DataFrame:
+    """``region_code`` as recorded when it is a GB/T 2260 code (``_region_ok``), and ``_case_region``: the valid code in the case id, or null."""
+    recorded = refs.regions.select(F.col("code").alias("_region"), F.lit(True).alias("_region_ok"))
+    from_id = refs.regions.select(F.col("code").alias("_case_region"))
+    return (
+        df.withColumn("region_code", F.when(~_blank(F.col("raw_region_code")), F.trim("raw_region_code")))
+        .join(F.broadcast(recorded), F.col("region_code") == F.col("_region"), "left")
+        .withColumn("_id_region", region_from_case_id(F.col("police_case_id")))
+        .join(F.broadcast(from_id), F.col("_id_region") == F.col("_case_region"), "left")
+        .drop("_region", "_id_region")
+    )
 
 
 def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
-    """One row per bronze police case version, parsed and checked."""
+    """One row per bronze police case version, parsed and checked.
+
+    The region falls back to the one in the case id when the recorded one is empty or not
+    a GB/T 2260 code (``region_source``: ``recorded`` or ``case_id``; null when neither).
+    """
     df = raw_fields(bronze, {c: c for c in ("case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at")})
-    regions = refs.regions.select(F.col("code").alias("_region"), F.lit(True).alias("_region_ok"))
     df = (
         df.withColumn("police_case_id", F.trim("raw_case_id"))
-        .withColumn("region_code", F.trim("raw_region_code"))
-        .join(F.broadcast(regions), F.col("region_code") == F.col("_region"), "left")
+        .transform(lambda d: with_region(d, refs))
         .transform(lambda d: with_charge(d, refs))
         .withColumn("occurred_on", R.parse_date(F.col("raw_occurred_on")))
         .withColumn("filed_on", R.parse_date(F.col("raw_filed_on")))
@@ -220,12 +342,20 @@ def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
     )
     rules = police_case_rules()
-    return rank_versions(check(df, rules), F.col("police_case_id")).withColumn("_record", record_json(df))
+    checked = (
+        check(df, rules)  # an unknown recorded region is nulled here, then derived
+        .withColumn("region_source", F.when(F.col("region_code").isNotNull(), F.lit("recorded")).when(F.col("_case_region").isNotNull(), F.lit("case_id")))
+        .withColumn("region_code", F.coalesce(F.col("region_code"), F.col("_case_region")))
+    )
+    return rank_versions(checked, F.col("police_case_id")).withColumn("_record", record_json(df))
 
 
 def police_transfer_rules() -> list[Rule]:
-    """The rules of police_transfers, first broken wins."""
-    return [required("transfer_id", "transfer id"), required("case_id", "police case id"), required("transferred_on", "transfer date"), date_rule("transferred_on", "transfer date")]
+    """The rules of police_transfers, their actions as the contract declares them."""
+    return declared(
+        "silver.police_transfers",
+        [required("transfer_id", "transfer id"), required("case_id", "police case id"), required("transferred_on", "transfer date"), date_rule("transferred_on", "transfer date")],
+    )
 
 
 def build_police_transfers(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -243,8 +373,11 @@ def build_police_transfers(bronze: DataFrame, refs: Refs) -> DataFrame:
 
 
 def suspect_rules() -> list[Rule]:
-    """The rules of suspects, first broken wins."""
-    return [required("suspect_id", "suspect id"), required("case_id", "police case id"), required("name", "name"), id_rule(), date_rule("birth_date", "birth date")]
+    """The rules of suspects, their actions as the contract declares them."""
+    return declared(
+        "silver.suspects",
+        [required("suspect_id", "suspect id"), required("case_id", "police case id"), required("name", "name"), id_rule(), date_rule("birth_date", "birth date")],
+    )
 
 
 def build_suspects(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -261,9 +394,12 @@ def build_suspects(bronze: DataFrame, refs: Refs) -> DataFrame:
 
 
 def prosecution_rules() -> list[Rule]:
-    """The rules of prosecutions, first broken wins."""
-    return [
+    """The rules of prosecutions, their actions as the contract declares them."""
+    return declared("silver.prosecutions", [
         required("review_id", "review id (受案号)"),
+        # the key is review id + the suspect's identity number or name: without either the row cannot be placed
+        Rule("suspect.unidentified", "neither a valid identity number nor a name tells the suspect of the review apart",
+             F.col("id_number").isNull() & F.col("name").isNull(), F.coalesce(F.col("raw_id_number"), F.col("raw_name"))),
         required("police_case_id", "police case id"),
         required("name", "suspect name"),
         id_rule(),
@@ -275,11 +411,16 @@ def prosecution_rules() -> list[Rule]:
         date_rule("birth_date", "birth date"),
         required("charge", "charge"),
         charge_rule(),
-    ]
+    ])
 
 
 def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
-    """One row per bronze review row (review × suspect) version, parsed and checked."""
+    """One row per bronze review row (review × suspect) version, parsed and checked.
+
+    ``first_received_on`` is the earliest receipt over every kept version of the review ×
+    suspect and ``supplementary_rounds`` how many of them returned it for supplementary
+    investigation (退回补充侦查), so the latest version keeps the whole history.
+    """
     df = raw_fields(
         bronze,
         {"review_id": "review_id", "police_case_id": "police_case_id", "suspect_name": "name", "id_number": "id_number", "sex": "sex", "birth_date": "birth_date",
@@ -298,7 +439,14 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
     )
     rules = prosecution_rules()
-    return rank_versions(check(df, rules), F.col("prosecution_id")).withColumn("_record", record_json(df))
+    ranked = rank_versions(check(df, rules), F.col("prosecution_id"))
+    # over every kept version of the review × suspect, not only the latest
+    versions = Window.partitionBy("_key", F.col("_rule").isNull())
+    return (
+        ranked.withColumn("first_received_on", F.min("received_on").over(versions))
+        .withColumn("supplementary_rounds", F.sum(F.when(F.col("decision") == "supplementary_investigation", 1).otherwise(0)).over(versions).cast("int"))
+        .withColumn("_record", record_json(df))
+    )
 
 
 def _court_rows(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -328,14 +476,15 @@ def build_court_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("is_legacy_number", F.col("_cn.is_legacy"))
         .withColumn("court_name", F.trim("raw_court_name"))
         .withColumn("trial_level", F.trim("raw_trial_level"))
-        .withColumn("review_id", F.trim("raw_review_id"))
+        .withColumn("review_id", F.when(~_blank(F.col("raw_review_id")), F.trim("raw_review_id")))
     )
     rules = court_case_rules()
     return rank_versions(check(df, rules), F.col("case_number")).withColumn("_record", record_json(df))
 
 
 def court_case_rules() -> list[Rule]:
-    return [
+    """The rules of court_cases, their actions as the contract declares them."""
+    return declared("silver.court_cases", [
         required("case_number", "case number (案号)"),
         Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)", F.col("case_number").isNull(), F.col("raw_case_number")),
         Rule("trial_level.unknown", "trial level is not first_instance or appeal", ~F.trim(F.col("raw_trial_level")).isin("first_instance", "appeal") | F.col("raw_trial_level").isNull(), F.col("raw_trial_level")),
@@ -346,12 +495,12 @@ def court_case_rules() -> list[Rule]:
         date_rule("filed_on", "filing date"),
         date_rule("judged_on", "judgment date"),
         Rule("parties.unparseable", "parties is not an array of party objects", ~_blank(F.col("raw_parties")) & F.col("_parties").isNull(), F.col("raw_parties")),
-    ]
+    ])
 
 
 def court_defendant_rules() -> list[Rule]:
-    """The rules of court_defendants, first broken wins."""
-    return [
+    """The rules of court_defendants, their actions as the contract declares them."""
+    return declared("silver.court_defendants", [
         Rule("court_case.rejected", "its court case was rejected", F.col("_case_rule").isNotNull(), F.col("raw_case_number")),
         required("name", "defendant name"),
         id_rule(),
@@ -360,7 +509,7 @@ def court_defendant_rules() -> list[Rule]:
         Rule("sentence_type.unknown", "sentence type is not in the code list", ~_blank(F.col("raw_sentence_type")) & F.col("sentence_type").isNull(), F.col("raw_sentence_type")),
         Rule("sentence_months.invalid", "sentence months is not a whole number between 0 and 600",
              ~_blank(F.col("raw_sentence_months")) & (F.col("sentence_months").isNull() | (F.col("sentence_months") < 0) | (F.col("sentence_months") > 600)), F.col("raw_sentence_months")),
-    ]
+    ])
 
 
 def build_court_defendants(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -397,8 +546,8 @@ def build_court_defendants(bronze: DataFrame, refs: Refs) -> DataFrame:
 
 
 def custody_rules() -> list[Rule]:
-    """The rules of custody, first broken wins."""
-    return [
+    """The rules of custody, their actions as the contract declares them."""
+    return declared("silver.custody", [
         required("record_id", "record id (记录编号)"),
         required("case_number", "court case number"),
         Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)", F.col("case_number").isNull(), F.col("raw_case_number")),
@@ -409,7 +558,7 @@ def custody_rules() -> list[Rule]:
         date_rule("admitted_on", "admission date"),
         date_rule("released_on", "release date"),
         Rule("released_on.before_admission", "released before admitted", F.col("released_on") < F.col("admitted_on"), F.col("raw_released_on")),
-    ]
+    ])
 
 
 def build_custody(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -435,19 +584,52 @@ def build_custody(bronze: DataFrame, refs: Refs) -> DataFrame:
 
 
 def split(checked: DataFrame, *, source_table: str, target_table: str) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """(current valid rows, rejected rows as quarantine records, superseded valid rows)."""
-    valid = checked.where(F.col("_rule").isNull())
-    rejected = checked.where(F.col("_rule").isNotNull()).select(
-        F.lit(source_table).alias("source_table"),
-        F.lit(target_table).alias("target_table"),
-        F.col("_key").cast("string").alias("record_key"),
+    """(current kept rows, quarantine rows, superseded kept rows) of a builder's output.
+
+    The quarantine rows are one per rejected record (``scope='record'``) and one per
+    nulled value of every kept version, current or superseded (``scope='field'``): every
+    rejected value is accounted for. Kept rows carry ``invalid_fields``.
+    """
+    kept = checked.where(F.col("_rule").isNull())
+    where = [F.lit(source_table).alias("source_table"), F.lit(target_table).alias("target_table"), F.col("_key").cast("string").alias("record_key")]
+    records = checked.where(F.col("_rule").isNotNull()).select(
+        *where,
         F.lit("record").alias("scope"),
         F.col("_rule").alias("rule"),
         F.col("_reason").alias("reason"),
         F.col("_raw").alias("raw_value"),
         F.col("_record").alias("record"),
     )
-    return valid.where(F.col("_version") == 1), rejected, valid.where(F.col("_version") > 1)
+    fields = kept.select(*where, F.explode(F.col("_field_errors")).alias("_e"), F.col("_record")).select(
+        "source_table", "target_table", "record_key",
+        F.lit("field").alias("scope"),
+        F.col("_e.rule").alias("rule"),
+        F.col("_e.reason").alias("reason"),
+        F.col("_e.raw").alias("raw_value"),
+        F.col("_record").alias("record"),
+    )
+    return kept.where(F.col("_version") == 1), records.unionByName(fields), kept.where(F.col("_version") > 1)
+
+
+class Outcome(NamedTuple):
+    """Where a builder's input rows went: the balance, plus the values nulled by field rules."""
+
+    rows_in: int
+    rows_quarantined: int  # records rejected
+    rows_merged: int  # kept versions superseded by a later one
+    fields_quarantined: int  # values nulled (their records are in rows_out or rows_merged)
+
+
+def outcome_counts(checked: DataFrame) -> Outcome:
+    """The :class:`Outcome` of a builder's output, in one pass."""
+    kept = F.col("_rule").isNull()
+    row = checked.agg(
+        F.count(F.lit(1)),
+        F.sum(F.when(~kept, 1).otherwise(0)),
+        F.sum(F.when(kept & (F.col("_version") > 1), 1).otherwise(0)),
+        F.sum(F.when(kept, F.size(F.col("_field_errors"))).otherwise(0)),
+    ).first()
+    return Outcome(*(int(v or 0) for v in row))
 
 
 TABLES: dict[str, tuple[str, Callable[[DataFrame, Refs], DataFrame]]] = {
@@ -474,13 +656,20 @@ def rule_metrics(checked: DataFrame, rules: list[Rule]) -> list[dict]:
     """Per rule: how many rows had a value for it to check (``applicable``) and how many it rejected.
 
     A rule's pass rate is ``1 - rejected / applicable``: e.g. the share of non-empty case
-    numbers that parse. A ``*.missing`` rule checks every row.
+    numbers that parse. A ``*.missing`` rule checks every row. ``rejected`` counts a
+    record rule's rejected records and a field rule's nulled values (in kept records: a
+    rejected record's fields are in its record quarantine row), so it equals the
+    quarantine rows of the rule.
     """
     aggs = []
     for i, r in enumerate(rules):
-        applicable = F.lit(True) if r.id.endswith(".missing") else ~_blank(r.raw.cast("string"))
+        applicable = F.lit(True) if r.id.endswith(".missing") or r.id == "suspect.unidentified" else ~_blank(r.raw.cast("string"))
+        if r.on_failure == "null_field":
+            hit = F.col("_rule").isNull() & F.array_contains(F.col("_field_errors.rule"), F.lit(r.id))
+        else:
+            hit = F.col("_rule") == r.id
         aggs.append(F.sum(F.when(applicable, 1).otherwise(0)).alias(f"a{i}"))
-        aggs.append(F.sum(F.when(F.col("_rule") == r.id, 1).otherwise(0)).alias(f"r{i}"))
+        aggs.append(F.sum(F.when(hit, 1).otherwise(0)).alias(f"r{i}"))
     row = checked.agg(*aggs).first()
     return [{"rule": r.id, "applicable": int(row[f"a{i}"] or 0), "rejected": int(row[f"r{i}"] or 0)} for i, r in enumerate(rules)]
 
@@ -501,22 +690,20 @@ def run(ctx: StageContext) -> StageOutput:
         contract = contracts.load(target)
         checked = build(ctx.read(source), refs)
         raw = [c for c in checked.columns if c.startswith("raw_")]  # kept for the per-rule metrics
-        keep = [*contract.names, *raw, "_rule", "_reason", "_raw", "_key", "_version", "_record"]
+        keep = [*contract.names, *raw, "_rule", "_reason", "_raw", "_field_errors", "_key", "_version", "_record"]
         checked = ctx.materialize(checked.select(*keep), target)
         out.metrics[target] = rule_metrics(checked, RULES[target]())
         current, rejected, _ = split(checked, source_table=source, target_table=target)
         path = ctx.write_candidate(current.select(*contract.names), target, contract=contract)
-        n_in, n_rejected, n_superseded = checked.agg(
-            F.count(F.lit(1)),
-            F.sum(F.when(F.col("_rule").isNotNull(), 1).otherwise(0)),
-            F.sum(F.when(F.col("_rule").isNull() & (F.col("_version") > 1), 1).otherwise(0)),
-        ).first()
+        outcome = outcome_counts(checked)
         out.candidates.append(Candidate(target, path))
         # rows out are counted on the written candidate, independently of the split's counts
         n_out = ctx.spark.read.format("delta").load(str(path)).count()
-        out.reconciliations.append(Reconciliation(target, n_in, n_out, n_rejected or 0, n_superseded or 0))
+        out.reconciliations.append(
+            Reconciliation(target, outcome.rows_in, n_out, outcome.rows_quarantined, outcome.rows_merged, fields_quarantined=outcome.fields_quarantined)
+        )
         rejects.append(rejected)
-        expected_rejects += n_rejected
+        expected_rejects += outcome.rows_quarantined + outcome.fields_quarantined
     all_rejects = rejects[0]
     for r in rejects[1:]:
         all_rejects = all_rejects.unionByName(r)

@@ -14,7 +14,7 @@ from datetime import date
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lawlake import contracts, policy
+from lawlake import contracts, policy, sealing
 from lawlake.catalog import Reconciliation
 from lawlake.config import Settings
 from lawlake.pipeline import Candidate, StageContext, StageOutput
@@ -26,7 +26,13 @@ ID_NUMBER_SQL = r"'(^|[^0-9A-Za-z])([0-9]{17}[0-9Xx]|[0-9]{15})($|[^0-9A-Za-z])'
 
 
 def build_share_table(gold: DataFrame, table: policy.SharedTable, *, key: bytes, sealed_chain_ids: DataFrame) -> DataFrame:
-    """One row per gold row the partner may see: filtered, sealed records excluded, columns masked."""
+    """One row per gold row the partner may see: filtered, withheld (sealed or pending) records excluded, columns masked.
+
+    ``sealed_chain_ids``: every withheld chain (:func:`lawlake.sealing.withheld_chain_ids`); a
+    row that carries its own ``seal_status`` is also excluded unless it says ``not_sealed``.
+    """
+    if "seal_status" in gold.columns:
+        gold = gold.where(~sealing.is_withheld(F.col("seal_status")))
     return policy.apply(gold, table, key=key, sealed_chain_ids=sealed_chain_ids)
 
 
@@ -65,11 +71,15 @@ def checks(name: str, settings: Settings) -> dict:
     shape = policy.share_contract(p, t)
     strings = [c.name for c in shape.columns if c.type == "string"]
     out = [
+        # a shared chain must be in gold and not_sealed there: sealed, pending, unknown or missing all fail
         {"name": "no_sealed_records",
-         "sql": "SELECT s.chain_id FROM {candidate} s JOIN {gold.case_chain} g ON s.chain_id = g.chain_id WHERE g.is_sealed"},
+         "sql": "SELECT s.chain_id FROM {candidate} s LEFT JOIN {gold.case_chain} g ON s.chain_id = g.chain_id "
+                "WHERE g.chain_id IS NULL OR coalesce(g.seal_status, 'pending') <> 'not_sealed'"},
         {"name": "rows_within_partner_filter",
          "sql": f"SELECT s.chain_id FROM {{candidate}} s JOIN {{{t.source}}} g ON s.chain_id = g.chain_id WHERE NOT ({_row_filter_sql(t.rows, 'g')})"},
     ]
+    if "chain_id" in shape.names:
+        out.append(sealing.share_check())
     if strings:
         out.append({"name": "no_raw_identity_numbers",
                     "sql": "SELECT * FROM {candidate} WHERE " + " OR ".join(f"coalesce(`{c}` RLIKE {ID_NUMBER_SQL}, false)" for c in strings)})
@@ -90,7 +100,7 @@ def run(ctx: StageContext, *, today: date | None = None) -> StageOutput:
     today = today or date.today()
     out = StageOutput()
     chain = ctx.read("gold.case_chain")
-    sealed = chain.where(F.col("is_sealed")).select("chain_id").distinct()
+    sealed = sealing.withheld_chain_ids(chain)
     expired = []
     for p in policy.load_all():
         if p.expires_on < today:

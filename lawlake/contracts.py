@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["CODE_LISTS", "Column", "Contract", "ContractError", "load", "parse", "enforce", "arrow_schema", "dataframe", "PII_CLASSES", "TYPES"]
 
 PII_CLASSES = ("none", "quasi", "direct", "sensitive")
-TYPES = ("string", "int", "bigint", "double", "boolean", "date", "timestamp")
+TYPES = ("string", "int", "bigint", "double", "boolean", "date", "timestamp", "array<string>")
 
 
 class ContractError(ValueError):
@@ -166,7 +166,12 @@ def arrow_schema(contract: Contract):
 
     fields = []
     for c in contract.columns:
-        typ = pa.timestamp("us", tz="UTC") if c.type == "timestamp" else pa.type_for_alias(_ARROW[c.type])
+        if c.type == "timestamp":
+            typ = pa.timestamp("us", tz="UTC")
+        elif c.type == "array<string>":
+            typ = pa.list_(pa.string())
+        else:
+            typ = pa.type_for_alias(_ARROW[c.type])
         fields.append(pa.field(c.name, typ, nullable=True))
     return pa.schema(fields)
 

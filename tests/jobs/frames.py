@@ -21,6 +21,8 @@ _DEFAULTS = {
     "is_legacy_number": False,
     "is_minor_at_offense": False,
     "is_sealed": False,
+    "seal_status": "not_sealed",
+    "is_withheld": False,
 }
 
 

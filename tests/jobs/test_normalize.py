@@ -144,8 +144,11 @@ KEYS = {
 @dataclass
 class Split:
     current: dict  # key -> silver row (contract columns)
-    rejected: list[dict]  # quarantine rows
+    rejected: list[dict]  # quarantine rows, scope record and field
     superseded: list[dict]  # silver rows of older versions
+
+    def scope(self, scope):
+        return [r for r in self.rejected if r["scope"] == scope]
 
     def reject(self, rule, raw):
         found = [r for r in self.rejected if (r["rule"], r["raw_value"]) == (rule, raw)]
@@ -253,7 +256,8 @@ ANY_KEY = object()  # a party of a case without a case number has no meaningful 
         ("silver.custody", None, "record_id.missing", None),
     ],
 )
-def test_each_rule_sends_its_row_to_quarantine(built, target, key, rule, raw):
+def test_each_rule_acts_as_its_contract_declares(built, target, key, rule, raw):
+    """A reject_record rule keeps the record out; a null_field rule nulls the field, names it, and quarantines the value."""
     split = built(target)
     q = split.reject(rule, raw)
     if key is not ANY_KEY:
@@ -261,24 +265,69 @@ def test_each_rule_sends_its_row_to_quarantine(built, target, key, rule, raw):
     assert (q["source_table"], q["target_table"]) == (SOURCES[target], target)
     assert q["reason"]
     assert json.loads(q["record"])  # the raw record, for replay
-    assert key is None or key is ANY_KEY or key not in split.current
+    field, action = normalize.rule_actions(target)[rule]
+    if action == "reject_record":
+        assert q["scope"] == "record"
+        assert key is None or key is ANY_KEY or key not in split.current
+    else:
+        assert q["scope"] == "field"
+        row = split.current[key]  # the record reached silver
+        assert field in row["invalid_fields"]
+        if field in row:
+            assert row[field] is None
+
+
+def test_a_record_failing_several_field_rules_has_one_quarantine_row_per_field(spark):
+    rows = [
+        # P1: unknown region, unknown charge, impossible filing date: three values nulled, one record kept
+        {"case_id": "P1", "region_code": "999999", "charge": "外星入侵罪", "filed_on": "2023-13-01"},
+        {"case_id": "P2", "region_code": "330102", "charge": "盗窃", "filed_on": "2023-01-03"},  # clean: invalid_fields empty
+    ]
+    checked = normalize.build_police_cases(bronze(spark, "bronze.police_cases", rows), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.police_cases", target_table="silver.police_cases")
+    cur = {r["police_case_id"]: r for r in current.collect()}
+    assert sorted(cur["P1"]["invalid_fields"]) == ["charge_code", "filed_on", "region_code"]
+    assert (cur["P1"]["region_code"], cur["P1"]["charge_code"], cur["P1"]["filed_on"]) == (None, None, None)
+    assert cur["P2"]["invalid_fields"] == []
+    q = sorted((r["scope"], r["rule"], r["record_key"], r["raw_value"]) for r in rejected.collect())
+    assert q == [("field", "charge.unknown", "P1", "外星入侵罪"), ("field", "filed_on.unparseable", "P1", "2023-13-01"), ("field", "region_code.unknown", "P1", "999999")]
+    assert normalize.outcome_counts(checked) == normalize.Outcome(rows_in=2, rows_quarantined=0, rows_merged=0, fields_quarantined=3)
+    metrics = {m["rule"]: m for m in normalize.rule_metrics(checked, normalize.police_case_rules())}
+    assert (metrics["charge.unknown"]["applicable"], metrics["charge.unknown"]["rejected"]) == (2, 1)  # field rejections count in the pass rate
+
+
+def test_every_rule_is_declared_in_its_contract():
+    for target, rules in normalize.RULES.items():
+        declared = normalize.rule_actions(target)
+        assert [r.id for r in rules()] == list(declared), target
+        for r in rules():
+            assert r.on_failure in normalize.ON_FAILURE
+            if r.on_failure == "null_field" and r.field in contracts.load(target).names:
+                assert contracts.load(target).column(r.field).nullable, f"{target}.{r.field} is nulled by {r.id}: it must be nullable"
+
+
+def test_an_undeclared_rule_fails_closed():
+    rule = normalize.Rule("made_up.rule", "not in any contract", normalize.F.lit(False), normalize.F.lit(None))
+    with pytest.raises(contracts.ContractError, match="made_up.rule"):
+        normalize.declared("silver.suspects", [*normalize.suspect_rules(), rule])
 
 
 @pytest.mark.parametrize(
-    "target, n_in, n_current, n_rejected, n_superseded",
+    "target, n_in, n_current, n_rejected, n_superseded, n_fields",
     [
-        ("silver.police_cases", 7, 2, 4, 1),  # A6's older update is merged, not lost
-        ("silver.police_transfers", 3, 1, 2, 0),
-        ("silver.suspects", 6, 3, 3, 0),
-        ("silver.prosecutions", 5, 2, 3, 0),
-        ("silver.court_cases", 6, 2, 3, 1),
-        ("silver.court_defendants", 8, 2, 5, 1),  # 2 + 1 (older FI) + 4 (AP) + 1 (rejected case)
-        ("silver.custody", 5, 1, 4, 0),
+        ("silver.police_cases", 7, 5, 1, 1, 3),  # only the keyless case is rejected; A6's older update is merged, not lost
+        ("silver.police_transfers", 3, 3, 0, 0, 2),  # T2, T3 go on without a transfer date
+        ("silver.suspects", 6, 6, 0, 0, 3),  # S2's id, S4's name, S5's birth date nulled
+        ("silver.prosecutions", 5, 5, 0, 0, 3),
+        ("silver.court_cases", 6, 4, 1, 1, 2),  # the unparseable number is the one rejection
+        ("silver.court_defendants", 8, 6, 1, 1, 4),  # 2 + 4 (AP) current, 1 (older FI) merged, 1 of the rejected case
+        ("silver.custody", 5, 4, 1, 0, 3),
     ],
 )
-def test_every_row_lands_once(built, target, n_in, n_current, n_rejected, n_superseded):
+def test_every_row_lands_once(built, target, n_in, n_current, n_rejected, n_superseded, n_fields):
     split = built(target)
-    assert (len(split.current), len(split.rejected), len(split.superseded)) == (n_current, n_rejected, n_superseded)
+    counts = (len(split.current), len(split.scope("record")), len(split.superseded), len(split.scope("field")))
+    assert counts == (n_current, n_rejected, n_superseded, n_fields)
     assert n_current + n_rejected + n_superseded == n_in
 
 
@@ -300,19 +349,46 @@ def test_a_name_of_ideographic_spaces_is_missing(spark):
         normalize.reference_tables(spark),
     )
     current, rejected, _ = normalize.split(checked, source_table="bronze.police_suspects", target_table="silver.suspects")
-    assert current.count() == 0
-    assert [r["rule"] for r in rejected.collect()] == ["name.missing"]
+    (row,) = current.collect()  # the valid identity number still places the person
+    assert (row["name"], row["id_number"], row["invalid_fields"]) == (None, ZS, ["name"])
+    assert [(r["scope"], r["rule"]) for r in rejected.collect()] == [("field", "name.missing")]
 
 
-def test_a_broken_update_does_not_remove_the_last_valid_version(spark):
+def test_a_key_rule_rejects_the_record_and_a_field_rule_does_not(spark):
+    rows = [
+        {"suspect_id": " ", "case_id": "A1", "name": "张三", "id_number": ZS},  # no suspect id: cannot be placed, rejected
+        {"suspect_id": "S8", "case_id": "A1", "name": "张三", "id_number": BAD_CHECK},  # a mistyped id: the suspect stays, id null
+    ]
+    checked = normalize.build_suspects(bronze(spark, "bronze.police_suspects", rows), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.police_suspects", target_table="silver.suspects")
+    assert [(r["suspect_id"], r["name"], r["id_number"], r["invalid_fields"]) for r in current.collect()] == [("S8", "张三", None, ["id_number"])]
+    assert sorted((r["scope"], r["rule"], r["raw_value"]) for r in rejected.collect()) == [("field", "id_number.invalid", BAD_CHECK), ("record", "suspect_id.missing", " ")]
+
+
+def test_a_review_without_id_and_name_is_rejected(spark):
+    rows = [
+        # no valid id and no name: review id + person cannot be formed, rejected
+        {"review_id": "JC9", "police_case_id": "A1", "suspect_name": " ", "id_number": BAD_CHECK, "received_on": "2023-03-02", "decision": "起诉", "charge": "盗窃"},
+        # no name but a valid id: kept, keyed by the id
+        {"review_id": "JC9", "police_case_id": "A1", "suspect_name": None, "id_number": ZS, "received_on": "2023-03-02", "decision": "起诉", "charge": "盗窃"},
+    ]
+    checked = normalize.build_prosecutions(bronze(spark, "bronze.procuratorate_reviews", rows), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.procuratorate_reviews", target_table="silver.prosecutions")
+    assert [(r["prosecution_id"], r["invalid_fields"]) for r in current.collect()] == [(f"JC9:{ZS}", ["name"])]
+    assert sorted((r["scope"], r["rule"]) for r in rejected.collect()) == [("field", "name.missing"), ("record", "suspect.unidentified")]
+
+
+def test_a_broken_update_wins_with_the_broken_field_nulled(spark):
     rows = [
         {"case_id": "A7", "region_code": "330102", "charge": "盗窃", "filed_on": "2023-01-03", "status": "valid", "updated_at": "2023-03-01 00:00:00"},
+        # the later update, its filing date impossible: it is the current version, its filing date null and quarantined
         {"case_id": "A7", "region_code": "330102", "charge": "盗窃", "filed_on": "2023-01-33", "status": "broken", "updated_at": "2023-04-01 00:00:00"},
     ]
     checked = normalize.build_police_cases(bronze(spark, "bronze.police_cases", rows), normalize.reference_tables(spark))
-    current, rejected, _ = normalize.split(checked, source_table="bronze.police_cases", target_table="silver.police_cases")
-    assert [r["rule"] for r in rejected.collect()] == ["filed_on.unparseable"]
-    assert [r["status"] for r in current.collect()] == ["valid"]
+    current, rejected, superseded = normalize.split(checked, source_table="bronze.police_cases", target_table="silver.police_cases")
+    assert [(r["scope"], r["rule"]) for r in rejected.collect()] == [("field", "filed_on.unparseable")]
+    assert [(r["status"], r["filed_on"], r["invalid_fields"]) for r in current.collect()] == [("broken", None, ["filed_on"])]
+    assert [r["status"] for r in superseded.collect()] == ["valid"]
 
 
 @pytest.mark.parametrize(
@@ -330,3 +406,63 @@ def test_court_level_and_region_come_from_the_court_code(spark, raw, level, regi
     current, _, _ = normalize.split(checked, source_table="bronze.court_cases", target_table="silver.court_cases")
     (row,) = current.collect()
     assert (row["court_level"], row["court_region_code"]) == (level, region)
+
+
+CID = "A3301022023000001"  # A{330102}{2023}{000001}: the county code is in the id
+
+
+@pytest.mark.parametrize(
+    "row, region, source, invalid, quarantined",
+    [
+        # empty region: taken from the case id; nothing was rejected, so no quarantine row
+        ({"case_id": CID, "region_code": " "}, "330102", "case_id", [], []),
+        # an unknown region is rejected (its quarantine row) and replaced by the one in the case id
+        ({"case_id": CID, "region_code": "999999"}, "330102", "case_id", ["region_code"], ["region_code.unknown"]),
+        # a valid recorded region wins over the case id
+        ({"case_id": CID, "region_code": "330105"}, "330105", "recorded", [], []),
+        # the case id's code is no GB/T 2260 code: the region stays null, named missing
+        ({"case_id": "A9999992023000001", "region_code": None}, None, None, ["region_code"], ["region_code.missing"]),
+        # an id without the shape: nothing to derive
+        ({"case_id": "X-1", "region_code": ""}, None, None, ["region_code"], ["region_code.missing"]),
+    ],
+)
+def test_the_region_falls_back_to_the_police_case_id(spark, row, region, source, invalid, quarantined):
+    rows = [{"charge": "盗窃", "filed_on": "2023-01-03", **row}]
+    checked = normalize.build_police_cases(bronze(spark, "bronze.police_cases", rows), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.police_cases", target_table="silver.police_cases")
+    (out,) = current.collect()  # the case is never rejected for its region
+    assert (out["region_code"], out["region_source"], out["invalid_fields"]) == (region, source, invalid)
+    assert [r["rule"] for r in rejected.collect()] == quarantined
+
+
+def test_an_empty_charge_or_review_id_keeps_the_case(spark):
+    police = [{"case_id": CID, "region_code": "330102", "charge": "", "filed_on": "2023-01-03"}]  # empty charge: the case stays, charge null
+    checked = normalize.build_police_cases(bronze(spark, "bronze.police_cases", police), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.police_cases", target_table="silver.police_cases")
+    assert [(r["police_case_id"], r["charge_code"], r["invalid_fields"]) for r in current.collect()] == [(CID, None, ["charge_code"])]
+    assert [(r["scope"], r["rule"]) for r in rejected.collect()] == [("field", "charge.missing")]
+    court = [{"case_number": "（2023）浙0102刑初16号", "trial_level": "first_instance", "review_id": "  ", "charge": "盗窃", "parties": "[]"}]  # blank review id: null, no rule broken
+    checked = normalize.build_court_cases(bronze(spark, "bronze.court_cases", court), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.court_cases", target_table="silver.court_cases")
+    assert [(r["case_number"], r["review_id"], r["invalid_fields"]) for r in current.collect()] == [("（2023）浙0102刑初16号", None, [])]
+    assert rejected.count() == 0
+
+
+def test_a_review_keeps_its_first_receipt_and_counts_supplementary_rounds(spark):
+    common = {"review_id": "JC7", "police_case_id": CID, "suspect_name": "张三", "id_number": ZS, "charge": "盗窃"}
+    rows = [
+        # returned twice for supplementary investigation, then prosecuted: three versions of one review × suspect
+        {**common, "received_on": "2023-03-02", "decision": "退回补充侦查", "decided_on": "2023-03-20", "updated_at": "2023-03-20 10:00:00"},
+        {**common, "received_on": "2023-04-10", "decision": "退回补充侦查", "decided_on": "2023-04-30", "updated_at": "2023-04-30 10:00:00"},
+        {**common, "received_on": "2023-05-20", "decision": "起诉", "decided_on": "2023-06-10", "updated_at": "2023-06-10 10:00:00"},
+        # one version, never returned: its own receipt, no rounds
+        {"review_id": "JC8", "police_case_id": CID, "suspect_name": "李四", "received_on": "2023-03-05", "decision": "不起诉", "charge": "盗窃"},
+    ]
+    checked = normalize.build_prosecutions(bronze(spark, "bronze.procuratorate_reviews", rows), normalize.reference_tables(spark))
+    current, _, superseded = normalize.split(checked, source_table="bronze.procuratorate_reviews", target_table="silver.prosecutions")
+    got = {r["prosecution_id"]: (r["decision"], r["received_on"], r["first_received_on"], r["supplementary_rounds"]) for r in current.collect()}
+    assert got == {
+        f"JC7:{ZS}": ("prosecute", D(2023, 5, 20), D(2023, 3, 2), 2),
+        "JC8:李四": ("non_prosecution", D(2023, 3, 5), D(2023, 3, 5), 0),
+    }
+    assert superseded.count() == 2  # the two returns are merged into the latest version

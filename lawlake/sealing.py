@@ -1,0 +1,292 @@
+"""Juvenile record sealing (CPL art. 286), failing closed: the age rule, the seal status, the gate checks.
+
+Each rule comes three ways that must agree: a Python reference (tests, benchmarks), a
+Spark column function (``jobs/integrate.py``) and SQL text (gate checks, which run as SQL
+over Delta tables).
+
+**Age** (SPC 法释〔2006〕1号 art. 2): 周岁 count by the calendar from the day *after* the
+birthday, so a person is still 17 on the 18th birthday. The age on ``day`` is therefore
+the ordinary completed-years age on the day before. A 29 February birthday falls, in a
+common year, on the day after 28 February (1 March), so that age is reached on 2 March —
+the later of the readings, which withholds rather than shares.
+
+**Offense date**: the police's ``occurred_on``; when it is unknown, the filing date minus
+one year (an offense is taken to be filed within a year; the earlier date makes the
+person younger, so the doubt withholds).
+
+**Seal status** of one (police case, person) chain:
+
+- ``sealed`` — under 18 at the offense and a known sealable outcome: not prosecuted
+  (``non_prosecution``), exempted, acquitted, or guilty with at most five years'
+  fixed-term imprisonment or a lighter penalty (detention, control, probation, fine only).
+  Acquittal is withheld too: a minor's acquittal is no record to share (2022
+  implementing measures, art. 3, protect records of minors not held criminally liable).
+- ``not_sealed`` — 18 or over at the offense; or a known heavy outcome (guilty with more
+  than five years' fixed term, life or death), which no age makes sealable.
+- ``pending`` — everything else that may be a minor's: under 18 with an unknown or
+  incomplete outcome (not yet decided, sent back for supplementary investigation,
+  prosecuted but not yet judged, a judgment whose verdict or sentence was lost upstream,
+  a fixed term without its length), and **any person whose age is unknown** (no birth
+  date from any agency) unless the outcome is heavy. Pending chains are withheld from
+  every share and open output until the outcome (or the age) is known.
+
+A person is a minor at the offense when *any* birth date of theirs — recorded by any
+agency or carried by any identity number — makes them under 18 then (conflicting records
+withhold rather than share).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+__all__ = [
+    "ADULT_AGE",
+    "SEALABLE_FIXED_TERM_MONTHS",
+    "LIGHT_SENTENCES",
+    "HEAVY_SENTENCES",
+    "SEAL_STATUSES",
+    "OFFENSE_LOOKBACK_DAYS",
+    "age_on",
+    "offense_date",
+    "outcome_of",
+    "seal_status_of",
+    "age_at",
+    "offense_on",
+    "outcome",
+    "seal_status",
+    "is_withheld",
+    "withheld_chain_ids",
+    "age_sql",
+    "offense_sql",
+    "heavy_sql",
+    "minor_evidence_sql",
+    "share_check",
+    "open_check",
+]
+
+ADULT_AGE = 18
+SEALABLE_FIXED_TERM_MONTHS = 60  # five years (CPL art. 286)
+LIGHT_SENTENCES = ("detention", "control", "probation", "fine_only", "exempt")
+HEAVY_SENTENCES = ("life", "death")
+SEAL_STATUSES = ("sealed", "not_sealed", "pending")
+OFFENSE_LOOKBACK_DAYS = 365
+
+
+# -- Python reference --------------------------------------------------------------------
+
+
+def age_on(birth: date, day: date) -> int:
+    """Age in 周岁 on ``day``: completed years, each reached on the day after the birthday."""
+    d = day - timedelta(days=1)
+    return d.year - birth.year - ((d.month, d.day) < (birth.month, birth.day))
+
+
+def offense_date(occurred_on: date | None, filed_on: date | None) -> date | None:
+    """The date the age is taken on: the offense, else a year before the filing."""
+    if occurred_on is not None:
+        return occurred_on
+    return filed_on - timedelta(days=OFFENSE_LOOKBACK_DAYS) if filed_on is not None else None
+
+
+def outcome_of(decision: str | None, judged: bool, verdict: str | None, sentence_type: str | None, months: int | None) -> str:
+    """``light``, ``heavy`` or ``unknown``: the final outcome of one chain as far as sealing goes.
+
+    ``judged``: the chain has a court record (its verdict decides, even when lost);
+    otherwise the prosecution decision does.
+    """
+    if judged:
+        if verdict in ("exempt", "acquitted"):
+            return "light"
+        if verdict != "guilty":
+            return "unknown"  # verdict lost upstream
+        if sentence_type in HEAVY_SENTENCES:
+            return "heavy"
+        if sentence_type == "fixed_term":
+            if months is None:
+                return "unknown"
+            return "light" if months <= SEALABLE_FIXED_TERM_MONTHS else "heavy"
+        return "light" if sentence_type in LIGHT_SENTENCES else "unknown"
+    return "light" if decision == "non_prosecution" else "unknown"
+
+
+def seal_status_of(is_minor: bool | None, outcome: str) -> str:
+    """The chain's status: ``is_minor`` None means no birth date is known."""
+    if outcome == "heavy" or is_minor is False:
+        return "not_sealed"
+    if is_minor and outcome == "light":
+        return "sealed"
+    return "pending"
+
+
+# -- Spark columns -----------------------------------------------------------------------
+
+
+def age_at(birth: "Column", day: "Column") -> "Column":
+    """:func:`age_on` as a column (null when either date is)."""
+    from pyspark.sql import functions as F
+
+    d = F.date_sub(day, 1)
+    before = (F.month(d) < F.month(birth)) | ((F.month(d) == F.month(birth)) & (F.dayofmonth(d) < F.dayofmonth(birth)))
+    return (F.year(d) - F.year(birth) - F.when(before, 1).otherwise(0)).cast("int")
+
+
+def offense_on(occurred_on: "Column", filed_on: "Column") -> "Column":
+    """:func:`offense_date` as a column."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(occurred_on, F.date_sub(filed_on, OFFENSE_LOOKBACK_DAYS))
+
+
+def outcome(decision: "Column", judged: "Column", verdict: "Column", sentence_type: "Column", months: "Column") -> "Column":
+    """:func:`outcome_of` as a column."""
+    from pyspark.sql import functions as F
+
+    court = (
+        F.when(verdict.isin("exempt", "acquitted"), "light")
+        .when(verdict.isNull() | (verdict != "guilty"), "unknown")
+        .when(sentence_type.isin(*HEAVY_SENTENCES), "heavy")
+        .when(sentence_type == "fixed_term", F.when(months.isNull(), "unknown").when(months <= SEALABLE_FIXED_TERM_MONTHS, "light").otherwise("heavy"))
+        .when(sentence_type.isin(*LIGHT_SENTENCES), "light")
+        .otherwise("unknown")
+    )
+    prosecution = F.when(F.coalesce(decision == "non_prosecution", F.lit(False)), "light").otherwise("unknown")
+    return F.when(F.coalesce(judged, F.lit(False)), court).otherwise(prosecution)
+
+
+def seal_status(is_minor: "Column", outcome_col: "Column") -> "Column":
+    """:func:`seal_status_of` as a column; ``is_minor`` null = age unknown."""
+    from pyspark.sql import functions as F
+
+    return (
+        F.when((outcome_col == "heavy") | F.coalesce(~is_minor, F.lit(False)), "not_sealed")
+        .when(F.coalesce(is_minor, F.lit(False)) & (outcome_col == "light"), "sealed")
+        .otherwise("pending")
+    )
+
+
+def is_withheld(status: "Column") -> "Column":
+    """Withheld from every share and open output: sealed, pending, or no status at all."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(status != "not_sealed", F.lit(True))
+
+
+def withheld_chain_ids(chain: "DataFrame") -> "DataFrame":
+    """``chain_id`` of every gold.case_chain row a partner or the public may not see."""
+    from pyspark.sql import functions as F
+
+    status = F.col("seal_status") if "seal_status" in chain.columns else F.when(F.col("is_sealed"), "sealed")
+    return chain.where(is_withheld(status)).select("chain_id").distinct()
+
+
+# -- SQL (gate checks) -------------------------------------------------------------------
+
+
+def age_sql(birth: str, day: str) -> str:
+    """:func:`age_on` as SQL over two date expressions."""
+    d = f"date_sub({day}, 1)"
+    return (
+        f"(year({d}) - year({birth}) - CASE WHEN month({d}) < month({birth}) "
+        f"OR (month({d}) = month({birth}) AND dayofmonth({d}) < dayofmonth({birth})) THEN 1 ELSE 0 END)"
+    )
+
+
+def offense_sql(occurred_on: str, filed_on: str) -> str:
+    return f"coalesce({occurred_on}, date_sub({filed_on}, {OFFENSE_LOOKBACK_DAYS}))"
+
+
+def heavy_sql(alias: str) -> str:
+    """A silver.court_defendants row (``alias``) whose outcome no age makes sealable."""
+    heavy = ", ".join(f"'{s}'" for s in HEAVY_SENTENCES)
+    return (
+        f"({alias}.verdict = 'guilty' AND ({alias}.sentence_type IN ({heavy}) "
+        f"OR ({alias}.sentence_type = 'fixed_term' AND {alias}.sentence_months > {SEALABLE_FIXED_TERM_MONTHS})))"
+    )
+
+
+_ID_BIRTH = "CAST(try_to_timestamp(substr({x}.id_number, 7, 8), 'yyyyMMdd') AS DATE)"
+
+
+def minor_evidence_sql(chains: str) -> str:
+    """SQL: ``chain_id`` of every chain in ``chains`` (a subquery with chain_id, police_case_id,
+    person_key, first_instance_case_number, appeal_case_number, seal_status, occurred_on, filed_on)
+    whose person is under 18 at the offense by some silver record, and gold's ``not_sealed``
+    is not borne out by a heavy outcome in silver.court_defendants.
+
+    The person's silver records are found two ways, so one linking miss does not hide a
+    birth date: every record gold.person_records puts under the person, and every record
+    of the chain's own police case or court cases that carries the person's name.
+    """
+    pk = {"silver.suspects": "suspect_id", "silver.prosecutions": "prosecution_id", "silver.court_defendants": "defendant_id", "silver.custody": "record_id"}
+    birth = {"silver.custody": "CAST(NULL AS DATE)"}
+    linked = []
+    for table, key in pk.items():
+        b = birth.get(table, "x.birth_date")
+        linked.append(
+            f"SELECT c.chain_id, {b} AS birth_date, x.id_number FROM c JOIN {{gold.person_records}} r "
+            f"ON r.person_key = c.person_key AND r.source_table = '{table}' JOIN {{{table}}} x ON x.{key} = r.record_key"
+        )
+    for table, on in (
+        ("silver.suspects", "x.police_case_id = c.police_case_id"),
+        ("silver.prosecutions", "x.police_case_id = c.police_case_id"),
+        ("silver.court_defendants", "(x.case_number = c.first_instance_case_number OR x.case_number = c.appeal_case_number)"),
+        ("silver.custody", "(x.case_number = c.first_instance_case_number OR x.case_number = c.appeal_case_number)"),
+    ):
+        b = birth.get(table, "x.birth_date")
+        linked.append(
+            f"SELECT c.chain_id, {b} AS birth_date, x.id_number FROM c "
+            f"JOIN {{gold.person_index}} p ON p.person_key = c.person_key JOIN {{{table}}} x ON {on} AND x.name = p.name"
+        )
+    union = "\n  UNION ALL ".join(linked)
+    return f"""
+WITH c AS (SELECT DISTINCT chain_id, police_case_id, person_key, first_instance_case_number, appeal_case_number, seal_status,
+                  {offense_sql('occurred_on', 'filed_on')} AS offense_on FROM ({chains}) q),
+linked AS ({union}),
+evidence AS (SELECT chain_id, birth_date AS b FROM linked WHERE birth_date IS NOT NULL
+             UNION ALL SELECT chain_id, {_ID_BIRTH.format(x='linked')} AS b FROM linked WHERE id_number IS NOT NULL),
+heavy AS (SELECT DISTINCT c.chain_id FROM c JOIN {{gold.person_records}} r ON r.person_key = c.person_key AND r.source_table = 'silver.court_defendants'
+          JOIN {{silver.court_defendants}} d ON d.defendant_id = r.record_key
+          AND d.case_number = coalesce(c.appeal_case_number, c.first_instance_case_number) WHERE {heavy_sql('d')})
+SELECT DISTINCT c.chain_id, c.police_case_id FROM evidence e JOIN c ON c.chain_id = e.chain_id LEFT JOIN heavy h ON h.chain_id = c.chain_id
+WHERE e.b IS NOT NULL AND {age_sql('e.b', 'c.offense_on')} < {ADULT_AGE}
+  AND NOT (coalesce(c.seal_status, '') = 'not_sealed' AND h.chain_id IS NOT NULL)"""
+
+
+_CHAIN_COLUMNS = "g.chain_id, g.police_case_id, g.person_key, g.first_instance_case_number, g.appeal_case_number, g.seal_status, g.occurred_on, g.filed_on"
+
+
+def share_check() -> dict:
+    """Gate check for a share candidate with ``chain_id``: no row of a person silver shows under 18 at the offense.
+
+    Passes only rows whose chain is provably not sealable: the person is 18 or over by
+    every birth date any agency recorded, or gold says ``not_sealed`` and silver holds a
+    heavy final sentence for them.
+    """
+    chains = f"SELECT {_CHAIN_COLUMNS} FROM {{candidate}} s JOIN {{gold.case_chain}} g ON s.chain_id = g.chain_id"
+    return {"name": "no_minor_by_silver_evidence", "sql": minor_evidence_sql(chains)}
+
+
+def open_check(*, year: str = "year(filed_on)", region: str = "concat(substring(region_code, 1, 4), '00')", cell: tuple[str, ...] = ("year", "region_code", "charge_code")) -> dict:
+    """Gate check for an open aggregate with a ``cases`` count per cell: no cell counts more
+    police cases than gold has cases free of withheld chains and of silver evidence of a minor.
+
+    ``year`` and ``region`` are the cell expressions over gold.case_chain columns (as the open
+    builder groups); ``cell`` the candidate's cell columns, in the order year, region, charge.
+    """
+    chains = f"SELECT {_CHAIN_COLUMNS} FROM {{gold.case_chain}} g"
+    y, r, ch = cell
+    return {
+        "name": "no_cases_a_minor_could_be_in",
+        "sql": f"""
+WITH bad AS ({minor_evidence_sql(chains)}),
+blocked AS (SELECT police_case_id FROM bad
+            UNION SELECT police_case_id FROM {{gold.case_chain}} WHERE coalesce(seal_status, 'pending') <> 'not_sealed'),
+allowed AS (SELECT {year} AS y, {region} AS r, charge_code AS ch, count(DISTINCT police_case_id) AS n
+            FROM {{gold.case_chain}} g LEFT ANTI JOIN blocked b ON g.police_case_id = b.police_case_id GROUP BY 1, 2, 3)
+SELECT o.* FROM {{candidate}} o LEFT JOIN allowed a ON o.`{y}` = a.y AND o.`{r}` = a.r AND o.`{ch}` = a.ch
+WHERE o.cases IS NOT NULL AND o.cases > coalesce(a.n, 0)""",
+    }
