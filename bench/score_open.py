@@ -8,8 +8,8 @@ What is recounted from where (none of it uses jobs/open.py or lawlake.opendata's
   source itself (``police/police.db``, SQLite), with the charge names and variants of
   ``schemas/reference/charges.csv`` and the prefecture from the county code
   (``regions.csv``); a case whose recorded region is empty or unknown is placed by the
-  county in its case id, as normalize does; a case with no recognizable charge is not
-  canonical (normalize quarantines it);
+  county in its case id, as normalize does; a case with no recognizable charge counts
+  under the charge ``unknown``;
 - **which cases must be withheld**: every case of ``_truth/sealed.csv`` must be withheld
   (a sealed case in any published count is a *sealing leak*); beyond that the pipeline
   withholds cases whose sealing is pending or that no chain covers, which the truth
@@ -71,14 +71,14 @@ def source_cases(sources: Path, province: str) -> pd.DataFrame:
     for case_id, region, charge, filed_on, transferred_on in rows:
         if not region or region not in regions:
             region = case_id[1:7]  # the county in the case id
-        charge_code = spelling.get("".join((charge or "").split()).removeprefix("涉嫌"))
+        charge_code = spelling.get("".join((charge or "").split()).removeprefix("涉嫌"), "unknown")
         r = regions.get(region)
         pref = None
         if r is not None:
             pref = region if r["level"] == "prefecture" else r["parent_code"]
         if pref is None or regions.get(pref, {}).get("parent_code") != province:
             pref = None
-        out.append((case_id, filed_on[:4], pref, charge_code, category.get(charge_code), transferred_on))
+        out.append((case_id, filed_on[:4], pref, charge_code, category.get(charge_code, "CL-unknown"), transferred_on))
     return pd.DataFrame(out, columns=["police_case_id", "year", "prefecture", "charge_code", "category_code", "transferred_on"])
 
 

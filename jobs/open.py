@@ -62,6 +62,7 @@ __all__ = [
     "build_count_tables",
     "reconcile",
     "disclosure_results",
+    "gate_results",
     "checks",
     "run",
     "after_publish",
@@ -71,7 +72,8 @@ __all__ = [
 CATEGORIES_FILE = Path(__file__).resolve().parents[1] / "schemas" / "reference" / "charge_categories.csv"
 DURATION_STAGES = ("police", "review", "first_instance")
 PERCENTILES = (0.25, 0.5, 0.75, 0.9)
-TRUTH_LABEL = "open_cell_truth"  # the unsuppressed cells, in the run's work area only (never published)
+UNKNOWN_CHARGE = "unknown"  # a case whose charge normalize could not recognize: its own charge and category rows
+UNKNOWN_CATEGORY = "CL-unknown"
 
 
 class SealStatusMissing(ValueError):
@@ -123,7 +125,9 @@ def build_case_facts(police_cases: DataFrame, chain: DataFrame, regions: DataFra
 
     ``withheld_reason``: ``sealed`` (a chain is sealed), ``seal_pending`` (a chain's seal
     status is pending, missing or unknown), ``no_chain`` (no chain covers the case),
-    ``outside_province`` (its region is not in a prefecture of ``province``).
+    ``filed_on_unknown`` / ``region_unknown`` (it cannot be placed in the grid),
+    ``outside_province`` (its region is not in a prefecture of ``province``). A case
+    without a known charge is counted under the charge ``unknown``.
     """
     if "seal_status" not in chain.columns:
         raise SealStatusMissing("gold.case_chain has no seal_status column: the open stage needs sealed/not_sealed/pending per chain")
@@ -144,7 +148,7 @@ def build_case_facts(police_cases: DataFrame, chain: DataFrame, regions: DataFra
     prefectures = regions.where((F.col("level") == "prefecture") & (F.col("parent_code") == province)).select(F.col("code").alias("prefecture_code"))
     county_of = regions.select(F.col("code").alias("region_code"), F.col("parent_code").alias("parent"))
     cases = (
-        police_cases.select("police_case_id", "region_code", "charge_code", "filed_on", "transferred_on")
+        police_cases.select("police_case_id", "region_code", F.coalesce(F.col("charge_code"), F.lit(UNKNOWN_CHARGE)).alias("charge_code"), "filed_on", "transferred_on")
         .join(county_of, "region_code", "left")
         .join(prefectures.select(F.col("prefecture_code").alias("region_code"), F.lit(True).alias("is_prefecture")), "region_code", "left")
         .withColumn("prefecture_code", F.when(F.col("is_prefecture"), F.col("region_code")).otherwise(F.col("parent")))
@@ -175,6 +179,8 @@ def build_case_facts(police_cases: DataFrame, chain: DataFrame, regions: DataFra
         F.when(F.col("any_sealed") == 1, "sealed")
         .when(F.col("any_unsealed") == 1, "seal_pending")
         .when(F.col("has_chain").isNull(), "no_chain")
+        .when(F.col("filed_on").isNull(), "filed_on_unknown")
+        .when(F.col("region_code").isNull(), "region_unknown")
         .when(F.col("in_province").isNull(), "outside_province")
         .alias("withheld_reason"),
     )
@@ -230,8 +236,9 @@ def build_grid(years: list[str], regions: list[tuple[str, str, str, str]], *, pr
     prefectures = tuple(code for code, _, level, parent in regions if level == "prefecture" and parent == province)
     if not prefectures:
         raise ValueError(f"province {province} has no prefectures in the code list")
-    categories = charge_categories()
+    categories = charge_categories() + ((UNKNOWN_CATEGORY, "罪名不详", (UNKNOWN_CHARGE,)),)
     names = {code: name for code, name, *_ in regions}
+    names[UNKNOWN_CHARGE] = "罪名不详"
     names.update({c.charge_code: c.name for c in reference.charges()})
     names.update({code: name for code, name, _ in categories})
     grid = Grid(years=tuple(span), province=province, prefectures=prefectures, categories=tuple((c, m) for c, _, m in categories))
@@ -295,6 +302,72 @@ def disclosure_results(tables: dict[str, pd.DataFrame], policy: OpenPolicy, *, t
     return judge(attack(tables, zeros_published=policy.zeros_published), min_cell=policy.min_cell, zeros_published=policy.zeros_published, truth=truth)
 
 
+def gate_results(spark, candidates: dict[str, Path], lake: Path, settings: Settings) -> dict[str, list[dict]]:
+    """The open stage's extra gate checks, per candidate table (``quality.gate.rule_rate_results`` shape).
+
+    - ``disclosure_attack(<table>)``: the independent LP attack on every candidate
+      together, judged with the true counts recomputed from the published
+      ``silver.police_cases`` and ``gold.case_chain``;
+    - ``disclosure_attack(consistency)``: the candidates add up (on every table);
+    - ``dcat_ap_3_shacl``: the catalog the portal would publish for exactly these
+      candidates conforms to ``quality/shapes/dcat-ap-3.ttl`` (on every table).
+
+    A check that cannot run is a failed check.
+    """
+    import datetime as dt
+    import tempfile
+
+    from deltalake import DeltaTable
+
+    from lawlake import tables as lake_tables
+    from lawlake.opendata import dcat
+    from lawlake.opendata.portal import render
+    from lawlake.rules import reference
+
+    policy = load_policy(settings)
+    names = list(candidates)
+    out: dict[str, list[dict]] = {n: [] for n in names}
+
+    def failed(label: str, exc: Exception) -> dict:
+        return {"expectation": label, "success": False, "observed": f"raised: {exc}", "threshold": None, "unexpected_count": None}
+
+    try:
+        frames = {n: DeltaTable(str(p)).to_pandas() for n, p in candidates.items()}
+    except Exception as exc:  # noqa: BLE001 - a check that cannot run fails
+        return {n: [failed("open_candidates_readable", exc)] for n in names}
+    try:
+        regions = reference.reference_dataframe(spark, "regions")
+        facts = build_case_facts(lake_tables.read(spark, lake_tables.location(lake, "silver.police_cases")),
+                                 lake_tables.read(spark, lake_tables.location(lake, "gold.case_chain")), regions, province=policy.province)
+        years = [r["year"] for r in facts.where(F.col("year").isNotNull()).select("year").distinct().collect()]
+        grid, _ = build_grid(years, [(r.code, r.name, r.level, r.parent_code) for r in reference.regions()], province=policy.province)
+        cells = linked_cells(grid)
+        base = [(r["year"], r["region_code"], r["charge_code"], r["furthest_stage"], r["cases"]) for r in build_base_counts(facts).collect()]
+        values = cell_values(cells, grid, base)
+        truth = {k: int(values[i]) for i, k in enumerate(cells.keys)}
+        results = disclosure_results(frames, policy, truth=truth)
+        for r in results:
+            target = r["expectation"][len("disclosure_attack("):-1]
+            for n in names if target == "consistency" else [target] if target in out else []:
+                out[n].append(r)
+    except Exception as exc:  # noqa: BLE001
+        for n in names:
+            out[n].append(failed("disclosure_attack", exc))
+    try:
+        now = dt.datetime.now(dt.timezone.utc)
+        with tempfile.TemporaryDirectory() as tmp:
+            render(frames, Path(tmp) / "portal", base_url=portal_location(lake).resolve().as_uri() + "/", versions={}, policy=policy,
+                   issued={n: now for n in frames}, modified={n: now for n in frames})
+        shacl = {"expectation": "dcat_ap_3_shacl", "success": True, "observed": "the catalog conforms", "threshold": "conforms", "unexpected_count": 0}
+    except dcat.MetadataInvalid as exc:
+        shacl = {"expectation": "dcat_ap_3_shacl", "success": False, "observed": str(exc)[:2000], "threshold": "conforms", "unexpected_count": str(exc).count("Constraint Violation")}
+    except Exception as exc:  # noqa: BLE001
+        shacl = failed("dcat_ap_3_shacl", exc)
+    for n in names:
+        out[n].append(shacl)
+    return out
+
+
 def checks(name: str, settings: Settings) -> dict:
     """SQL disclosure checks with the configured minimum cell size (the LP attack is :func:`disclosure_results`)."""
     m = int(settings.open_min_cell)
@@ -332,7 +405,7 @@ def run(ctx: StageContext) -> StageOutput:
         build_case_facts(ctx.read("silver.police_cases"), ctx.read("gold.case_chain"), regions, province=policy.province), "case_facts"
     )
     summary = {r["withheld_reason"]: r["n"] for r in facts.groupBy("withheld_reason").agg(F.count(F.lit(1)).alias("n")).collect()}
-    years = [r["year"] for r in facts.select("year").distinct().collect()]
+    years = [r["year"] for r in facts.where(F.col("year").isNotNull()).select("year").distinct().collect()]
     grid, names = build_grid(years, [(r.code, r.name, r.level, r.parent_code) for r in reference.regions()], province=policy.province)
     durations = build_stage_durations(facts, years=grid.years, min_cases=policy.min_duration_cases).toPandas()
     base = [(r["year"], r["region_code"], r["charge_code"], r["furthest_stage"], r["cases"]) for r in build_base_counts(facts).collect()]

@@ -73,6 +73,8 @@ def linked_cells(grid: Grid) -> LinkedCells:
     keys: list[Key] = [(s, y, r, T) for s in grid.stages for y in grid.all_years for r in grid.regions]
     charge_nodes = [c for _, charges in grid.categories for c in charges] + [cat for cat, _ in grid.categories]
     keys += [("filed", y, P, k) for y in grid.all_years for k in charge_nodes]
+    if len(set(charge_nodes)) != len(charge_nodes) or T in charge_nodes:
+        raise ValueError("charge and category codes must be distinct and not 'total'")
     idx = {k: i for i, k in enumerate(keys)}
     eqs: list[tuple[int, tuple[int, ...]]] = []
     for s in grid.stages:

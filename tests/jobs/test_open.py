@@ -208,3 +208,37 @@ def test_run_writes_four_candidates_and_reconciles(job_run):
         assert (b["cases_in"], b["published"] + b["suppressed"], b["withheld"]) == (38, 33, 5), name
     yp = tables.read(spark, next(c.path for c in out.candidates if c.table == BY_YEAR_PREFECTURE)).toPandas()
     assert len(yp) == 3 * 12 and (yp.loc[~yp["is_suppressed"], "cases"] >= 10).all()
+
+
+def test_gate_results_pass_for_the_candidates(job_run):
+    out, spark = job_run
+    candidates = {c.table: c.path for c in out.candidates}
+    settings = Settings(lake=_lake_of(out), catalog_url="sqlite://", engine="embedded", open_min_cell=10)
+    results = open_job.gate_results(spark, candidates, settings.lake, settings)
+    assert sorted(results) == sorted(candidates)
+    for name, rs in results.items():
+        labels = {r["expectation"] for r in rs}
+        assert {"dcat_ap_3_shacl", "disclosure_attack(consistency)"} <= labels, name
+        assert all(r["success"] for r in rs), [r for r in rs if not r["success"]]
+
+
+def test_gate_results_fail_when_a_suppressed_cell_is_published(job_run, tmp_path):
+    out, spark = job_run
+    candidates = {c.table: c.path for c in out.candidates}
+    path = candidates[BY_YEAR_PREFECTURE]
+    df = tables.read(spark, path).toPandas()
+    row = df.index[(df["year"] == "2023") & (df["region_code"] == "330200")][0]  # Ningbo 2023: A3 alone
+    assert bool(df.loc[row, "is_suppressed"])
+    df.loc[row, ["cases", "is_suppressed"]] = [1, False]
+    leaked = tmp_path / "leaked"
+    tables.write(contracts.enforce(spark.createDataFrame(df.astype(object).where(df.notna(), None)), contracts.load(BY_YEAR_PREFECTURE)), leaked)
+    settings = Settings(lake=_lake_of(out), catalog_url="sqlite://", engine="embedded", open_min_cell=10)
+    results = open_job.gate_results(spark, dict(candidates, **{BY_YEAR_PREFECTURE: leaked}), settings.lake, settings)
+    attack = next(r for r in results[BY_YEAR_PREFECTURE] if r["expectation"] == f"disclosure_attack({BY_YEAR_PREFECTURE})")
+    assert not attack["success"] and "published 1 below 10" in attack["observed"]
+
+
+def _lake_of(out):
+    """The lake a candidate was staged in (<lake>/_staging/<run>/...)."""
+    path = out.candidates[0].path
+    return next(p.parent for p in path.parents if p.name == "_staging")
