@@ -147,7 +147,10 @@ def main(argv=None) -> int:
     def span(frame, a, b):
         return (pd.to_datetime(frame[b]) - pd.to_datetime(frame[a])).dt.days
 
-    per_case = chain[chain["police_case_id"].isin(oc.index)].groupby("police_case_id").agg(
+    dated = chain[chain["police_case_id"].isin(oc.index)].copy()
+    for c in ("prosecution_received_on", "prosecution_decided_on", "first_instance_filed_on", "first_instance_judged_on"):
+        dated[c] = pd.to_datetime(dated[c])
+    per_case = dated.groupby("police_case_id").agg(
         rf=("prosecution_received_on", "min"), rt=("prosecution_decided_on", "max"), tf=("first_instance_filed_on", "min"), tt=("first_instance_judged_on", "max"))
     sil = silver.set_index("police_case_id")
     dur = pd.DataFrame({"year": oc["year"], "police": span(sil.loc[oc.index], "filed_on", "transferred_on")}).join(
@@ -159,7 +162,7 @@ def main(argv=None) -> int:
         checked_durations += 1
         d = dur.loc[dur["year"] == r.year, r.stage].dropna()
         d = d[d >= 0]
-        expect = (len(d), *[round(float(np.percentile(d, q)), 1) for q in (25, 50, 75, 90)])
+        expect = (len(d), *[float(np.floor(np.percentile(d, q) * 10 + 0.5) / 10) for q in (25, 50, 75, 90)])  # half up, as published
         got = (int(r.cases), r.p25_days, r.median_days, r.p75_days, r.p90_days)
         if len(d) != got[0] or any(abs(a - b) > 0.051 for a, b in zip(expect[1:], got[1:])):
             wrong_durations.append((r.year, r.stage, got, expect))

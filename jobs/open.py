@@ -198,7 +198,7 @@ def build_base_counts(facts: DataFrame) -> DataFrame:
 def build_stage_durations(facts: DataFrame, *, years: tuple[str, ...], min_cases: int) -> DataFrame:
     """One row per (filing year, stage) of the grid: cases with a duration and its percentiles in days, null below ``min_cases``.
 
-    Percentiles interpolate linearly between ranks and are rounded to 0.1 day.
+    Percentiles interpolate linearly between ranks (numpy's default) and are rounded half up to 0.1 day.
     """
     spark = facts.sparkSession
     open_facts = facts.where(F.col("withheld_reason").isNull())
