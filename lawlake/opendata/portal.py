@@ -61,9 +61,22 @@ def _base(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def _typed(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Columns as their contract types (a Delta read gives nullable ints as floats)."""
+    frame = df.copy()
+    for c in contracts.load(name).columns:
+        if c.type in ("int", "bigint"):
+            frame[c.name] = pd.to_numeric(frame[c.name]).round().astype("Int64")
+        elif c.type == "boolean":
+            frame[c.name] = frame[c.name].astype(bool)
+        elif c.type == "double":
+            frame[c.name] = pd.to_numeric(frame[c.name]).astype("float64")
+    return frame
+
+
 def _sorted(name: str, df: pd.DataFrame) -> pd.DataFrame:
     key = list(contracts.load(name).primary_key)
-    frame = df.copy()
+    frame = _typed(name, df)
     order = []
     for col in key:
         if col in ("region_code",):
