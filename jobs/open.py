@@ -24,7 +24,7 @@ together as one linked system (``lawlake.opendata.linked``): primary suppression
 Before anything is written, the independent LP attack (``lawlake.opendata.attack``)
 bounds every suppressed cell from what would be published; the job refuses to write
 candidates it can break. A duration row is published only with at least
-``min_duration_cases`` cases (``schemas/open/policy.yaml``).
+``min_duration_cases`` cases (``schemas/open/policy/disclosure.yaml``).
 
 After publication the datasets are exported as a portal folder with DCAT-AP 3 metadata
 (``<lake>/open/_portal``, see :func:`portal_location`).
@@ -85,7 +85,7 @@ class DisclosureError(RuntimeError):
 
 
 def load_policy(settings: Settings) -> OpenPolicy:
-    """The disclosure policy (``schemas/open/policy.yaml``) with the configured minimum cell."""
+    """The disclosure policy (``schemas/open/policy/disclosure.yaml``) with the configured minimum cell."""
     return opendata_policy.load_policy(settings.open_min_cell)
 
 

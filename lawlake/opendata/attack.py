@@ -178,31 +178,55 @@ def attack(tables: dict[str, pd.DataFrame], *, zeros_published: bool) -> Attack:
             if not r.is_suppressed and k in col:
                 lower[col[k]] = max(lower[col[k]], float(r.cases))
 
-    def matrix(rows):
-        if not rows:
-            return None
-        r_idx = [i for i, row in enumerate(rows) for _ in row]
-        c_idx = [j for row in rows for j in row]
-        vals = [v for row in rows for v in row.values()]
-        return coo_matrix((vals, (r_idx, c_idx)), shape=(len(rows), len(unknown))).tocsr()
+    # Unknown cells that share no relation bound each other not at all: solve each connected group on its own.
+    parent = list(range(len(unknown)))
 
-    A_eq, A_ub = matrix(rows_eq), matrix(rows_ub)
-    bounds = [(lo, None) for lo in lower]
-    intervals = []
-    for k in unknown:
-        c = np.zeros(len(unknown))
-        c[col[k]] = 1.0
-        ends = []
-        for sign in (1.0, -1.0):
-            res = linprog(sign * c, A_ub=A_ub, b_ub=b_ub or None, A_eq=A_eq, b_eq=b_eq or None, bounds=bounds, method="highs")
-            if res.status == 3:  # unbounded
-                ends.append(-math.inf * sign)
-            elif res.status == 0:
-                ends.append(float(res.x[col[k]]))
-            else:
-                ends.append(math.nan)
-                problems.append(f"{k}: the published figures are inconsistent ({res.message})")
-        intervals.append(Interval(k, tuple(sorted(tables_of[k])), ends[0], ends[1]))
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for row in rows_eq + rows_ub:
+        cols_ = list(row)
+        for j in cols_[1:]:
+            a, b = find(cols_[0]), find(j)
+            if a != b:
+                parent[a] = b
+    groups: dict[int, list[int]] = {}
+    for i in range(len(unknown)):
+        groups.setdefault(find(i), []).append(i)
+
+    def matrix(rows, members):
+        local = {j: n for n, j in enumerate(members)}
+        picked = [(row, b) for row, b in rows if find(next(iter(row))) == find(members[0])]
+        if not picked:
+            return None, None
+        r_idx = [i for i, (row, _) in enumerate(picked) for _ in row]
+        c_idx = [local[j] for row, _ in picked for j in row]
+        vals = [v for row, _ in picked for v in row.values()]
+        return coo_matrix((vals, (r_idx, c_idx)), shape=(len(picked), len(members))).tocsr(), [b for _, b in picked]
+
+    bounds_of = {}
+    for members in groups.values():
+        A_eq, beq = matrix(list(zip(rows_eq, b_eq)), members)
+        A_ub, bub = matrix(list(zip(rows_ub, b_ub)), members)
+        bounds = [(lower[j], None) for j in members]
+        for n, j in enumerate(members):
+            c = np.zeros(len(members))
+            c[n] = 1.0
+            ends = []
+            for sign in (1.0, -1.0):
+                res = linprog(sign * c, A_ub=A_ub, b_ub=bub, A_eq=A_eq, b_eq=beq, bounds=bounds, method="highs")
+                if res.status == 3:  # unbounded
+                    ends.append(-math.inf * sign)
+                elif res.status == 0:
+                    ends.append(float(res.x[n]))
+                else:
+                    ends.append(math.nan)
+                    problems.append(f"{unknown[j]}: the published figures are inconsistent ({res.message})")
+            bounds_of[j] = ends
+    intervals = [Interval(k, tuple(sorted(tables_of[k])), *bounds_of[col[k]]) for k in unknown]
     return Attack(intervals=intervals, published=published, suppressed=suppressed, inconsistencies=problems, tables_of=tables_of)
 
 

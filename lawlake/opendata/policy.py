@@ -1,4 +1,4 @@
-"""The disclosure policy of the open datasets: ``schemas/open/policy.yaml`` with the minimum cell from the settings."""
+"""The disclosure policy of the open datasets: ``schemas/open/policy/disclosure.yaml`` with the minimum cell from the settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import yaml
 
 __all__ = ["OpenPolicy", "load_policy", "POLICY_FILE"]
 
-POLICY_FILE = Path(__file__).resolve().parents[2] / "schemas" / "open" / "policy.yaml"
+POLICY_FILE = Path(__file__).resolve().parents[2] / "schemas" / "open" / "policy" / "disclosure.yaml"
 
 
 @dataclass(frozen=True)
