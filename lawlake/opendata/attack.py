@@ -12,7 +12,7 @@ re-derives from the tables' own columns, without the suppression's model):
 - a published duration count is a number of cases that reached that stage;
 - counts are non-negative, and when zeros are published a suppressed cell is not 0.
 
-For every suppressed cell a linear program (scipy's HiGHS) computes the smallest and the
+For every suppressed cell a linear program (HiGHS, one model per connected group of suppressed cells) computes the smallest and the
 largest value consistent with all of that. :func:`judge` fails when an interval breaks
 the protection rule of :mod:`lawlake.opendata.suppress`, or a published count is small.
 Results have the shape of ``quality.gate.rule_rate_results``.
@@ -117,9 +117,52 @@ def _relations(tables: dict[str, pd.DataFrame], keys: set[tuple]) -> tuple[list[
     return eqs, orders
 
 
+def _bound_all(A_eq, b_eq, A_ub, b_ub, lower: np.ndarray) -> list[tuple[float, float]]:
+    """min and max of every variable subject to A_eq x = b_eq, A_ub x <= b_ub, x >= lower (one HiGHS model, objectives swapped)."""
+    import highspy
+    from scipy.sparse import vstack
+
+    n = len(lower)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    inf = highspy.kHighsInf
+    blocks = [m for m in (A_eq, A_ub) if m is not None]
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.col_cost_ = np.zeros(n)
+    lp.col_lower_ = lower.astype(float)
+    lp.col_upper_ = np.full(n, inf)
+    if blocks:
+        A = vstack(blocks).tocsc()
+        lp.num_row_ = A.shape[0]
+        lp.row_lower_ = np.concatenate([np.array(b_eq, dtype=float)] * (A_eq is not None) + [np.full(len(b_ub or []), -inf)] * (A_ub is not None))
+        lp.row_upper_ = np.concatenate([np.array(b_eq, dtype=float)] * (A_eq is not None) + [np.array(b_ub, dtype=float)] * (A_ub is not None))
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = A.indices.astype(np.int32)
+        lp.a_matrix_.value_ = A.data.astype(float)
+    h.passModel(lp)
+    out = []
+    for j in range(n):
+        ends = []
+        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+            h.changeObjectiveSense(sense)
+            h.changeColCost(j, 1.0)
+            h.run()
+            status = h.getModelStatus()
+            if status == highspy.HighsModelStatus.kOptimal:
+                ends.append(float(h.getSolution().col_value[j]))
+            elif status == highspy.HighsModelStatus.kUnbounded or (sense == highspy.ObjSense.kMaximize and status == highspy.HighsModelStatus.kUnboundedOrInfeasible):
+                ends.append(math.inf)
+            else:
+                ends.append(math.nan)
+        h.changeColCost(j, 0.0)
+        out.append((ends[0], ends[1]))
+    return out
+
+
 def attack(tables: dict[str, pd.DataFrame], *, zeros_published: bool) -> Attack:
     """Bound every suppressed count cell from everything the tables publish."""
-    from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
 
     published: dict[tuple, int] = {}
@@ -211,21 +254,10 @@ def attack(tables: dict[str, pd.DataFrame], *, zeros_published: bool) -> Attack:
     for members in groups.values():
         A_eq, beq = matrix(list(zip(rows_eq, b_eq)), members)
         A_ub, bub = matrix(list(zip(rows_ub, b_ub)), members)
-        bounds = [(lower[j], None) for j in members]
-        for n, j in enumerate(members):
-            c = np.zeros(len(members))
-            c[n] = 1.0
-            ends = []
-            for sign in (1.0, -1.0):
-                res = linprog(sign * c, A_ub=A_ub, b_ub=bub, A_eq=A_eq, b_eq=beq, bounds=bounds, method="highs")
-                if res.status == 3:  # unbounded
-                    ends.append(-math.inf * sign)
-                elif res.status == 0:
-                    ends.append(float(res.x[n]))
-                else:
-                    ends.append(math.nan)
-                    problems.append(f"{unknown[j]}: the published figures are inconsistent ({res.message})")
-            bounds_of[j] = ends
+        for n, (lo, hi) in enumerate(_bound_all(A_eq, beq, A_ub, bub, np.array([lower[j] for j in members]))):
+            if math.isnan(lo) or math.isnan(hi):
+                problems.append(f"{unknown[members[n]]}: the published figures are inconsistent")
+            bounds_of[members[n]] = (lo, hi)
     intervals = [Interval(k, tuple(sorted(tables_of[k])), *bounds_of[col[k]]) for k in unknown]
     return Attack(intervals=intervals, published=published, suppressed=suppressed, inconsistencies=problems, tables_of=tables_of)
 

@@ -134,17 +134,17 @@ class _Model:
         lower = np.concatenate([x_lower, np.zeros(2 * n)])
         return lower, upper
 
-    def interval(self, c: int, suppressed: np.ndarray, x_lower: np.ndarray) -> tuple[float, float]:
-        """The attacker's [lo, hi] for cell c: published cells fixed, suppressed ones free."""
+    def bound(self, c: int, suppressed: np.ndarray, x_lower: np.ndarray, *, upper: bool) -> float:
+        """The attacker's max (``upper``) or min of cell c: published cells fixed, suppressed ones free."""
         import highspy
 
-        lower, upper = self._move_bounds(suppressed, x_lower)
+        lower, up = self._move_bounds(suppressed, x_lower)
         cost = np.zeros(3 * self.n)
         cost[c] = 1.0
-        lo = self._set(cost, lower, upper, highspy.ObjSense.kMinimize)
-        hi = self._set(cost, lower, upper, highspy.ObjSense.kMaximize)
-        hi_value = math.inf if hi is None and self.h.getModelStatus() == highspy.HighsModelStatus.kUnbounded else (hi[c] if hi is not None else math.nan)
-        return (lo[c] if lo is not None else math.nan), hi_value
+        sol = self._set(cost, lower, up, highspy.ObjSense.kMaximize if upper else highspy.ObjSense.kMinimize)
+        if sol is None:
+            return math.inf if upper and self.h.getModelStatus() == highspy.HighsModelStatus.kUnbounded else math.nan
+        return float(sol[c])
 
     def cheapest_moves(self, c: int, suppressed: np.ndarray, movable: np.ndarray, x_lower: np.ndarray, weights: np.ndarray,
                        *, at_least: float | None = None, at_most: float | None = None) -> np.ndarray | None:
@@ -204,16 +204,14 @@ def protect(
         return np.maximum(base_lower, np.where((suppressed | movable) & zeros_published, 1.0, 0.0))
 
     for c in np.flatnonzero(primary):
-        floor = protection_floor(int(values[c]), base_lower[c], zeros_published=zeros_published)
-        lo, hi = model.interval(c, suppressed, x_lower())
-        if hi < min_cell - EPS:
+        if model.bound(c, suppressed, x_lower(), upper=True) < min_cell - EPS:
             moved = model.cheapest_moves(c, suppressed, movable, x_lower(), weights, at_least=float(min_cell))
             if moved is not None:
                 suppressed |= moved
-        if lo > floor + EPS:
-            lo, _ = model.interval(c, suppressed, x_lower())
-            if lo > floor + EPS:
-                moved = model.cheapest_moves(c, suppressed, movable, x_lower(), weights, at_most=floor)
-                if moved is not None:
-                    suppressed |= moved
+        floor = protection_floor(int(values[c]), base_lower[c], zeros_published=zeros_published)
+        # The true value is always feasible, so lo <= v: only a floor below v needs checking.
+        if floor < values[c] - EPS and model.bound(c, suppressed, x_lower(), upper=False) > floor + EPS:
+            moved = model.cheapest_moves(c, suppressed, movable, x_lower(), weights, at_most=floor)
+            if moved is not None:
+                suppressed |= moved
     return Protection(suppressed=suppressed, primary=primary, lp_solves=model.solves)
