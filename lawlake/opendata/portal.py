@@ -129,6 +129,7 @@ def render(frames: dict[str, pd.DataFrame], to: Path, *, base_url: str, versions
         raise PortalError(f"refusing to write the portal into {to}: it is not empty and is not a previous portal (no {MARKER})")
     to.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".portal-", dir=to.parent))
+    work.chmod(0o755)  # mkdtemp makes it private; a portal is served to the public
     try:
         entries = []
         pages = []
