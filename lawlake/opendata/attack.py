@@ -117,8 +117,11 @@ def _relations(tables: dict[str, pd.DataFrame], keys: set[tuple]) -> tuple[list[
     return eqs, orders
 
 
-def _bound_all(A_eq, b_eq, A_ub, b_ub, lower: np.ndarray) -> list[tuple[float, float]]:
-    """min and max of every variable subject to A_eq x = b_eq, A_ub x <= b_ub, x >= lower (one HiGHS model, objectives swapped)."""
+def _bound_all(A_eq, b_eq, A_ub, b_ub, lower: np.ndarray, *, integral: bool = False) -> list[tuple[float, float]]:
+    """min and max of every variable subject to A_eq x = b_eq, A_ub x <= b_ub, x >= lower (one HiGHS model, objectives swapped).
+
+    ``integral``: the variables are whole numbers (a MIP per bound), the attacker who knows counts are integers.
+    """
     import highspy
     from scipy.sparse import vstack
 
@@ -141,6 +144,8 @@ def _bound_all(A_eq, b_eq, A_ub, b_ub, lower: np.ndarray) -> list[tuple[float, f
         lp.a_matrix_.start_ = A.indptr.astype(np.int32)
         lp.a_matrix_.index_ = A.indices.astype(np.int32)
         lp.a_matrix_.value_ = A.data.astype(float)
+    if integral:
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * n
     h.passModel(lp)
     out = []
     for j in range(n):
@@ -161,8 +166,12 @@ def _bound_all(A_eq, b_eq, A_ub, b_ub, lower: np.ndarray) -> list[tuple[float, f
     return out
 
 
-def attack(tables: dict[str, pd.DataFrame], *, zeros_published: bool) -> Attack:
-    """Bound every suppressed count cell from everything the tables publish."""
+def attack(tables: dict[str, pd.DataFrame], *, zeros_published: bool, integral: bool = False) -> Attack:
+    """Bound every suppressed count cell from everything the tables publish.
+
+    ``integral``: bound by integer programming (counts are whole numbers) instead of the
+    LP relaxation; slower, and never wider.
+    """
     from scipy.sparse import coo_matrix
 
     published: dict[tuple, int] = {}
@@ -254,7 +263,7 @@ def attack(tables: dict[str, pd.DataFrame], *, zeros_published: bool) -> Attack:
     for members in groups.values():
         A_eq, beq = matrix(list(zip(rows_eq, b_eq)), members)
         A_ub, bub = matrix(list(zip(rows_ub, b_ub)), members)
-        for n, (lo, hi) in enumerate(_bound_all(A_eq, beq, A_ub, bub, np.array([lower[j] for j in members]))):
+        for n, (lo, hi) in enumerate(_bound_all(A_eq, beq, A_ub, bub, np.array([lower[j] for j in members]), integral=integral)):
             if math.isnan(lo) or math.isnan(hi):
                 problems.append(f"{unknown[members[n]]}: the published figures are inconsistent")
             bounds_of[members[n]] = (lo, hi)

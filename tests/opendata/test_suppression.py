@@ -113,3 +113,10 @@ def test_results_have_the_gate_shape():
     tabs, truth, _ = _tables(_grid(), BASE)
     for r in judge(attack(tabs, zeros_published=False), min_cell=MIN, zeros_published=False, truth=truth):
         assert set(r) == {"expectation", "success", "observed", "threshold", "unexpected_count"}
+
+
+def test_the_integer_attack_finds_no_narrower_interval_on_a_protected_table():
+    tabs, truth, _ = _tables(_grid(), BASE)
+    lp, mip = attack(tabs, zeros_published=False), attack(tabs, zeros_published=False, integral=True)
+    assert [(i.key, round(i.lo), round(i.hi)) for i in lp.intervals] == [(i.key, round(i.lo), round(i.hi)) for i in mip.intervals]
+    assert all(r["success"] for r in judge(mip, min_cell=MIN, zeros_published=False, truth=truth))
