@@ -16,6 +16,12 @@ and compares what happened to every delivered record with ``_truth/records.csv``
 3. late updates (the newest version kept, the older superseded), duplicate
    deliveries and truncated lines (quarantined at gather).
 
+A rule either rejects the record (``reject_record``: quarantine scope ``record``) or
+nulls the field (``null_field``: scope ``field``, the record goes on to silver naming the
+field in ``invalid_fields``), as the silver contract declares. Precision and recall are
+counted the same way for both; a record whose defects only null fields must still
+reach silver (``field_rejection`` below), with those fields named.
+
 Everything is counted per *record* — the truth's (source, record_key) — because
 all the versions and repeated deliveries of one record share its defects.
 
@@ -82,12 +88,13 @@ BRONZE_TABLES: dict[str, str] = {
 SOURCE_ID: dict[str, str] = {"police.cases": "case_id", "police.transfers": "transfer_id", "police.suspects": "suspect_id"}
 
 # A required field left empty (truth ``missing_field``; bronze column names) and the rule
-# that must reject it. Fields the generator may empty that are optional in the silver
-# contracts (suspect sex/birth date, transfer procuratorate, review decision date, court
-# review id/filing date, party sex/birth date) are not here: those records must be kept.
+# that must reject it (its record or, as the contract declares, the field). Fields the
+# generator may empty that are optional in the silver contracts (suspect sex/birth date,
+# transfer procuratorate, review decision date, court review id/filing date, party
+# sex/birth date) are not here: those records must be kept. Neither is a police case's
+# region: an empty one is derived from the case id (region_source = case_id).
 MISSING_FIELD_RULES: dict[tuple[str, str], str] = {
     ("police.cases", "charge"): "charge.missing",
-    ("police.cases", "region_code"): "region_code.unknown",  # an empty code fails the GB/T 2260 lookup
     ("police.suspects", "name"): "name.missing",
     ("police.transfers", "transferred_on"): "transferred_on.missing",
     ("procuratorate.reviews", "police_case_id"): "police_case_id.missing",
@@ -119,9 +126,26 @@ MUST_NOT_REJECT = (
     "charge_variant",
     "id_missing",  # the identity number is optional (silver id_number is nullable)
     "missing_optional_field",  # a field no rule requires (see MISSING_FIELD_RULES)
+    "field_rejection",  # every rule the record must meet nulls a field: the record goes on
 )
 UNREADABLE_CELL = re.compile(r"^#+$")  # what Excel shows for a date in a column too narrow for it
 TRUNCATED_CASE_NUMBER = re.compile(r'"case_number":\s*"([^"]*)"')
+
+
+def rule_action(table: str, rule: str) -> tuple[str, str]:
+    """(field, on_failure) of a normalize rule, as the silver contract of ``table`` declares it."""
+    from jobs import normalize
+
+    return normalize.rule_actions(table).get(rule, ("", "reject_record"))
+
+
+def rejects_record(record: Record, rules: set[str]) -> bool:
+    """Whether any of ``rules`` rejects the whole ``record`` (rather than nulling a field)."""
+    table = SOURCE_TABLE[record[0]]
+    return any(rule_action(table, r)[1] == "reject_record" for r in rules)
+
+
+SOURCE_TABLE = {s: t for t, s in TABLE_SOURCES.items()}
 
 
 # -- results ----------------------------------------------------------------------------
@@ -353,18 +377,20 @@ def expected_rules(record: Record, truth: Truth, deliveries: Deliveries) -> set[
         for name in ("admitted_on", "released_on"):
             if UNREADABLE_CELL.match(fields.get(name) or ""):
                 rules.add(f"{name}.unparseable")
-    if source == "courts.parties":  # a party of a case that must be rejected goes with it
+    if source == "courts.parties":  # a party of a case whose record must be rejected goes with it
         case = ("courts.cases", key.rsplit("|", 1)[0])
-        if expected_rules(case, truth, deliveries):
+        if rejects_record(case, expected_rules(case, truth, deliveries)):
             rules.add("court_case.rejected")
     # case_number.unparseable: no defect kind makes a case number invalid (variant and
     # legacy numbers must be normalized), so every such rejection is a false positive.
     return rules
 
 
-def kinds_to_keep(record: Record, truth: Truth, deliveries: Deliveries) -> set[str]:
-    """The must-not-reject transformations this record exercises."""
+def kinds_to_keep(record: Record, truth: Truth, deliveries: Deliveries, expected: set[str] = frozenset()) -> set[str]:
+    """The must-not-reject transformations this record exercises (``expected``: the field rules it must meet)."""
     kinds = truth.defects.get(record, set()) & set(MUST_NOT_REJECT)
+    if expected:
+        kinds.add("field_rejection")
     if "missing_field" in truth.defects.get(record, set()):
         fields = deliveries.fields.get(record, {})
         if any(_blank(fields.get(n)) and (record[0], n) not in MISSING_FIELD_RULES for n in MAY_BE_EMPTIED.get(record[0], ())):
@@ -427,14 +453,23 @@ class ValueChecker:
     court_numbers: set[str]  # canonical numbers of every delivered court case
     charges: dict[str, str]  # police_case_id → charge code of its plain spellings
 
-    def check(self, kind: str, record: Record, row: dict) -> Check | None:
+    def check(self, kind: str, record: Record, row: dict, expected: set[str] = frozenset()) -> Check | None:
         fields = self.deliveries.fields.get(record, {})
+        if kind == "field_rejection":  # the nulled fields are named
+            table = SOURCE_TABLE[record[0]]
+            want = sorted({rule_action(table, r)[0] for r in expected})
+            got = sorted(row.get("invalid_fields") if row.get("invalid_fields") is not None else [])
+            return Check(set(want) <= set(got), f"invalid_fields ⊇ {want}", str(got), None)
+        if kind == "missing_optional_field" and record[0] == "police.cases" and _blank(fields.get("region_code")):
+            want = record[1][1:7]  # A{county}{year}{seq}
+            got = f"{row['region_code']} ({row['region_source']})"
+            return Check((row["region_code"], row["region_source"]) == (want, "case_id"), f"{want} (case_id)", got, fields.get("region_code"))
         person = self.truth.persons.loc[self.truth.person[record]] if record in self.truth.person else None
         if kind == "id_legacy_15" and person is not None:
             return Check(row["id_number"] == person["id_number"], person["id_number"], row["id_number"], fields.get("id_number"))
         if kind == "name_variant" and person is not None:
             raw = fields.get("suspect_name" if record[0] == "procuratorate.reviews" else "name") or ""
-            if _lossy_name(raw, person["name"]):
+            if _blank(raw) or _lossy_name(raw, person["name"]):  # emptied as well: nothing to normalize
                 return None
             return Check(row["name"] == person["name"], person["name"], row["name"], raw)
         if kind == "charge_variant" and self.charges.get(self.truth.case[record]):
@@ -445,7 +480,7 @@ class ValueChecker:
         if kind == "legacy_case_number" and record[0] == "courts.cases":
             ok = bool(row["is_legacy_number"]) or row["original_case_number"] in self.court_numbers
             return Check(ok, "a legacy number, or an original_case_number that resolves", row["case_number"], fields.get("case_number"))
-        if kind in ("case_number_variant", "legacy_case_number") and record[0] == "corrections.custody":
+        if kind in ("case_number_variant", "legacy_case_number") and record[0] == "corrections.custody" and not _blank(fields.get("case_number")):
             ok = row["case_number"] in self.court_numbers
             return Check(ok, "the number of a delivered court case", row["case_number"], fields.get("case_number"))
         return None
@@ -475,9 +510,10 @@ def _score_rules(quarantine: pd.DataFrame, truth: Truth, deliveries: Deliveries,
             record = (TABLE_SOURCES[table], f"?{key}")
         rejected[(table, rule)].add(record)
         raw_of[(table, rule, record)] = raw
-    rejected_in: dict[str, set[Record]] = defaultdict(set)
-    for (table, _), records in rejected.items():
-        rejected_in[table] |= records
+    rejected_in: dict[str, set[Record]] = defaultdict(set)  # records rejected whole, by a record rule
+    for (table, rule), records in rejected.items():
+        if rule_action(table, rule)[1] == "reject_record":
+            rejected_in[table] |= records
     should: dict[tuple[str, str], set[Record]] = defaultdict(set)
     source_table = {s: t for t, s in TABLE_SOURCES.items()}
     for record, rules in expected.items():
@@ -509,9 +545,11 @@ def _by_rule(scores: list[RuleScore]) -> list[RuleScore]:
 def _score_keep(quarantine: pd.DataFrame, truth: Truth, deliveries: Deliveries, expected: dict[Record, set[str]], silver: dict[str, dict[Record, dict]]) -> tuple[list[KeepScore], list[Example]]:
     """Per must-not-reject kind: records (with nothing that should reject them) that reached silver."""
     why: dict[Record, tuple[str, str | None]] = {}
-    for table, rule, key, record_json, raw in zip(quarantine.target_table, quarantine.rule, quarantine.record_key, quarantine.record, quarantine.raw_value):
+    for table, rule, key, record_json, raw, scope in zip(
+        quarantine.target_table, quarantine.rule, quarantine.record_key, quarantine.record, quarantine.raw_value, quarantine.scope
+    ):
         record = normalize_record(table, key, record_json, deliveries)
-        if record is not None:
+        if record is not None and scope == "record":
             why.setdefault(record, (rule, raw))
     in_silver = {record: row for rows in silver.values() for record, row in rows.items()}
     # canonical numbers of every delivered court case: in silver, or the key of its quarantine row
@@ -521,10 +559,10 @@ def _score_keep(quarantine: pd.DataFrame, truth: Truth, deliveries: Deliveries, 
     scores = {kind: KeepScore(kind, 0, 0) for kind in MUST_NOT_REJECT}
     examples = []
     for record in truth.defects:
-        if expected.get(record) or record not in deliveries.fields:
+        if rejects_record(record, expected.get(record, set())) or record not in deliveries.fields:
             continue  # rightly rejected for another defect, or never delivered whole
         defects = "|".join(sorted(truth.defects[record]))
-        for kind in sorted(kinds_to_keep(record, truth, deliveries)):
+        for kind in sorted(kinds_to_keep(record, truth, deliveries, expected.get(record, set()))):
             score = scores[kind]
             score.records += 1
             if record not in in_silver:
@@ -532,7 +570,7 @@ def _score_keep(quarantine: pd.DataFrame, truth: Truth, deliveries: Deliveries, 
                 examples.append(Example("not in silver", rule, record, raw, defects, f"{kind}: reach silver"))
                 continue
             score.in_silver += 1
-            check = checker.check(kind, record, in_silver[record])
+            check = checker.check(kind, record, in_silver[record], expected.get(record, set()))
             if check is not None:
                 score.value_checked += 1
                 score.value_ok += check.ok
@@ -551,7 +589,7 @@ def _score_late_updates(truth: Truth, deliveries: Deliveries, expected: dict[Rec
     out = []
     for source, table in tables.items():
         records = [(source, key) for key in truth.rows_with[(source, "late_update")]]
-        rejected = sum(1 for r in records if expected.get(r))
+        rejected = sum(1 for r in records if rejects_record(r, expected.get(r, set())))
         kept = newest = older = 0
         for record in records:
             row = silver[table].get(record)

@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 AGENCY = {"silver.suspects": "police", "silver.prosecutions": "procuratorate", "silver.court_defendants": "courts", "silver.custody": "corrections"}
+POLICE_CASE_COLUMNS = ["police_case_id", "region_code", "charge_code", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on"]
 MENTION_COLUMNS = ["source_table", "record_key", "name", "id_number", "sex", "birth_date", "police_case_id", "review_id", "court_case", "case_number"]
 
 
@@ -322,7 +323,8 @@ def build_case_chain(
     """One row per (police case, suspect person) with every later stage of the case joined on and its seal status.
 
     Each stage is found by the case-number chain and, where a link is missing, by the person:
-    a prosecution through its police case or its review's; a first instance through its
+    a prosecution through its police case, its review's, else the person's one police case
+    filed before the review; a first instance through its
     review's record of the same person, else the review's police case, else the person's
     one police case filed before the trial; an appeal through its first instance; custody
     through the chain's court cases.
@@ -332,11 +334,25 @@ def build_case_chain(
         ["police_case_id", "person_key"],
         [F.col("updated_at").desc_nulls_last()],
     ).drop("updated_at")
-    chain = base.join(police_cases.drop("updated_at", "_record_hash", "status", "invalid_fields"), "police_case_id")
+    chain = base.join(police_cases.select(*POLICE_CASE_COLUMNS), "police_case_id")
 
     by_review = review_police_cases(prosecutions).withColumnRenamed("police_case_id", "_review_pc")
-    p = _with_person(prosecutions, person_records, "silver.prosecutions", "prosecution_id").join(by_review, "review_id", "left").withColumn(
-        "police_case_id", F.coalesce("police_case_id", "_review_pc")
+    # The person's police cases and their filing dates: where a later stage lost its link, the person's one
+    # police case filed before it is its case.
+    person_cases = base.join(police_cases.select("police_case_id", "filed_on"), "police_case_id").select(
+        "person_key", F.col("police_case_id").alias("_own_pc"), F.col("filed_on").alias("_own_filed_on")
+    )
+
+    def own_case(df: DataFrame, key: str, on: str) -> DataFrame:
+        """``(key, person_key, _own_pc)`` where the person has exactly one police case filed on or before ``on``."""
+        cands = df.select(key, "person_key", on).distinct().join(person_cases, "person_key").where(
+            F.col(on).isNull() | F.col("_own_filed_on").isNull() | (F.col("_own_filed_on") <= F.col(on))
+        )
+        return _unique(cands, [key, "person_key"], "_own_pc", "_own_pc")
+
+    p = _with_person(prosecutions, person_records, "silver.prosecutions", "prosecution_id").join(by_review, "review_id", "left")
+    p = p.join(own_case(p, "prosecution_id", "received_on"), ["prosecution_id", "person_key"], "left").withColumn(
+        "police_case_id", F.coalesce("police_case_id", "_review_pc", "_own_pc")
     ).where(F.col("police_case_id").isNotNull())
     first_received = F.col("first_received_on") if "first_received_on" in p.columns else F.lit(None).cast("date")
     rounds = F.col("supplementary_rounds") if "supplementary_rounds" in p.columns else F.lit(None).cast("int")
@@ -361,11 +377,7 @@ def build_case_chain(
     # one police case, else the person's one police case filed before the trial.
     same_review = _unique(p.select(F.col("review_id").alias("_rv"), "person_key", F.col("police_case_id").alias("_p_pc")), ["_rv", "person_key"], "_p_pc", "_p_pc")
     fi = judged.where(F.col("trial_level") == "first_instance").join(same_review, ["_rv", "person_key"], "left")
-    own_cases = fi.select("case_number", "person_key", "c_filed_on").distinct().join(
-        base.join(police_cases.select("police_case_id", "filed_on"), "police_case_id").select("person_key", F.col("police_case_id").alias("_own_pc"), "filed_on"), "person_key"
-    ).where(F.col("c_filed_on").isNull() | (F.col("filed_on") <= F.col("c_filed_on")))
-    only_case = _unique(own_cases, ["case_number", "person_key"], "_own_pc", "_own_pc")
-    fi = fi.join(only_case, ["case_number", "person_key"], "left").withColumn("police_case_id", F.coalesce("_p_pc", "_cc_pc", "_own_pc"))
+    fi = fi.join(own_case(fi, "case_number", "c_filed_on"), ["case_number", "person_key"], "left").withColumn("police_case_id", F.coalesce("_p_pc", "_cc_pc", "_own_pc"))
     first = _latest(fi.where(F.col("police_case_id").isNotNull()), ["police_case_id", "person_key"], [F.col("c_judged_on").desc_nulls_last()]).select(
         "police_case_id", "person_key",
         F.col("case_number").alias("first_instance_case_number"),

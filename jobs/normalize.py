@@ -486,7 +486,8 @@ def court_case_rules() -> list[Rule]:
     """The rules of court_cases, their actions as the contract declares them."""
     return declared("silver.court_cases", [
         required("case_number", "case number (案号)"),
-        Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)", F.col("case_number").isNull(), F.col("raw_case_number")),
+        Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)",
+             ~_blank(F.col("raw_case_number")) & F.col("case_number").isNull(), F.col("raw_case_number")),
         Rule("trial_level.unknown", "trial level is not first_instance or appeal", ~F.trim(F.col("raw_trial_level")).isin("first_instance", "appeal") | F.col("raw_trial_level").isNull(), F.col("raw_trial_level")),
         Rule("original_case_number.unparseable", "the appealed case number is not a case number",
              ~_blank(F.col("raw_original_case_number")) & F.col("original_case_number").isNull(), F.col("raw_original_case_number")),
@@ -550,7 +551,8 @@ def custody_rules() -> list[Rule]:
     return declared("silver.custody", [
         required("record_id", "record id (记录编号)"),
         required("case_number", "court case number"),
-        Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)", F.col("case_number").isNull(), F.col("raw_case_number")),
+        Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)",
+             ~_blank(F.col("raw_case_number")) & F.col("case_number").isNull(), F.col("raw_case_number")),
         required("name", "name"),
         id_rule(),
         Rule("custody_type.unknown", "custody type is not 监狱, 社区矫正 or 看守所", F.col("custody_type").isNull(), F.col("raw_custody_type")),

@@ -6,6 +6,16 @@ import os
 import tempfile
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis profiles. ``ci`` (the default, and always when CI is set): derandomized, so a
+# run draws the same examples every time, with a fixed budget, and a failure prints the
+# blob that reproduces it (@reproduce_failure). ``dev``: random exploration with a bigger
+# budget, for ``make fuzz`` (HYPOTHESIS_PROFILE=dev); its finds are kept in the local
+# example database and belong in the tests as explicit cases.
+settings.register_profile("ci", derandomize=True, max_examples=100, print_blob=True, database=None, deadline=None)
+settings.register_profile("dev", derandomize=False, max_examples=1000, print_blob=True, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Airflow reads its configuration at first import: give the test session a throwaway home.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="lawlake-test-airflow-"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from lawlake.demo.identity import legacy_15, mistype, name_variant
-from lawlake.demo.world import Person
+from lawlake.demo.world import Person, Quota
 
 __all__ = [
     "DEFECT_KINDS",
@@ -60,26 +60,6 @@ DEFECT_RATES = {
     "unreadable": 0.003,  # court lines, custody rows
 }
 MAX_CONFLICT_SHIFT_DAYS = 400
-
-
-class Quota:
-    """Decides, record by record, whether a defect lands, keeping the count at rate × eligible ± 1.
-
-    The hit probability is the shortfall ``rate × (eligible + 1) − count``, clipped to
-    [0, 1] by the comparison: once behind by a whole record a hit is certain, when
-    ahead none happens.
-    """
-
-    def __init__(self, rate: float):
-        self.rate = rate
-        self.eligible = 0
-        self.count = 0
-
-    def draw(self, rng: random.Random) -> bool:
-        self.eligible += 1
-        hit = rng.random() < self.rate * self.eligible - self.count
-        self.count += hit
-        return hit
 
 
 class DefectPlan:

@@ -6,7 +6,15 @@
     procuratorate/reviews_YYYYMMDD.csv        daily GBK CSV exports
     courts/court_cases_YYYYMMDD.jsonl         daily JSON Lines dumps
     corrections/custody_YYYYMM.xlsx           monthly workbooks, sheet "records"
-    _truth/persons.csv, records.csv, sealed.csv, summary.json
+    _truth/persons.csv, records.csv, sealed.csv, seal_status.csv, summary.json
+
+``sealed.csv`` lists the (person, police case) pairs that must be sealed (person_id,
+police_case_id, reason). ``seal_status.csv`` gives every suspect's (person, police case)
+pair its status at the snapshot: person_id, police_case_id, is_minor_at_offense
+(``true``/``false``, by the legal age: SPC 法释〔2006〕1号 art. 2, an offense on the 18th
+birthday is a minor's), seal_status (``sealed``, ``not_sealed``, or ``pending``: a minor
+whose outcome is not known yet, to be withheld until it is) and reason. Its ``sealed``
+rows are exactly ``sealed.csv``.
 
 The output depends on nothing but the seed and the scale: every random choice
 comes from one ``random.Random(seed)`` (split into one stream per stage, so a
@@ -76,13 +84,24 @@ def _write_sealed(path: Path, world: World) -> None:
         writer.writerows((person.person_id, case.case_id, reason) for person, case, reason in world.sealed)
 
 
+def _write_seal_status(path: Path, world: World) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(("person_id", "police_case_id", "is_minor_at_offense", "seal_status", "reason"))
+        writer.writerows(
+            (s.person.person_id, s.case.case_id, "true" if s.is_minor else "false", s.status, s.reason) for s in world.seal_statuses
+        )
+
+
 def _population(world: World) -> dict[str, int]:
     cases_per_person: dict[str, int] = {}
-    suspects = minors = 0
+    suspects = minors = eighteenth_birthdays = 0
     for case in world.cases:
         for suspect in case.suspects:
             suspects += 1
             minors += suspect.minor
+            birth, day = suspect.person.birth_date, case.occurred_on
+            eighteenth_birthdays += (day.year - birth.year, day.month, day.day) == (18, birth.month, birth.day)
             cases_per_person[suspect.person.person_id] = cases_per_person.get(suspect.person.person_id, 0) + 1
     return {
         "persons": len(world.persons),
@@ -94,6 +113,8 @@ def _population(world: World) -> dict[str, int]:
         "court_cases": len(world.court_cases),
         "custody_records": len(world.custody),
         "sealed": len(world.sealed),
+        "offenses_on_the_18th_birthday": eighteenth_birthdays,
+        "seal_pending": sum(1 for s in world.seal_statuses if s.status == "pending"),
     }
 
 
@@ -136,6 +157,7 @@ def generate(out_dir: str | Path, *, scale: float = 1, seed: int = 7) -> dict:
         truth.close()
     _write_persons(truth_dir / "persons.csv", world)
     _write_sealed(truth_dir / "sealed.csv", world)
+    _write_seal_status(truth_dir / "seal_status.csv", world)
     summary = {
         "seed": seed,
         "scale": scale,

@@ -20,7 +20,10 @@ from itertools import accumulate
 from lawlake.demo.identity import draw_name, id_number
 from lawlake.demo.reference import Charge, County, Reference
 
-__all__ = ["START", "AS_OF", "World", "Person", "Suspect", "PoliceCase", "Review", "CourtCase", "Party", "Custody", "build_world", "age_on", "at_time"]
+__all__ = [
+    "START", "AS_OF", "ART_17_2_CHARGES", "SEAL_STATUSES", "World", "Person", "Suspect", "PoliceCase", "Review", "CourtCase", "Party", "Custody",
+    "SealStatus", "Quota", "build_world", "age_on", "legal_age", "at_time",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,14 @@ LAST_LEGACY_NUMBER_YEAR = 2015  # case numbers follow the SPC rules from 2016 on
 # -- population ----------------------------------------------------------------------
 MALE_SHARE = 0.85  # offenders are mostly men
 MINOR_SHARE = 0.065  # new suspects aged 14–17 at the offense; repeat offenders bring the share to ≈ 6%
+# Criminal Law art. 17: full responsibility from 16; at 14–15 only for the crimes of art. 17(2):
+# intentional homicide (C232), intentional injury causing serious injury or death (C234: a
+# 14–15-year-old's C234 is that form), rape (C236), robbery (C263), drug trafficking (C347),
+# arson (C114A), explosion (C114C) and poisoning (C114D). Below 14: no responsibility.
+ART_17_2_CHARGES = frozenset({"C232", "C234", "C236", "C263", "C347", "C114A", "C114C", "C114D"})
+FULL_RESPONSIBILITY_AGE = 16
+MIN_RESPONSIBILITY_AGE = 14
+EIGHTEENTH_BIRTHDAY_SHARE = 0.03  # of new minor suspects: the offense on the 18th birthday (still a minor)
 ADULT_AGE_BANDS = bands((30, 18, 25), (35, 26, 35), (20, 36, 45), (10, 46, 55), (5, 56, 70))
 REPEAT_OFFENDER_SHARE = 0.075  # a suspect slot filled by an earlier person: ≈ 8% of persons in > 1 case
 LOCAL_BIRTH_SHARE = 0.5  # born in the county of the offense
@@ -56,7 +67,7 @@ SUSPECTS_PER_CASE = bands((84, 1, 1), (11, 2, 2), (4, 3, 3), (1, 4, 4))  # most 
 CHARGE_WEIGHTS = {
     "C264": 20, "C133-1": 18, "C266": 12, "C234": 9, "C287-2": 8, "C293": 6, "C303": 4, "C347": 4,
     "C277": 3, "C312": 3, "C133": 3, "C354": 2, "C274": 2, "C263": 2, "C253-1": 2, "C271": 2, "C275": 2,
-    "C232": 0.5,
+    "C232": 0.5, "C114A": 0.3, "C114C": 0.1, "C114D": 0.1,
 }
 TRANSFER_SHARE = 0.75  # cases transferred for review for prosecution
 WITHDRAWN_SHARE = 0.08  # cases withdrawn (撤案)
@@ -90,7 +101,7 @@ APPEAL_REDUCTION_SHARE = 0.2  # appeals that shorten the sentence
 ACQUITTAL_SHARE = 0.005
 EXEMPTION_SHARE = 0.02
 COURT_YEAR_CASELOAD = 500  # criminal cases of one type a court numbers in a year
-HEAVY_CHARGES = frozenset({"C232", "C236", "C263", "C347"})
+HEAVY_CHARGES = frozenset({"C232", "C236", "C263", "C347", "C114A", "C114C", "C114D"})
 DETENTION_ONLY_CHARGES = frozenset({"C133-1"})  # dangerous driving carries at most 拘役
 SENTENCE_MIX = {  # (weight, sentence_type) for guilty verdicts
     "default": ((40, "fixed_term"), (30, "probation"), (15, "detention"), (10, "fine_only"), (5, "control")),
@@ -219,6 +230,24 @@ class Custody:
     record_id: str = ""
 
 
+SEAL_STATUSES = ("sealed", "not_sealed", "pending")
+
+
+@dataclass(frozen=True, slots=True)
+class SealStatus:
+    """Whether one suspect's records of one case are sealed (CPL art. 286), at AS_OF.
+
+    ``pending``: a minor at the offense whose outcome is not known yet (the case is still
+    with the police, under review or awaiting judgment); fail closed, withheld like sealed.
+    """
+
+    person: Person
+    case: PoliceCase
+    is_minor: bool
+    status: str  # one of SEAL_STATUSES
+    reason: str
+
+
 @dataclass(slots=True)
 class World:
     persons: list[Person]
@@ -227,6 +256,7 @@ class World:
     court_cases: list[CourtCase]  # first instances, then appeals
     custody: list[Custody]
     sealed: list[tuple[Person, PoliceCase, str]]  # (person, case, reason)
+    seal_statuses: list[SealStatus] = field(default_factory=list)  # every (suspect, case), by person then case
 
 
 # -- small helpers -------------------------------------------------------------------
@@ -251,7 +281,36 @@ class Lags:
 
 
 def age_on(birth: date, day: date) -> int:
+    """Completed years by the calendar, the birthday counting on the day itself."""
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def legal_age(birth: date, day: date) -> int:
+    """周岁 in criminal law (SPC 法释〔2006〕1号 art. 2): an age is reached on the day *after* the birthday.
+
+    So an offense on the 18th birthday is a minor's (17), one on the 14th birthday a 13-year-old's.
+    """
+    return age_on(birth, day - timedelta(days=1))
+
+
+class Quota:
+    """Decides, draw by draw, whether an event lands, keeping the count at rate × eligible ± 1.
+
+    The hit probability is the shortfall ``rate × eligible − count``, clipped to [0, 1] by
+    the comparison: once behind by a whole draw a hit is certain, when ahead none happens,
+    so a rate holds (and a small one happens at least once) in small samples too.
+    """
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.eligible = 0
+        self.count = 0
+
+    def draw(self, rng: random.Random) -> bool:
+        self.eligible += 1
+        hit = rng.random() < self.rate * self.eligible - self.count
+        self.count += hit
+        return hit
 
 
 def _years_before(day: date, years: int) -> date:
@@ -293,22 +352,32 @@ class Population:
         self.counties = counties
         self.persons: list[Person] = []
         self._id_numbers: set[str] = set()
+        self._eighteenth_birthdays = Quota(EIGHTEENTH_BIRTHDAY_SHARE)
 
-    def suspect_for(self, county: County, occurred: date, taken: list[Suspect]) -> Person:
+    def suspect_for(self, county: County, occurred: date, taken: list[Suspect], charge: Charge) -> Person:
+        """A person criminally responsible for ``charge`` on ``occurred`` (Criminal Law art. 17)."""
         rng = self.rng
+        youngest = MIN_RESPONSIBILITY_AGE if charge.code in ART_17_2_CHARGES else FULL_RESPONSIBILITY_AGE
         if self.persons and rng.random() < REPEAT_OFFENDER_SHARE:
             for _ in range(3):  # a few tries for someone of offending age, not already in this case
                 person = rng.choice(self.persons)
-                if 14 <= age_on(person.birth_date, occurred) <= 70 and all(s.person is not person for s in taken):
+                if youngest <= legal_age(person.birth_date, occurred) <= 70 and all(s.person is not person for s in taken):
                     return person
-        return self._new_person(county, occurred)
+        return self._new_person(county, occurred, youngest)
 
-    def _new_person(self, county: County, occurred: date) -> Person:
+    def _new_person(self, county: County, occurred: date, youngest: int) -> Person:
         rng = self.rng
-        age = rng.randint(14, 17) if rng.random() < MINOR_SHARE else self.lags.draw(ADULT_AGE_BANDS)
-        latest = _years_before(occurred, age)
-        earliest = _years_before(occurred, age + 1) + timedelta(days=1)
+        minor = rng.random() < MINOR_SHARE
+        age = rng.randint(youngest, 17) if minor else self.lags.draw(ADULT_AGE_BANDS)
+        # Born so that the legal age (reached the day after the birthday) on the offense day is ``age``.
+        eve = occurred - timedelta(days=1)
+        latest = _years_before(eve, age)
+        earliest = _years_before(eve, age + 1) + timedelta(days=1)
         birth = date.fromordinal(rng.randint(earliest.toordinal(), latest.toordinal()))
+        if minor and age == 17 and self._eighteenth_birthdays.draw(rng):
+            eighteenth = _years_before(occurred, 18)
+            if (eighteenth.month, eighteenth.day) == (occurred.month, occurred.day):  # not for a 29 February offense
+                birth = eighteenth  # the offense on the 18th birthday: still a minor's
         sex = "男" if rng.random() < MALE_SHARE else "女"
         minority = rng.random() < MINORITY_NAME_SHARE
         region = rng.choice(XINJIANG_REGIONS) if minority else self._birth_region(county)
@@ -384,9 +453,9 @@ def _police_cases(rng: random.Random, lags: Lags, ref: Reference, n_cases: int, 
             n_transfers += 1
             case.transfer_id = f"T{n_transfers:09d}"
         for _ in range(lags.draw(SUSPECTS_PER_CASE)):
-            person = population.suspect_for(case.county, case.occurred_on, case.suspects)
+            person = population.suspect_for(case.county, case.occurred_on, case.suspects, case.charge)
             n_suspects += 1
-            minor = age_on(person.birth_date, case.occurred_on) < 18
+            minor = legal_age(person.birth_date, case.occurred_on) < 18
             case.suspects.append(Suspect(f"S{n_suspects:09d}", person, minor))
     return cases
 
@@ -595,6 +664,36 @@ def _sealed(reviews: list[Review], court_cases: list[CourtCase]) -> list[tuple[P
     return sealed
 
 
+def _seal_statuses(world: World) -> list[SealStatus]:
+    """The seal status of every (suspect, case) at AS_OF: sealed as in :func:`_sealed`, else not_sealed once the outcome is known, else pending."""
+    sealed = {(p.person_id, c.case_id): reason for p, c, reason in world.sealed}
+    decided: dict[tuple[str, str], str] = {}
+    for review in world.reviews:
+        for suspect, decision in review.decisions:
+            if decision == "不起诉":
+                decided[(suspect.person.person_id, review.case.case_id)] = "non-prosecution"
+    for court_case in world.court_cases:
+        if court_case.appeal is None:  # the final judgment
+            for party in court_case.parties:
+                decided[(party.suspect.person.person_id, court_case.review.case.case_id)] = f"judged: {party.verdict}, {party.sentence_type}"
+    statuses = []
+    for case in world.cases:
+        for suspect in case.suspects:
+            key = (suspect.person.person_id, case.case_id)
+            if not suspect.minor:
+                statuses.append(SealStatus(suspect.person, case, False, "not_sealed", "adult at the offense"))
+            elif key in sealed:
+                statuses.append(SealStatus(suspect.person, case, True, "sealed", sealed[key]))
+            elif key in decided:
+                statuses.append(SealStatus(suspect.person, case, True, "not_sealed", f"minor; {decided[key]}: not sealable"))
+            elif case.withdrawn_on:
+                statuses.append(SealStatus(suspect.person, case, True, "not_sealed", "minor; case withdrawn: no judgment to seal"))
+            else:
+                statuses.append(SealStatus(suspect.person, case, True, "pending", "minor; no outcome yet at the snapshot"))
+    statuses.sort(key=lambda s: (s.person.person_id, s.case.case_id))
+    return statuses
+
+
 def build_world(rng: random.Random, ref: Reference, n_cases: int) -> World:
     """The whole true state for ``n_cases`` police cases."""
     lags = Lags(rng)
@@ -606,4 +705,6 @@ def build_world(rng: random.Random, ref: Reference, n_cases: int) -> World:
     court_cases = first_instances + appeals
     _number_court_cases(rng, court_cases)
     custody = _custody(rng, lags, court_cases)
-    return World(population.persons, cases, reviews, court_cases, custody, _sealed(reviews, court_cases))
+    world = World(population.persons, cases, reviews, court_cases, custody, _sealed(reviews, court_cases))
+    world.seal_statuses = _seal_statuses(world)
+    return world

@@ -14,7 +14,9 @@ amended by 法〔2018〕335号): a case number is
   other special courts (浙71, 浙8601).
 - special-trial code (2018 amendment): one character fixed by the SPC; 知 for
   patent and other technical IP cases (（2019）最高法知民终1号).
-- case-type code (《人民法院案件类型及其代字标准》): at most three characters.
+- case-type code (《人民法院案件类型及其代字标准》): at most three characters; the
+  whole standard is in :data:`CASE_TYPE_GROUPS` (jurisdiction types 刑辖 民辖 民辖终 …
+  included).
 - sequence: natural numbers in order of receipt within the year.
 
 Numbers from before the 2016 rules are free form (（2015）鹿刑初字第49号,
@@ -33,11 +35,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-from lawlake.rules import halfwidth_digits, remove_whitespace
+from lawlake.rules import halfwidth_digits, remove_whitespace, strip_whitespace
 from lawlake.rules.reference import province_court_abbreviations
 
 __all__ = [
     "CASE_TYPES",
+    "CASE_TYPE_GROUPS",
     "CLOSE_BRACKETS",
     "LEGACY_CASE_TYPE",
     "MILITARY_COURT",
@@ -59,16 +62,44 @@ __all__ = [
 
 SUPREME_COURT = "最高法"
 
-# Case-type codes of the 2015 standard this project recognizes (criminal, civil,
-# administrative, enforcement, state compensation). Unknown types make a
-# post-2016 number unparseable rather than guessed at.
-CASE_TYPES: tuple[str, ...] = (
-    "刑初", "刑终", "刑监", "刑申", "刑再", "刑核", "刑更",
-    "民初", "民终", "民申", "民再", "民特", "民督", "民破",
-    "行初", "行终", "行申", "行再", "行审",
-    "执", "执恢", "执保", "执异", "执复", "执监", "执协",
-    "法赔", "委赔",
-)  # fmt: skip
+# Case-type codes of 《人民法院案件类型及其代字标准》 (法〔2015〕137号 annex, with the
+# 2016 split of the bankruptcy and compulsory-liquidation types), every one of them,
+# grouped as the standard groups them. A valid case number is never refused because its
+# type is missing here; a type outside the standard still makes a post-2016 number
+# unparseable rather than guessed at. Both the Python reference and the Spark twin
+# build their pattern from this table.
+CASE_TYPE_GROUPS: dict[str, tuple[str, ...]] = {
+    "jurisdiction": ("刑辖", "民辖", "民辖终", "民辖监", "行辖", "行辖终", "赔辖", "赔辖终"),
+    "criminal": (
+        "刑初", "刑终", "刑监", "刑申", "刑抗", "刑再", "刑没", "刑核",
+        "刑医", "刑医解", "刑医复", "刑医监", "刑止", "刑止调", "刑止核",
+        "刑更", "刑更监", "刑更备", "刑他",
+    ),
+    "civil": (
+        "民初", "民终", "民监", "民申", "民抗", "民再", "民撤", "民特", "民特监",
+        "民催", "民督", "民督监", "民破", "民算", "民他",
+    ),
+    "administrative": ("行初", "行终", "行监", "行申", "行抗", "行再", "行审", "行审复", "行他"),
+    "state_compensation": (
+        "行赔初", "行赔终", "行赔监", "行赔申", "行赔抗", "行赔再",
+        "法赔", "委赔", "委赔监", "委赔提", "委赔再", "赔他",
+    ),
+    "judicial_assistance_fund": ("司救刑", "司救民", "司救行", "司救赔", "司救执", "司救访", "司救他"),
+    "mainland_hk_macao_taiwan": (
+        "认台", "认港", "认澳", "认复", "认他",
+        "请台送", "请港送", "请澳送", "台请送", "港请送", "澳请送",
+        "请台调", "请港调", "请澳调", "台请调", "港请调", "澳请调",
+        "请移管", "助移管", "请移赃", "助移赃",
+    ),
+    "international_assistance": (
+        "协外认", "协他", "协外送", "请外送", "协外调", "请外调", "请外移", "协外移", "请外引", "协外引",
+    ),
+    "judicial_sanction": ("司惩", "司惩复"),
+    "preservation": ("财保", "行保", "行保复", "证保"),
+    "enforcement": ("执", "执恢", "执保", "执异", "执复", "执监", "执协", "执他"),
+    "liquidation_bankruptcy": ("强清", "强清终", "破申", "破", "破终", "破监"),
+}  # fmt: skip
+CASE_TYPES: tuple[str, ...] = tuple(t for group in CASE_TYPE_GROUPS.values() for t in group)
 
 # Special-trial codes (专门审判代字, 2018 amendment). Must not share a first
 # character with any case type, or a number could be split two ways.
@@ -206,11 +237,14 @@ def parse(text: str | None) -> CaseNumber | None:
 def court_level(court_code: str | None) -> CourtLevel | None:
     """The level of the court with ``court_code`` (a post-2016 code), or None if it is not one.
 
-    Military courts and courts in a reserved pair (71–99) are ``"special"``.
+    Military courts and courts in a reserved pair (71–99) are ``"special"``. Surrounding
+    whitespace (line terminators too: ``"兵\\n"`` is 兵) is stripped first, as every rule
+    does, so the anchored pattern never meets a line terminator.
     """
-    if court_code == SUPREME_COURT:
+    code = strip_whitespace(court_code) if court_code is not None else ""
+    if code == SUPREME_COURT:
         return "supreme"
-    m = _compiled()[3].match(court_code or "")
+    m = _compiled()[3].fullmatch(code)
     if m is None:
         return None
     abbr, digits = m.groups()
@@ -226,8 +260,9 @@ def court_region(court_code: str | None) -> str | None:
 
     浙 → "330000", 浙01 → "330100", 浙0102 → "330102". None for 最高法, military
     and XPCC courts (their digits are not GB/T 2260), and special courts (71–99).
+    Surrounding whitespace is stripped first, as in :func:`court_level`.
     """
-    m = _compiled()[3].match(court_code or "")
+    m = _compiled()[3].fullmatch(strip_whitespace(court_code) if court_code is not None else "")
     if m is None:
         return None
     abbr, digits = m.groups()

@@ -174,8 +174,8 @@ def case_number(col: ColumnOrName) -> Column:
 
 
 def court_level(col: ColumnOrName) -> Column:
-    """:func:`lawlake.rules.case_numbers.court_level` of a court-code column (string, or null)."""
-    code = _col(col)
+    """:func:`lawlake.rules.case_numbers.court_level` of a court-code column (string, or null); surrounding whitespace stripped."""
+    code = _strip_whitespace(_col(col))
     p = case_numbers.patterns()
     digits = F.regexp_extract(code, p.court, 2)
     pair = F.substring(digits, 1, 2).try_cast("int")
@@ -192,8 +192,8 @@ def court_level(col: ColumnOrName) -> Column:
 
 
 def court_region(col: ColumnOrName) -> Column:
-    """:func:`lawlake.rules.case_numbers.court_region` of a court-code column: GB/T 2260 code or null."""
-    code = _col(col)
+    """:func:`lawlake.rules.case_numbers.court_region` of a court-code column: GB/T 2260 code or null; surrounding whitespace stripped."""
+    code = _strip_whitespace(_col(col))
     p = case_numbers.patterns()
     provinces = F.create_map(
         *(F.lit(x) for abbr, prov in case_numbers.court_abbreviations().items() if prov for x in (abbr, prov))

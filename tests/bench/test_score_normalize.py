@@ -55,7 +55,8 @@ def test_no_case_number_is_rejected_as_unparseable(scores):
     assert [s for s in scores.rules if s.rule == "case_number.unparseable"] == []
 
 
-@pytest.mark.parametrize("kind", ["case_number_variant", "legacy_case_number", "id_legacy_15", "date_format", "name_variant", "charge_variant", "id_missing"])
+@pytest.mark.parametrize("kind", ["case_number_variant", "legacy_case_number", "id_legacy_15", "date_format", "name_variant", "charge_variant", "id_missing",
+                                  "field_rejection"])
 def test_transformations_reach_silver(scores, kind):
     k = scores.kept(kind)
     assert k.records > 0
@@ -67,6 +68,19 @@ def test_transformed_values_are_right(scores, kind):
     k = scores.kept(kind)
     assert k.value_checked > 0
     assert k.value_ok == k.value_checked, [e for e in scores.examples if e.what == "wrong value" and e.rule == kind][:5]
+
+
+def test_a_record_with_only_nulled_fields_reaches_silver_naming_them(scores):
+    # a mistyped identity number, an empty charge …: the value is quarantined, the record goes on
+    k = scores.kept("field_rejection")
+    assert k.records > 0 and k.in_silver == k.records, k
+    assert k.value_checked == k.records and k.value_ok == k.value_checked, [e for e in scores.examples if e.rule == "field_rejection"][:5]
+
+
+def test_an_empty_police_region_is_derived_from_the_case_id(scores):
+    k = scores.kept("missing_optional_field")
+    assert k.in_silver == k.records
+    assert k.value_ok == k.value_checked, [e for e in scores.examples if e.rule == "missing_optional_field"][:5]
 
 
 def test_name_variants_normalize_to_the_true_name(scores):

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -95,7 +95,9 @@ def _valid_id18(number: str) -> bool:
 
 
 def _age(birth: date, day: date) -> int:
-    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+    """The legal age (SPC 法释〔2006〕1号 art. 2): reached on the day after the birthday."""
+    eve = day - timedelta(days=1)
+    return eve.year - birth.year - ((eve.month, eve.day) < (birth.month, birth.day))
 
 
 # -- determinism and size -------------------------------------------------------------
@@ -345,6 +347,89 @@ def test_minor_at_offense_marks_exactly_the_minors_records(demo):
     for r in _truth(demo):
         if r["person_id"]:
             assert ("minor_at_offense" in r["defects"].split("|")) == ((r["person_id"], r["police_case_id"]) in minors), r
+
+
+# -- the truth follows the law ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world():
+    import random
+
+    from lawlake.demo.reference import load_reference
+    from lawlake.demo.world import build_world
+
+    return build_world(random.Random(7), load_reference(), 2000)
+
+
+def test_legal_age_is_reached_the_day_after_the_birthday():
+    from lawlake.demo.world import legal_age
+
+    assert legal_age(date(2006, 5, 1), date(2024, 5, 1)) == 17  # on the 18th birthday: still 17, a minor
+    assert legal_age(date(2006, 5, 1), date(2024, 5, 2)) == 18  # the day after: 18
+    assert legal_age(date(2010, 5, 1), date(2024, 5, 1)) == 13  # on the 14th birthday: not yet responsible
+    # a 29 February birthday has its anniversary on 1 March in a common year (calendar count): 18 from 2 March
+    assert (legal_age(date(2008, 2, 29), date(2026, 3, 1)), legal_age(date(2008, 2, 29), date(2026, 3, 2))) == (17, 18)
+
+
+def test_no_suspect_is_below_criminal_responsibility_for_the_charge(world):
+    # Criminal Law art. 17: from 16 for every crime, at 14–15 only for the crimes of art. 17(2)
+    from lawlake.demo.world import ART_17_2_CHARGES, legal_age
+
+    ages = [(legal_age(s.person.birth_date, c.occurred_on), c.charge.code) for c in world.cases for s in c.suspects]
+    assert min(age for age, _ in ages) >= 14
+    young = [(age, code) for age, code in ages if age < 16]
+    assert young, "the sample has 14–15-year-olds"
+    assert {code for _, code in young} <= ART_17_2_CHARGES
+    assert ART_17_2_CHARGES == {"C232", "C234", "C236", "C263", "C347", "C114A", "C114C", "C114D"}
+
+
+def test_art_17_2_charges_are_in_the_charge_list():
+    from lawlake.demo.reference import load_reference
+    from lawlake.demo.world import ART_17_2_CHARGES
+
+    names = {c.code: c.name for c in load_reference().charges}
+    assert {names[c] for c in ART_17_2_CHARGES} == {
+        "故意杀人罪", "故意伤害罪", "强奸罪", "抢劫罪", "走私、贩卖、运输、制造毒品罪", "放火罪", "爆炸罪", "投放危险物质罪",
+    }
+
+
+def test_an_offense_on_the_18th_birthday_is_a_minors(demo):
+    births = {p["person_id"]: date.fromisoformat(p["birth_date"]) for p in _csv_rows(demo / "_truth" / "persons.csv")}
+    with sqlite3.connect(demo / "police" / "police.db") as conn:
+        occurred = {c: date.fromisoformat(o) for c, o in conn.execute("SELECT case_id, occurred_on FROM cases")}
+    status = {(r["person_id"], r["police_case_id"]): r for r in _csv_rows(demo / "_truth" / "seal_status.csv")}
+    on_birthday = [
+        pair for pair in status
+        if (occurred[pair[1]].year - births[pair[0]].year, occurred[pair[1]].month, occurred[pair[1]].day) == (18, births[pair[0]].month, births[pair[0]].day)
+    ]
+    assert on_birthday, "at least one offense falls on the 18th birthday"
+    assert all(status[pair]["is_minor_at_offense"] == "true" for pair in on_birthday)
+    assert all(status[pair]["seal_status"] in ("sealed", "not_sealed", "pending") for pair in on_birthday)
+
+
+def test_seal_status_covers_every_suspect_and_agrees_with_sealed_csv(demo):
+    rows = _csv_rows(demo / "_truth" / "seal_status.csv")
+    pairs = [(r["person_id"], r["police_case_id"]) for r in rows]
+    suspects = {(r["person_id"], r["police_case_id"]) for r in _truth(demo) if r["source"] == "police.suspects"}
+    assert len(pairs) == len(set(pairs)) and set(pairs) == suspects  # one status per (person, case)
+    assert {r["seal_status"] for r in rows} == {"sealed", "not_sealed", "pending"}
+    sealed = {(r["person_id"], r["police_case_id"]) for r in _csv_rows(demo / "_truth" / "sealed.csv")}
+    assert {(r["person_id"], r["police_case_id"]) for r in rows if r["seal_status"] == "sealed"} == sealed
+    minors = _minor_at_offense(demo)
+    assert {(r["person_id"], r["police_case_id"]) for r in rows if r["is_minor_at_offense"] == "true"} == minors
+    # only minors are sealed or pending; adults are never withheld for sealing
+    assert all(r["is_minor_at_offense"] == "true" for r in rows if r["seal_status"] != "not_sealed")
+
+
+def test_pending_minors_have_no_outcome_in_the_deliveries(demo):
+    rows = _csv_rows(demo / "_truth" / "seal_status.csv")
+    pending = {(r["person_id"], r["police_case_id"]) for r in rows if r["seal_status"] == "pending"}
+    assert pending, "at least one minor's case is still open"
+    outcomes = _final_outcomes(demo)
+    # no non-prosecution and no judgment was delivered for them (a later decision would settle it)
+    settled = {pair for pair, o in outcomes.items() if o.get("decision") == "不起诉" or o.get("verdict")}
+    assert not pending & settled
 
 
 # -- the output directory -------------------------------------------------------------

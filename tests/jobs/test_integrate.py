@@ -324,6 +324,7 @@ def statuses(spark):
             ("B8", KIDS["B8"], "non_prosecution"), ("B9", KIDS["B9"], "prosecute"),
         ]
     ]  # B4: transferred, never decided
+    prosecutions[5]["police_case_id"] = None  # B7's police case id failed its rule: found through the person's one police case
     court_cases = [
         dict(case_number=fi(c), court_code="浙0102", case_type="刑初", case_year=2023, trial_level="first_instance", review_id=f"JC{c}",
              charge_code="C264", filed_on=D(2022, 10, 1), judged_on=D(2022, 12, 1))
@@ -361,7 +362,7 @@ def statuses(spark):
         ("B4", "pending", True),  # outcome pending: transferred, not yet decided
         ("B5", "pending", False),  # not prosecuted, but no birth date anywhere: the age may be a minor's
         ("B6", "not_sealed", False),  # age unknown, life imprisonment: sealable at no age
-        ("B7", "sealed", True),  # the offense on the 18th birthday is a minor's (SPC 法释〔2006〕1号 art. 2)
+        ("B7", "sealed", True),  # the offense on the 18th birthday is a minor's (SPC 法释〔2006〕1号 art. 2); its review found by the person
         ("B8", "not_sealed", False),  # 18 reached on the offense day
         ("B9", "sealed", True),  # the court's birth date (linked by court case + name) makes a minor
     ],

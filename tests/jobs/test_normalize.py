@@ -466,3 +466,14 @@ def test_a_review_keeps_its_first_receipt_and_counts_supplementary_rounds(spark)
         "JC8:李四": ("non_prosecution", D(2023, 3, 5), D(2023, 3, 5), 0),
     }
     assert superseded.count() == 2  # the two returns are merged into the latest version
+
+
+def test_an_empty_value_breaks_one_rule_not_two(spark):
+    rows = [
+        # an empty case number is missing, not also unparseable: one quarantine row, the record kept
+        {"record_id": "K9", "case_number": " ", "name": "张三", "custody_type": "监狱", "admitted_on": "2023-05-20"},
+    ]
+    checked = normalize.build_custody(bronze(spark, "bronze.custody_records", rows), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.custody_records", target_table="silver.custody")
+    assert [(r["record_id"], r["case_number"], r["invalid_fields"]) for r in current.collect()] == [("K9", None, ["case_number"])]
+    assert [(r["scope"], r["rule"]) for r in rejected.collect()] == [("field", "case_number.missing")]

@@ -6,12 +6,13 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
 from jobs import share
-from lawlake import contracts, policy, tables
+from lawlake import contracts, policy, sealing, tables
 from lawlake.config import Settings
 from lawlake.rules.spark import hmac_sha256_hex
 from quality.gate import Suite, run_gate
@@ -101,7 +102,8 @@ def _chain_row(chain_id, **fields):
 GOLD = [
     _chain_row("C1", person_key="Paaaa", age_at_offense=17),  # shared
     _chain_row("C2", person_key="Paaaa", region_code="330105", filed_on=D(2023, 2, 3), age_at_offense=45),  # shared: the same person again
-    _chain_row("C3", person_key="Pbbbb", is_sealed=True, is_minor_at_offense=True, age_at_offense=16),  # sealed
+    _chain_row("C3", person_key="Pbbbb", seal_status="sealed", is_sealed=True, is_withheld=True, is_minor_at_offense=True, age_at_offense=16),  # sealed
+    _chain_row("C6", person_key="Peeee", seal_status="pending", is_withheld=True),  # pending: withheld too
     _chain_row("C4", person_key="Pcccc", region_code="330203"),  # Ningbo: outside the filter
     _chain_row("C5", person_key="Pdddd"),  # listed among sealed chain ids
 ]
@@ -125,7 +127,7 @@ def applied(spark):
 def test_apply_keeps_the_filtered_unsealed_rows_and_only_the_shared_columns(applied):
     _, columns, rows = applied["hz_procuratorate"]
     assert columns == ["chain_id", "police_case_id", "person_key", "region_code", "filed_on", "age_at_offense"]
-    assert sorted(rows) == ["C1", "C2"]  # C3 sealed, C4 outside 3301, C5 a sealed chain id
+    assert sorted(rows) == ["C1", "C2"]  # C3 sealed, C4 outside 3301, C5 a sealed chain id, C6 pending
 
 
 def test_apply_generalizes_dates_and_ages(applied):
@@ -189,10 +191,43 @@ def test_mask_keeps_region_and_last_four(spark):
 NAME = "share.hz_procuratorate.case_chain"
 GOLD_PUBLISHED = [
     _chain_row("G1", person_key="Pg1", review_id="JC1"),  # in Hangzhou, a theft, not sealed: both partners' row
-    _chain_row("G2", person_key="Pg2", is_sealed=True, is_minor_at_offense=True, age_at_offense=16),  # sealed
+    _chain_row("G2", person_key="Pg2", seal_status="sealed", is_sealed=True, is_withheld=True, is_minor_at_offense=True, age_at_offense=16),  # sealed
     _chain_row("G3", person_key="Pg3", region_code="330203"),  # Ningbo: not the procuratorate's
     _chain_row("G4", person_key="Pg4", charge_code="C232"),  # homicide: not among the institute's charges
+    # gold says not_sealed, but the police recorded a birth date in 2007 for the person: a minor gold mislabels
+    _chain_row("G5", person_key="Pg5", occurred_on=D(2023, 1, 10)),
+    # a minor by silver, not_sealed: seven years' imprisonment in silver.court_defendants bears it out
+    _chain_row("G6", person_key="Pg6", occurred_on=D(2023, 1, 10), first_instance_case_number="（2023）浙0102刑初6号",
+               verdict="guilty", sentence_type="fixed_term", sentence_months=84),
+    # the minor's birth date is on a procuratorate record gold failed to link: found by police case + name
+    _chain_row("G7", person_key="Pg7", occurred_on=D(2023, 1, 10)),
+    _chain_row("G8", person_key="Pg8", seal_status="pending", is_withheld=True),  # pending: outcome unknown
 ]
+SILVER_PUBLISHED = {
+    "silver.suspects": [
+        dict(suspect_id="S1", police_case_id="AG1", name="郑一", birth_date=D(1990, 1, 1)),  # an adult
+        dict(suspect_id="S5", police_case_id="AG5", name="冯五", birth_date=D(2007, 1, 1)),  # 16 at the offense
+        dict(suspect_id="S6", police_case_id="AG6", name="陈六", birth_date=D(2006, 5, 5)),
+        dict(suspect_id="S7", police_case_id="AG7", name="褚七", birth_date=D(1990, 1, 1)),  # the police's birth date is wrong
+    ],
+    "silver.prosecutions": [
+        dict(prosecution_id="JC7:褚七", review_id="JC7", police_case_id="AG7", name="褚七", birth_date=D(2008, 2, 2), supplementary_rounds=0),
+    ],
+    "silver.court_defendants": [
+        dict(defendant_id="（2023）浙0102刑初6号#1", case_number="（2023）浙0102刑初6号", party_index=1, name="陈六",
+             verdict="guilty", sentence_type="fixed_term", sentence_months=84),
+    ],
+    "silver.custody": [],
+    "gold.person_records": [
+        dict(record_ref=f"silver.{t}:{k}", source_table=f"silver.{t}", record_key=k, person_key=p, match_rule="id_number")
+        for t, k, p in (("suspects", "S1", "Pg1"), ("suspects", "S5", "Pg5"), ("suspects", "S6", "Pg6"), ("suspects", "S7", "Pg7"),
+                        ("court_defendants", "（2023）浙0102刑初6号#1", "Pg6"))
+    ],
+    "gold.person_index": [
+        dict(person_key=p, name=n, n_records=1, agencies="police", has_conflicts=False)
+        for p, n in (("Pg1", "郑一"), ("Pg5", "冯五"), ("Pg6", "陈六"), ("Pg7", "褚七"))
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +235,8 @@ def share_gate(spark, tmp_path_factory):
     """Gold published in a tmp lake; a function that writes a candidate (gold rows → masked) and runs the share gate on it."""
     lake = tmp_path_factory.mktemp("share") / "lake"
     tables.write(table(spark, "gold.case_chain", GOLD_PUBLISHED), tables.location(lake, "gold.case_chain"))
+    for name, rows in SILVER_PUBLISHED.items():
+        tables.write(table(spark, name, rows), tables.location(lake, name))
     gold = tables.read(spark, tables.location(lake, "gold.case_chain"))
     settings = Settings(lake=lake, catalog_url="sqlite://")
     runs = iter(range(100))
@@ -213,10 +250,10 @@ def share_gate(spark, tmp_path_factory):
         suite = Suite(table=name, expectations=tuple(extra["expectations"]), checks=tuple(extra["checks"]))
         rows = gold.where(F.col("chain_id").isin(*chain_ids))
         if ignore_policy:  # what a broken job might write: no row filter, no sealing
-            rows = rows.withColumn("is_sealed", F.lit(False))
+            rows = rows.withColumn("is_sealed", F.lit(False)).withColumn("seal_status", F.lit("not_sealed"))
             spec, sealed = policy.SharedTable(name=t.name, source=t.source, rows={}, columns=t.columns), None
         else:
-            spec, sealed = t, gold.where("is_sealed").select("chain_id")
+            spec, sealed = t, sealing.withheld_chain_ids(gold)
         candidate = share.build_share_table(rows, spec, key=policy.partner_key(SECRET, partner), sealed_chain_ids=sealed)
         for col, value in (edit or {}).items():
             candidate = candidate.withColumn(col, F.lit(value))
@@ -224,6 +261,7 @@ def share_gate(spark, tmp_path_factory):
         tables.write(contracts.enforce(candidate, shape), path)
         return run_gate(spark, name, path, lake=lake, contract=shape, suite=suite)
 
+    gate.lake = lake  # gold and silver published here: the open check's test reuses them
     return gate
 
 
@@ -234,7 +272,7 @@ def _failed(result) -> set[str]:
 def test_share_checks_cover_sealing_filter_identity_numbers_and_masking():
     extra = share.checks(NAME, Settings(lake=".", catalog_url="sqlite://"))
     assert {c["name"] for c in extra["checks"]} == {
-        "no_sealed_records", "rows_within_partner_filter", "no_raw_identity_numbers", "person_key_holds_no_source_value"
+        "no_sealed_records", "no_minor_by_silver_evidence", "rows_within_partner_filter", "no_raw_identity_numbers", "person_key_holds_no_source_value"
     }
     assert extra["expectations"] == [("expect_column_values_to_match_regex", {"column": "person_key", "regex": "^[0-9a-f]{32}$"})]
 
@@ -249,6 +287,32 @@ def test_share_gate_fails_a_sealed_chain(share_gate):
     assert _failed(result) == {"check:no_sealed_records"}
     (check,) = result.failures
     assert check["unexpected_count"] == 1 and "G2" in check["observed"]
+
+
+def test_share_gate_fails_a_pending_chain(share_gate):
+    result = share_gate(("G1", "G8"), ignore_policy=True)
+    assert _failed(result) == {"check:no_sealed_records"}
+    assert "G8" in result.failures[0]["observed"]
+
+
+def test_the_policy_output_leaves_out_pending_chains(share_gate):
+    assert share_gate(("G1", "G8")).rows == 1  # G8 withheld by build_share_table
+
+
+@pytest.mark.parametrize(
+    "chain_id, caught",
+    [
+        ("G5", True),  # gold: not_sealed, not a minor; silver.suspects: born 2007 — caught
+        ("G6", False),  # a minor by silver, but silver's heavy sentence verifies not_sealed
+        ("G7", True),  # the birth date is on an unlinked record of the same police case and name — caught
+        ("G1", False),  # an adult by every silver record
+    ],
+)
+def test_share_gate_checks_sealing_against_silver_evidence(share_gate, chain_id, caught):
+    result = share_gate((chain_id,))
+    assert _failed(result) == ({"check:no_minor_by_silver_evidence"} if caught else set())
+    if caught:
+        assert chain_id in str(result.failures[0]["observed"])
 
 
 def test_share_gate_fails_a_row_outside_the_partner_filter(share_gate):
@@ -312,3 +376,24 @@ def test_share_gate_checks_an_in_filter_and_a_pseudonymized_case_id(share_gate):
 def test_a_malformed_policy_is_a_policy_error_not_a_crash(doc, message):
     with pytest.raises(policy.PolicyError, match=message):
         policy.parse(doc)
+
+
+# -- the open variant of the silver-evidence check (wired into the open gate by the open stage) ------------
+
+
+@pytest.mark.parametrize(
+    "cases, passes",
+    [
+        (2, True),  # 2023 · 330100 · C264: G1 and G6 may be counted (G2 sealed, G5 and G7 minors by silver, G8 pending)
+        (3, False),  # one more: a case a minor may be in was counted
+    ],
+)
+def test_open_check_counts_only_cases_free_of_withheld_and_silver_minor_chains(share_gate, spark, tmp_path, cases, passes):
+    name = "open.cases_by_year_region_charge"
+    shape = contracts.load(name)
+    cell = dict(year=2023, region_code="330100", region_name="杭州市", charge_code="C264", charge_name="盗窃罪", cases=cases, is_suppressed=False)
+    gate_lake = Path(share_gate.lake)
+    path = gate_lake / "_staging" / f"open{cases}" / "open" / "cases"
+    tables.write(table(spark, name, [cell]), path)
+    result = run_gate(spark, name, path, lake=gate_lake, contract=shape, suite=Suite(table=name, checks=(sealing.open_check(),)))
+    assert result.success is passes

@@ -69,7 +69,18 @@ LEGACY = CaseNumber(2015, "鹿", None, "刑初", 49, True, "（2015）鹿刑初�
             CaseNumber(2005, None, None, None, 36, True, "（2005）沪高民三（知）终字第36号"),
         ),
         ("（2020）浙0102刑X1号", None),  # unknown case type
-        ("（2020）浙0102民辖1号", None),  # a type outside CASE_TYPES
+        # jurisdiction types and their appeal / review forms are types of the standard
+        ("（2020）浙0102民辖1号", CaseNumber(2020, "浙0102", None, "民辖", 1, False, "（2020）浙0102民辖1号")),
+        ("（2018）粤73民辖终421号", CaseNumber(2018, "粤73", None, "民辖终", 421, False, "（2018）粤73民辖终421号")),
+        ("（2021）最高法民辖监3号", CaseNumber(2021, "最高法", None, "民辖监", 3, False, "（2021）最高法民辖监3号")),
+        ("（2019）浙01刑辖5号", CaseNumber(2019, "浙01", None, "刑辖", 5, False, "（2019）浙01刑辖5号")),
+        ("（2019）浙行辖终7号", CaseNumber(2019, "浙", None, "行辖终", 7, False, "（2019）浙行辖终7号")),
+        # three-character types of other groups: compulsory treatment, state compensation, cross-strait service
+        ("（2020）浙0102刑医解2号", CaseNumber(2020, "浙0102", None, "刑医解", 2, False, "（2020）浙0102刑医解2号")),
+        ("（2020）浙行赔终8号", CaseNumber(2020, "浙", None, "行赔终", 8, False, "（2020）浙行赔终8号")),
+        ("（2017）沪01认台3号", CaseNumber(2017, "沪01", None, "认台", 3, False, "（2017）沪01认台3号")),
+        ("（2019）粤03破申123号", CaseNumber(2019, "粤03", None, "破申", 123, False, "（2019）粤03破申123号")),
+        ("（2020）浙0102民辖X1号", None),  # not a type of the standard
         ("（2020）台0102刑初1号", None),  # no court code 台
         ("（2020）浙00刑初1号", None),  # pair 00 is not a GB/T 2260 pair
         ("（2020）浙012刑初1号", None),  # three digits
@@ -94,6 +105,20 @@ def test_case_types_are_at_most_three_characters_and_unique() -> None:
     assert len(set(case_numbers.CASE_TYPES)) == len(case_numbers.CASE_TYPES)
 
 
+def test_the_whole_standard_is_listed() -> None:
+    # 8 jurisdiction types and every group of the standard; the Spark twin reads the same table
+    groups = case_numbers.CASE_TYPE_GROUPS
+    assert groups["jurisdiction"] == ("刑辖", "民辖", "民辖终", "民辖监", "行辖", "行辖终", "赔辖", "赔辖终")
+    assert case_numbers.CASE_TYPES == tuple(t for g in groups.values() for t in g)
+    assert len(case_numbers.CASE_TYPES) == 121
+    assert "民辖终" in case_numbers.patterns().current
+
+
+def test_no_case_type_starts_with_a_court_code_character() -> None:
+    # Otherwise a high court's number (浙 + type) could be read with a longer court code.
+    assert not {t[0] for t in case_numbers.CASE_TYPES} & set(case_numbers.court_abbreviations())
+
+
 def test_special_codes_cannot_start_a_case_type() -> None:
     # Otherwise 知民终 could be split as special 知 + 民终 or type 知…: the parse must be unique.
     assert not {t[0] for t in case_numbers.CASE_TYPES} & set(case_numbers.SPECIAL_TRIAL_CODES)
@@ -114,6 +139,11 @@ def test_special_codes_cannot_start_a_case_type() -> None:
         ("军", "special", None),  # PLA Military Court
         ("军0101", "special", None),  # a basic military court
         ("兵", "high", None),  # XPCC branch: its digits are not GB/T 2260
+        # Found by Hypothesis: Python's $ matched before the newline (high), Sail's did not (null).
+        # A trailing newline is whitespace every rule strips: both sides say high.
+        ("兵\n", "high", None),
+        ("\u3000浙01\r\n", "intermediate", "330100"),  # surrounding whitespace of any kind
+        ("浙 01", None, None),  # inner whitespace is not stripped: not a court code
         ("兵0101", "basic", None),  # XPCC basic court
         ("鹿", None, None),  # legacy free-form abbreviation
         ("浙00", None, None),  # not a pair
