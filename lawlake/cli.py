@@ -199,9 +199,11 @@ def print_run_summary(settings: config.Settings, run_id: str) -> None:
         print(f"\ntables are published under {settings.lake}; query them with:")
         print(f'  lawlake sql --lake {settings.lake} "SELECT charge_code, count(*) AS n FROM gold.case_chain GROUP BY charge_code ORDER BY n DESC"')
         print(f"  lawlake tables --lake {settings.lake}    lawlake gates --lake {settings.lake}    lawlake quarantine --lake {settings.lake}")
-        downloads = settings.lake / "open" / "_downloads"
-        if downloads.is_dir():
-            print(f"open data downloads: {downloads}")
+        from lawlake.opendata.portal import portal_location
+
+        portal = portal_location(settings.lake)
+        if (portal / "index.html").is_file():
+            print(f"open data portal: {portal / 'index.html'} (DCAT-AP 3 catalog: {portal / 'catalog.jsonld'})")
         print_sharing_hint(settings)
 
 
@@ -456,6 +458,9 @@ def parser() -> argparse.ArgumentParser:
     from lawlake.sharing.cli import register
 
     register(sub)
+    from lawlake.opendata.cli import register as register_open
+
+    register_open(sub)
     return p
 
 

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Params", "Built", "Table", "Stage", "TALLY_FIELDS", "is_work", "is_reference"]
 
-# What a table's tally may count (rows_out is always counted by the runner, on the written candidate).
-TALLY_FIELDS = ("rows_in", "rows_quarantined", "rows_merged", "rows_excluded", "fields_quarantined")
+# What a table's tally may count. rows_out is counted by the runner on the written candidate,
+# unless the table reconciles in another unit than its rows (open data: police cases).
+TALLY_FIELDS = ("rows_in", "rows_out", "rows_quarantined", "rows_merged", "rows_excluded", "fields_quarantined")
 
 
 @dataclass(frozen=True)

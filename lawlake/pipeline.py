@@ -269,7 +269,8 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
                 quarantine_parts.append(quarantine)
                 expected_quarantine += n_q
             if tally:
-                recs.append(Reconciliation(t.name, tally.get("rows_in", n_out), n_out, tally.get("rows_quarantined", 0), tally.get("rows_merged", 0),
+                rows_out = tally.get("rows_out", n_out)
+                recs.append(Reconciliation(t.name, tally.get("rows_in", rows_out), rows_out, tally.get("rows_quarantined", 0), tally.get("rows_merged", 0),
                                            tally.get("rows_excluded", 0), tally.get("fields_quarantined", 0)))
             if t.metrics:
                 metrics[t.name] = t.metrics(frame)
@@ -346,12 +347,14 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
         start = time.perf_counter()
         results = []
         siblings = {c["table"]: Path(c["path"]) for c in summary["candidates"]}
+        extra = _extra_checks(stage, spark, settings, siblings)
         for cand in summary["candidates"]:
             name, path = cand["table"], Path(cand["path"])
             t = declared.get(name)
             contract = _contract(t) if t else contracts.load(name)
             suite = suite_for(name, contract=contract, declared=t.suite if t else None)
             result = run_gate(spark, name, path, lake=settings.lake, suite=suite, siblings=siblings, versions=released)
+            result.add(extra.get(name, []))
             metrics = (summary.get("metrics") or {}).get(name)
             if metrics:
                 result.add(rule_rate_results(metrics, settings.thresholds.get(name, {}), default=settings.thresholds.get("default")))
@@ -378,13 +381,23 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
         return {"stage": stage, "run_id": run_id, "release": release_id, "published": published}
 
 
-def _export_open(settings: Settings, published: dict) -> None:
-    """Only a gated, released version is exported for download."""
+def _extra_checks(stage: str, spark, settings: Settings, siblings: dict[str, Path]) -> dict[str, list[dict]]:
+    """Gate checks judged outside Great Expectations: the open datasets' disclosure attack and DCAT-AP validation."""
+    if stage != "open":
+        return {}
     from jobs import open as open_stage
 
-    for name, info in published.items():
-        if name.startswith("open."):
-            open_stage.export(settings.lake, name, version=info["version"], min_cell=settings.open_min_cell)
+    return open_stage.gate_results(spark, {n: p for n, p in siblings.items() if n.startswith("open.")}, settings.lake, settings)
+
+
+def _export_open(settings: Settings, published: dict) -> None:
+    """Only gated, released versions are published: the portal folder (files, DCAT-AP 3 catalog, index.html) under the lake."""
+    from lawlake.opendata import policy as opendata_policy
+    from lawlake.opendata.portal import portal_location, publish
+
+    folder = portal_location(settings.lake)
+    versions = {n: info["version"] for n, info in published.items() if n.startswith("open.")}
+    publish(settings.lake, folder, base_url=folder.resolve().as_uri() + "/", versions=versions, policy=opendata_policy.load_policy(settings.open_min_cell))
 
 
 def _purge_shares(settings: Settings, published: dict) -> None:
