@@ -25,12 +25,17 @@ run: $(STAMP)
 	$(BIN)/lawlake demo-data --out $(DEMO) --scale $(SCALE) --seed $(SEED)
 	$(BIN)/lawlake run --sources $(DEMO) --lake $(LAKE)
 
+# Lint (ruff, with import sorting), type-check (mypy on lawlake/, jobs/, quality/), then every test.
 test: $(STAMP)
+	$(BIN)/ruff check lawlake jobs quality dags tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # The long randomized gather fuzz run (seeds from the clock, printed; repeat one with LAWLAKE_FUZZ_SEED=…, size with LAWLAKE_FUZZ_RUNS=…).
+# Also the Hypothesis rule properties with random exploration (the `dev` profile; `make test` runs them derandomized).
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest -q -s -m fuzz tests/fuzz
+	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest -q tests/rules
 
 # Re-pin every dependency (needs the network to PyPI); commit requirements.lock afterwards.
 lock: $(STAMP)

@@ -457,7 +457,7 @@ def build_protected_cells(facts: DataFrame, *, min_cell: int) -> DataFrame:
 
 
 def _dataset(name: str):
-    def build(cells: DataFrame) -> DataFrame:
+    def build(cells: DataFrame, facts: DataFrame) -> DataFrame:  # facts: for the tally's withheld cases
         return cells.where(F.col("dataset") == name).select(*COLUMNS[name])
 
     build.__wrapped__ = build_protected_cells  # type: ignore[attr-defined]  # `lawlake tables --explain` names the real builder
