@@ -38,7 +38,7 @@ import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 
@@ -120,7 +120,7 @@ def bronze_court_table(pools: Pools, rows: int, seed: int) -> pa.Table:
     rng = np.random.default_rng(seed)
     lines = np.array(pools.court_lines, dtype=object)[rng.integers(0, len(pools.court_lines), rows)]
     schema = contracts.arrow_schema(contracts.load("bronze.court_cases"))
-    ingested = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    ingested = datetime(2025, 1, 1, tzinfo=UTC)
     columns = {}
     for field in schema:
         if field.name in ("_source", "_source_file", "_batch_id"):

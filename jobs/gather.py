@@ -60,10 +60,11 @@ import io
 import json
 import logging
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from lawlake import contracts
@@ -245,7 +246,7 @@ def parse_timestamp(value: str | None) -> datetime | None:
     except ValueError:
         return None
     if ts.tzinfo is not None:
-        ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
     return ts
 
 
@@ -769,7 +770,7 @@ def collect_files(
 # -- what earlier runs left ---------------------------------------------------------------
 
 
-def _published_hashes(published: "DataFrame | None") -> set[str]:
+def _published_hashes(published: DataFrame | None) -> set[str]:
     if published is None:
         return set()
     return set(published.select("_record_hash").toArrow().column(0).to_pylist())
@@ -793,7 +794,7 @@ def earlier_rejects(rows: Iterable[dict]) -> tuple[dict[str, set[str]], set[tupl
     return hashes, duplicates
 
 
-def _earlier_rows(quarantined: "DataFrame | None", *, run_id: str) -> list[dict]:
+def _earlier_rows(quarantined: DataFrame | None, *, run_id: str) -> list[dict]:
     """Gather's released quarantine rows that :func:`earlier_rejects` looks at — not this run's own: a retry of the
     run replaces them, so it must quarantine the same rows again."""
     if quarantined is None:
@@ -811,8 +812,8 @@ def police_url(sources: Path) -> str:
 
 def gather_source(
     src: Source,
-    published: "DataFrame | None",
-    quarantined: "DataFrame | None",
+    published: DataFrame | None,
+    quarantined: DataFrame | None,
     *,
     sources: Path | None,
     watermarks: Mapping[str, str],

@@ -22,12 +22,12 @@ counts the superseded ones as merged, so rows in = out + quarantined + merged, a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Callable, Literal, NamedTuple
+from functools import cache
+from typing import Literal, NamedTuple
 
 import yaml
-
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -106,7 +106,7 @@ class Rule:
     on_failure: Literal["reject_record", "null_field", ""] = ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def rule_actions(table: str) -> dict[str, tuple[str, str]]:
     """``{rule id: (field, on_failure)}`` as the contract of ``table`` declares them (its ``rules:`` list)."""
     path = contracts.contract_path(table)

@@ -43,11 +43,11 @@ from pyspark.sql import functions as F
 from lawlake import contracts
 from lawlake.config import Settings
 from lawlake.declarations import Params, Stage, Table
-from lawlake.opendata.datasets import BY_YEAR_CHARGE, BY_YEAR_PREFECTURE, COUNT_DATASETS, DATASETS, DURATIONS, FUNNEL
 from lawlake.opendata import policy as opendata_policy
+from lawlake.opendata.datasets import BY_YEAR_CHARGE, BY_YEAR_PREFECTURE, COUNT_DATASETS, DATASETS, DURATIONS, FUNNEL
+from lawlake.opendata.linked import TOTAL, Grid, cell_values, linked_cells
 from lawlake.opendata.policy import OpenPolicy
 from lawlake.opendata.portal import portal_location
-from lawlake.opendata.linked import STAGES, TOTAL, Grid, linked_cells, cell_values
 from lawlake.suites import Suite, check, suite_for
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "gate_results",
     "checks",
     "build_protected_cells",
+    "silver_evidence_check",
     "open_tables",
     "STAGE",
     "portal_location",
@@ -357,7 +358,7 @@ def gate_results(spark, candidates: dict[str, Path], lake: Path, settings: Setti
         for n in names:
             out[n].append(failed("disclosure_attack", exc))
     try:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         with tempfile.TemporaryDirectory() as tmp:
             render(frames, Path(tmp) / "portal", base_url=portal_location(lake).resolve().as_uri() + "/", versions={}, policy=policy,
                    issued={n: now for n in frames}, modified={n: now for n in frames})
@@ -474,9 +475,43 @@ def _tally(table: DataFrame, cells: DataFrame, facts: DataFrame, *, name: str) -
     return {"rows_in": int(n_in or 0), "rows_out": int(published or 0), "rows_excluded": int(suppressed or 0) + int(withheld or 0)}
 
 
+def silver_evidence_check(name: str, *, province: str) -> dict | None:
+    """Gate check: no published count exceeds the cases gold holds free of withheld chains *and* of silver evidence of a minor.
+
+    The open datasets count from the canonical cases and withhold by gold's seal
+    status; this check judges again from every agency's birth dates
+    (:func:`lawlake.sealing.minor_evidence_sql`), at every level a row publishes (a
+    prefecture, the province, a charge, all years), so a mislabelled chain cannot be
+    counted in a total either.
+    """
+    from lawlake import sealing
+
+    chains = "SELECT g.chain_id, g.police_case_id, g.person_key, g.first_instance_case_number, g.appeal_case_number, g.seal_status, g.occurred_on, g.filed_on FROM {gold.case_chain} g"
+    blocked = f"""bad AS ({sealing.minor_evidence_sql(chains)}),
+blocked AS (SELECT police_case_id FROM bad UNION SELECT police_case_id FROM {{gold.case_chain}} WHERE coalesce(seal_status, 'pending') <> 'not_sealed'),
+ok AS (SELECT DISTINCT g.police_case_id, CAST(year(g.filed_on) AS STRING) AS y, concat(substring(g.region_code, 1, 4), '00') AS r, coalesce(g.charge_code, '{UNKNOWN_CHARGE}') AS ch
+       FROM {{gold.case_chain}} g LEFT ANTI JOIN blocked b ON g.police_case_id = b.police_case_id),
+years AS (SELECT police_case_id, y, r, ch FROM ok UNION ALL SELECT police_case_id, '{TOTAL}', r, ch FROM ok)"""
+    if name in (BY_YEAR_PREFECTURE, FUNNEL):
+        levels = f"""allowed AS (SELECT y, r, count(DISTINCT police_case_id) AS n FROM years GROUP BY y, r
+                 UNION ALL SELECT y, '{province}', count(DISTINCT police_case_id) FROM years GROUP BY y)"""
+        stage = "AND o.stage = 'filed'" if name == FUNNEL else ""
+        rows = f"SELECT o.* FROM {{batch}} o LEFT JOIN allowed a ON o.year = a.y AND o.region_code = a.r WHERE o.cases IS NOT NULL {stage} AND o.cases > coalesce(a.n, 0)"
+    elif name == BY_YEAR_CHARGE:
+        levels = """allowed AS (SELECT y, ch, count(DISTINCT police_case_id) AS n FROM years GROUP BY y, ch),
+                 totals AS (SELECT y, count(DISTINCT police_case_id) AS n FROM years GROUP BY y)"""
+        rows = ("SELECT o.* FROM {batch} o LEFT JOIN allowed a ON o.year = a.y AND o.charge_code = a.ch LEFT JOIN totals t ON o.year = t.y "
+                "WHERE o.cases IS NOT NULL AND ((o.level = 'charge' AND o.cases > coalesce(a.n, 0)) OR (o.level <> 'charge' AND o.cases > coalesce(t.n, 0)))")
+    else:
+        return None
+    return {"name": "no_cases_a_minor_could_be_in", "sql": f"WITH {blocked},\n{levels}\n{rows}"}
+
+
 def _suite(name: str, min_cell: int) -> Suite:
     base = suite_for(name, contract=contracts.load(name))
     extra = checks(name, Settings(lake=Path("."), catalog_url="", open_min_cell=min_cell))["checks"]
+    evidence = silver_evidence_check(name, province=opendata_policy.load_policy(min_cell).province)
+    extra += [evidence] if evidence else []
     return base + Suite(name, tuple(check(c["name"], c["sql"].replace("{candidate}", "{batch}")) for c in extra))
 
 

@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from lawlake import config, tables
@@ -129,7 +129,7 @@ def cmd_run(args) -> int:
     if not sources.is_dir():
         print(f"lawlake run: sources folder {sources} does not exist (make one with: lawlake demo-data --out {args.sources})", file=sys.stderr)
         return 2
-    run_id = args.run_id or datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%S")
+    run_id = args.run_id or datetime.now(UTC).strftime("run-%Y%m%dT%H%M%S")
     catalog = Catalog(settings.catalog_url)
     try:  # this process holds the lake for the whole run, Airflow's tasks included
         lock.acquire(catalog, run_id)
@@ -368,8 +368,9 @@ def cmd_gates(args) -> int:
 
 
 def cmd_quarantine(args) -> int:
-    from lawlake import engine
     from pyspark.sql import functions as F
+
+    from lawlake import engine
 
     settings = _settings(args)
     path = tables.location(settings.lake, "quarantine.records")

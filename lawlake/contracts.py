@@ -10,7 +10,7 @@ rules, checked by the table's gate (see ``quality/``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,7 +75,7 @@ def contract_path(table: str) -> Path:
     return SCHEMAS_DIR / parts[0] / f"{parts[-1]}.yaml"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(table: str) -> Contract:
     """The contract of a logical table name, validated."""
     path = contract_path(table)
@@ -131,7 +131,7 @@ def parse(doc: dict, *, source: str = "<contract>") -> Contract:
     return Contract(table=doc["table"], grain=doc["grain"], columns=tuple(cols), primary_key=key)
 
 
-def enforce(df: "DataFrame", contract: Contract) -> "DataFrame":
+def enforce(df: DataFrame, contract: Contract) -> DataFrame:
     """``df`` with its columns in contract order, or :class:`ContractError` naming every mismatch."""
     actual = {f.name: f.dataType.simpleString() for f in df.schema.fields}
     expected = {c.name: c.type for c in contract.columns}

@@ -16,10 +16,11 @@ never published) or a reference list (``reference.regions``, ``reference.charges
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -52,8 +53,8 @@ class Params:
 class Built:
     """What a builder returns when a DataFrame alone does not say it all (gather reads Python rows)."""
 
-    frame: Union["DataFrame", list[dict]]  # the table's rows; Python rows are typed by the contract
-    quarantine: Union["DataFrame", list[dict], None] = None  # quarantine rows (lawlake.pipeline.REJECT_COLUMNS)
+    frame: DataFrame | list[dict]  # the table's rows; Python rows are typed by the contract
+    quarantine: DataFrame | list[dict] | None = None  # quarantine rows (lawlake.pipeline.REJECT_COLUMNS)
     tally: Mapping[str, int] | None = None  # counts already known (see TALLY_FIELDS)
     ingested: list[dict] = field(default_factory=list)  # files to record as ingested on release
     watermarks: Mapping[str, str] = field(default_factory=dict)  # watermarks to record on release
@@ -79,12 +80,12 @@ class Table:
     params: tuple[str, ...] = ()
     mode: Literal["overwrite", "append"] = "overwrite"
     optional: tuple[str, ...] = ()  # inputs that may not be published yet (passed as None)
-    rows: Callable[["DataFrame"], "DataFrame"] | None = None
-    quarantine: Callable[..., "DataFrame"] | None = None
+    rows: Callable[[DataFrame], DataFrame] | None = None
+    quarantine: Callable[..., DataFrame] | None = None
     tally: Callable[..., Mapping[str, int]] | None = None
-    metrics: Callable[["DataFrame"], list[dict]] | None = None
-    contract: "Contract | None" = None  # None: schemas/<zone>/<table>.yaml
-    suite: "Suite | None" = None  # None: quality/suites/<table>.json
+    metrics: Callable[[DataFrame], list[dict]] | None = None
+    contract: Contract | None = None  # None: schemas/<zone>/<table>.yaml
+    suite: Suite | None = None  # None: quality/suites/<table>.json
     materialize: bool = True  # write the built frame once and read it back: it is used several times
 
     @property

@@ -21,7 +21,7 @@ EMBEDDED = "embedded"
 
 _lock = threading.Lock()
 _server = None  # the in-process Sail server, started once per process
-_sessions: dict[str, "SparkSession"] = {}
+_sessions: dict[str, SparkSession] = {}
 
 
 def _start_sail() -> str:
@@ -40,7 +40,7 @@ def _start_sail() -> str:
     return f"sc://{host}:{port}"
 
 
-def session(engine: str = EMBEDDED) -> "SparkSession":
+def session(engine: str = EMBEDDED) -> SparkSession:
     """Return the Spark Connect session for ``engine``: ``"embedded"`` or an ``sc://`` URL.
 
     The session is created once per process and engine, then reused.

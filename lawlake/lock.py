@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -59,7 +59,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)  # SQLite returns naive UTC
+    return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite returns naive UTC
 
 
 def is_alive(row: dict, *, ttl: timedelta = DEFAULT_TTL, now: datetime | None = None) -> bool:
@@ -136,7 +136,7 @@ class Heartbeat:
             except Exception:  # a missed beat is not fatal; the next one retries
                 pass
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

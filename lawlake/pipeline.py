@@ -29,16 +29,17 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from lawlake import contracts, failpoints, lock, releases, tables
 from lawlake.catalog import Catalog, Reconciliation
 from lawlake.config import Settings
-from lawlake.declarations import TALLY_FIELDS, Built, Params, Stage, Table, is_reference, is_work
+from lawlake.declarations import TALLY_FIELDS, Built, Params, Stage, Table, is_reference
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -89,7 +90,7 @@ def stage_of(stage: str) -> Stage:
 
 
 def _params(settings: Settings, catalog: Catalog, run_id: str, sources: Path | None, data_date: date | None) -> Params:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return Params(
         run_id=run_id,
         started_at=now,
@@ -104,11 +105,11 @@ def _params(settings: Settings, catalog: Catalog, run_id: str, sources: Path | N
 
 def declared_tables(params: Params | None = None) -> dict[str, tuple[str, Table]]:
     """Every declared table: logical name -> (stage, declaration)."""
-    params = params or Params(run_id="explain", started_at=datetime.now(timezone.utc), data_date=date.today())
+    params = params or Params(run_id="explain", started_at=datetime.now(UTC), data_date=date.today())
     return {t.name: (name, t) for name, s in _stages().items() for t in s.declared(params)}
 
 
-def rejects_frame(spark: "SparkSession", rows: list[dict]) -> "DataFrame":
+def rejects_frame(spark: SparkSession, rows: list[dict]) -> DataFrame:
     """Rejected records built in Python (dicts with :data:`REJECT_COLUMNS`) as a DataFrame."""
     import pyarrow as pa
 
@@ -166,15 +167,15 @@ def _holding(catalog: Catalog, run_id: str) -> Iterator[None]:
 
 @dataclass
 class _Run:
-    spark: "SparkSession"
+    spark: SparkSession
     settings: Settings
     catalog: Catalog
     run_id: str
     stage: str
     released: dict[str, int]
-    built: dict[str, "DataFrame"] = field(default_factory=dict)  # same-stage candidates and work tables
+    built: dict[str, DataFrame] = field(default_factory=dict)  # same-stage candidates and work tables
 
-    def read(self, name: str, *, optional: bool = False) -> "DataFrame | None":
+    def read(self, name: str, *, optional: bool = False) -> DataFrame | None:
         if name in self.built:
             return self.built[name]
         if is_reference(name):
@@ -193,7 +194,7 @@ class _Run:
             raise ValueError(f"work table {name!r} may only hold a-z, 0-9, '_' and '.'")
         return tables.staging_root(self.settings.lake, self.run_id) / "_work" / self.stage / name
 
-    def materialize(self, df: "DataFrame", name: str) -> "DataFrame":
+    def materialize(self, df: DataFrame, name: str) -> DataFrame:
         """Write a result used several times and read it back: the engine has no cache."""
         path = self.work_path(name)
         tables.write(df, path, mode="overwrite")
@@ -204,7 +205,7 @@ def _contract(t: Table) -> contracts.Contract:
     return t.contract or contracts.load(t.name)
 
 
-def _as_frame(run: _Run, value, contract: contracts.Contract | None) -> "DataFrame":
+def _as_frame(run: _Run, value, contract: contracts.Contract | None) -> DataFrame:
     if isinstance(value, list):
         if contract is None:
             raise TypeError("Python rows need a contract to be typed")
@@ -212,7 +213,7 @@ def _as_frame(run: _Run, value, contract: contracts.Contract | None) -> "DataFra
     return value
 
 
-def _count_tally(t: Table, built: "DataFrame", inputs: list) -> dict[str, int]:
+def _count_tally(t: Table, built: DataFrame, inputs: list) -> dict[str, int]:
     counts = dict(t.tally(built, *inputs)) if t.tally else {}
     unknown = set(counts) - set(TALLY_FIELDS)
     if unknown:
@@ -232,7 +233,7 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
         candidates: list[dict] = []
         recs: list[Reconciliation] = []
         metrics: dict[str, list[dict]] = {}
-        quarantine_parts: list["DataFrame"] = []
+        quarantine_parts: list[DataFrame] = []
         expected_quarantine = 0
         ingested: list[dict] = []
         watermarks: dict[str, str] = {}
@@ -310,7 +311,7 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
         }
 
 
-def _write_quarantine(run: _Run, parts: list["DataFrame"]) -> dict:
+def _write_quarantine(run: _Run, parts: list[DataFrame]) -> dict:
     """The stage's quarantine rows as one candidate (appended to quarantine.records on release)."""
     from pyspark.sql import functions as F
 
@@ -328,7 +329,7 @@ def _write_quarantine(run: _Run, parts: list["DataFrame"]) -> dict:
 
 
 def _declared(stage: str, settings: Settings, summary: dict) -> dict[str, Table]:
-    params = Params(run_id=summary["run_id"], started_at=datetime.now(timezone.utc), data_date=date.fromisoformat(summary["data_date"]), min_cell=settings.open_min_cell, secret_key=settings.secret_key)
+    params = Params(run_id=summary["run_id"], started_at=datetime.now(UTC), data_date=date.fromisoformat(summary["data_date"]), min_cell=settings.open_min_cell, secret_key=settings.secret_key)
     return {t.name: t for t in stage_of(stage).declared(params)}
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -234,7 +234,7 @@ def policies_dir() -> Path:
     return SCHEMAS_DIR / "shares"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(partner: str, directory: Path | None = None) -> Policy:
     path = (directory or policies_dir()) / f"{partner}.yaml"
     if not path.exists():
@@ -249,7 +249,7 @@ def load_all(directory: Path | None = None) -> list[Policy]:
     return [load(p.stem, directory) for p in sorted((directory or policies_dir()).glob("*.yaml"))]
 
 
-def row_condition(rows: dict, col=None) -> "Column":
+def row_condition(rows: dict, col=None) -> Column:
     """The policy's row filter as a Spark condition (all clauses must hold)."""
     from pyspark.sql import functions as F
 
@@ -270,7 +270,7 @@ def row_condition(rows: dict, col=None) -> "Column":
     return cond
 
 
-def _masked(col: str, mask: str, key: bytes) -> "Column":
+def _masked(col: str, mask: str, key: bytes) -> Column:
     from pyspark.sql import functions as F
 
     from lawlake.rules.spark import hmac_sha256_hex, id_mask
@@ -300,12 +300,12 @@ def partner_key(secret: bytes, partner: str) -> bytes:
     return hmac.new(secret, f"pseudonym:{partner}".encode(), hashlib.sha256).digest()
 
 
-def masked_columns(table: SharedTable, *, key: bytes) -> list["Column"]:
+def masked_columns(table: SharedTable, *, key: bytes) -> list[Column]:
     """The shared columns of a table, each masked by its rule (dropped ones left out)."""
     return [_masked(c, m, key).alias(c) for c, m in table.columns.items() if m != "drop"]
 
 
-def apply(df: "DataFrame", table: SharedTable, *, key: bytes, sealed_chain_ids: "DataFrame | None" = None) -> "DataFrame":
+def apply(df: DataFrame, table: SharedTable, *, key: bytes, sealed_chain_ids: DataFrame | None = None) -> DataFrame:
     """The partner's rows and columns of a gold table: filtered, sealed excluded, masked."""
     from pyspark.sql import functions as F
 

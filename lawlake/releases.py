@@ -64,7 +64,7 @@ def resolve(catalog: Catalog, at: str | None) -> dict[str, int]:
 
 
 def publish(
-    spark: "SparkSession",
+    spark: SparkSession,
     catalog: Catalog,
     lake: Path,
     *,

@@ -125,7 +125,7 @@ def seal_status_of(is_minor: bool | None, outcome: str) -> str:
 # -- Spark columns -----------------------------------------------------------------------
 
 
-def age_at(birth: "Column", day: "Column") -> "Column":
+def age_at(birth: Column, day: Column) -> Column:
     """:func:`age_on` as a column (null when either date is)."""
     from pyspark.sql import functions as F
 
@@ -134,14 +134,14 @@ def age_at(birth: "Column", day: "Column") -> "Column":
     return (F.year(d) - F.year(birth) - F.when(before, 1).otherwise(0)).cast("int")
 
 
-def offense_on(occurred_on: "Column", filed_on: "Column") -> "Column":
+def offense_on(occurred_on: Column, filed_on: Column) -> Column:
     """:func:`offense_date` as a column."""
     from pyspark.sql import functions as F
 
     return F.coalesce(occurred_on, F.date_sub(filed_on, OFFENSE_LOOKBACK_DAYS))
 
 
-def outcome(decision: "Column", judged: "Column", verdict: "Column", sentence_type: "Column", months: "Column") -> "Column":
+def outcome(decision: Column, judged: Column, verdict: Column, sentence_type: Column, months: Column) -> Column:
     """:func:`outcome_of` as a column."""
     from pyspark.sql import functions as F
 
@@ -157,7 +157,7 @@ def outcome(decision: "Column", judged: "Column", verdict: "Column", sentence_ty
     return F.when(F.coalesce(judged, F.lit(False)), court).otherwise(prosecution)
 
 
-def seal_status(is_minor: "Column", outcome_col: "Column") -> "Column":
+def seal_status(is_minor: Column, outcome_col: Column) -> Column:
     """:func:`seal_status_of` as a column; ``is_minor`` null = age unknown."""
     from pyspark.sql import functions as F
 
@@ -168,14 +168,14 @@ def seal_status(is_minor: "Column", outcome_col: "Column") -> "Column":
     )
 
 
-def is_withheld(status: "Column") -> "Column":
+def is_withheld(status: Column) -> Column:
     """Withheld from every share and open output: sealed, pending, or no status at all."""
     from pyspark.sql import functions as F
 
     return F.coalesce(status != "not_sealed", F.lit(True))
 
 
-def withheld_chain_ids(chain: "DataFrame") -> "DataFrame":
+def withheld_chain_ids(chain: DataFrame) -> DataFrame:
     """``chain_id`` of every gold.case_chain row a partner or the public may not see."""
     from pyspark.sql import functions as F
 

@@ -26,9 +26,10 @@ import getpass
 import json
 import re
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import sqlglot
 import yaml
@@ -317,7 +318,7 @@ def _refuse_raw(name: str) -> None:
         raise SqlRefused(f"{name} holds sealed records as they are: it is readable only with a role that may see sealed records")
 
 
-def hide_sealed(name: str, df: "DataFrame", sealed: "DataFrame") -> "DataFrame":
+def hide_sealed(name: str, df: DataFrame, sealed: DataFrame) -> DataFrame:
     """The rows of table ``name`` an analyst without the role may see: ``df`` without what ``sealed`` lists.
 
     ``sealed`` has the columns of ``gold.sealed_records`` (source_table, record_key, chain_id,
@@ -375,7 +376,7 @@ def _version_to_read(lake: Path, ref: TableRef, versions: Mapping[str, int] | No
 
 
 def resolve(
-    spark: "SparkSession",
+    spark: SparkSession,
     lake: Path,
     parsed: ParsedQuery,
     *,
@@ -435,7 +436,7 @@ def resolve(
 
 
 def run(
-    spark: "SparkSession",
+    spark: SparkSession,
     lake: Path,
     query: str,
     *,
@@ -446,7 +447,7 @@ def run(
     catalog_url: str | None = None,
     user: str | None = None,
     audit: Callable[..., None] | None = None,
-) -> "DataFrame":
+) -> DataFrame:
     """The result of an analyst query as a DataFrame, checked, resolved and (with a role) audited first.
 
     A role needs the access policy to allow it for ``user`` (default: this OS user) and a

@@ -38,7 +38,7 @@ class Suite:
     def to_json_dict(self) -> dict:
         return {"name": self.table, "expectations": [dict(e) for e in self.expectations], "meta": {"table": self.table}}
 
-    def __add__(self, other: "Suite") -> "Suite":
+    def __add__(self, other: Suite) -> Suite:
         return Suite(self.table, self.expectations + other.expectations)
 
 

@@ -74,7 +74,7 @@ def version(path: Path) -> int | None:
     return DeltaTable(str(path)).version()
 
 
-def read(spark: "SparkSession", path: Path, *, version: int | None = None) -> "DataFrame":
+def read(spark: SparkSession, path: Path, *, version: int | None = None) -> DataFrame:
     """A Delta table as a DataFrame, optionally as of a version (time travel)."""
     reader = spark.read.format("delta")
     if version is not None:
@@ -82,7 +82,7 @@ def read(spark: "SparkSession", path: Path, *, version: int | None = None) -> "D
     return reader.load(str(path))
 
 
-def write(df: "DataFrame", path: Path, *, mode: Literal["overwrite", "append"] = "overwrite") -> None:
+def write(df: DataFrame, path: Path, *, mode: Literal["overwrite", "append"] = "overwrite") -> None:
     """Write a DataFrame as a Delta table at ``path``."""
     writer = df.write.format("delta").mode(mode)
     if mode == "overwrite":
@@ -91,7 +91,7 @@ def write(df: "DataFrame", path: Path, *, mode: Literal["overwrite", "append"] =
 
 
 def publish(
-    spark: "SparkSession", candidate: Path, published: Path, *, mode: Literal["overwrite", "append"]
+    spark: SparkSession, candidate: Path, published: Path, *, mode: Literal["overwrite", "append"]
 ) -> int:
     """Commit a gated candidate to its published location; return the new Delta version.
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from lawlake import tables
 from lawlake.suites import Suite
@@ -87,7 +88,7 @@ def _raised(info: dict) -> tuple[bool, str | None]:
     return False, None
 
 
-def _run_expectations(df: "DataFrame", expectations: list[dict]) -> list[dict]:
+def _run_expectations(df: DataFrame, expectations: list[dict]) -> list[dict]:
     gx, batch_definition = _gx()
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -134,7 +135,7 @@ def _run_expectations(df: "DataFrame", expectations: list[dict]) -> list[dict]:
 _REF = re.compile(r"\{((?:bronze|silver|gold|share|open|quarantine)\.[a-z0-9_.]+)\}")
 
 
-def _resolve_refs(spark: "SparkSession", expectations: list[dict], *, lake: Path, siblings: Mapping[str, Path], versions: Mapping[str, int]) -> list[dict]:
+def _resolve_refs(spark: SparkSession, expectations: list[dict], *, lake: Path, siblings: Mapping[str, Path], versions: Mapping[str, int]) -> list[dict]:
     """Replace ``{zone.table}`` in checks with temporary views of that table.
 
     A table built in the same stage is its candidate (``siblings``): the gate audits the
@@ -170,8 +171,23 @@ def _resolve_refs(spark: "SparkSession", expectations: list[dict], *, lake: Path
     return out
 
 
+def _sample_violations(spark: "SparkSession", df: "DataFrame", expectations: list[dict], results: list[dict]) -> None:
+    """Name up to three violating rows of each failed SQL check (GX returns rows only in COMPLETE format, for every expectation)."""
+    queries = {f"check:{e['meta']['check']}": e["kwargs"]["unexpected_rows_query"] for e in expectations if (e.get("meta") or {}).get("check")}
+    failed = [r for r in results if not r["success"] and r["expectation"] in queries and r["unexpected_count"]]
+    if not failed:
+        return
+    df.createOrReplaceTempView("_gate_batch")
+    for r in failed:
+        try:
+            sample = [row.asDict() for row in spark.sql(queries[r["expectation"]].format(batch="_gate_batch")).limit(3).collect()]
+            r["observed"] += f", e.g. {sample}"
+        except Exception:  # the count stands; a sample is only a help
+            pass
+
+
 def run_gate(
-    spark: "SparkSession",
+    spark: SparkSession,
     table: str,
     candidate: Path,
     *,
@@ -185,6 +201,7 @@ def run_gate(
     df = tables.read(spark, candidate)
     expectations = _resolve_refs(spark, list(suite.expectations), lake=lake, siblings=siblings or {}, versions=versions or {})
     results = _run_expectations(df, expectations) if expectations else []
+    _sample_violations(spark, df, expectations, results)
     rows = df.count()
     return GateResult(table=table, success=all(r["success"] for r in results), rows=rows, results=results, seconds=time.perf_counter() - start)
 

@@ -80,7 +80,7 @@ class CatalogInfo:
 
 
 def _when(moment: dt.datetime) -> Literal:
-    return Literal(moment.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat(), datatype=XSD.dateTime)
+    return Literal(moment.astimezone(dt.UTC).replace(microsecond=0).isoformat(), datatype=XSD.dateTime)
 
 
 def catalog_graph(info: CatalogInfo, datasets: list[DatasetEntry]) -> Graph:

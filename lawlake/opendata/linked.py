@@ -18,8 +18,8 @@ funnel stage never holds more cases than the stage before it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 

@@ -235,7 +235,7 @@ def read_published(lake: Path, versions: dict[str, int] | None = None) -> tuple[
         frames[ds.name] = t.to_pandas()
         vers[ds.name] = t.version()
         history = {h["version"]: h["timestamp"] for h in t.history()}
-        stamp = lambda ms: dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)  # noqa: E731
+        stamp = lambda ms: dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)  # noqa: E731
         issued[ds.name] = stamp(history[min(history)])
         modified[ds.name] = stamp(history.get(vers[ds.name], max(history.values())))
     return frames, vers, issued, modified

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Iterable
 
 from lawlake import policy as policies_mod
 from lawlake.catalog import utcnow
@@ -62,7 +62,7 @@ def policy_in_force(p: Policy, now: datetime) -> bool:
 
 def _end_of(day: date) -> datetime:
     """The first instant after ``day`` ends, local time, as UTC."""
-    return datetime.combine(day + timedelta(days=1), time(0)).astimezone().astimezone(timezone.utc)
+    return datetime.combine(day + timedelta(days=1), time(0)).astimezone().astimezone(UTC)
 
 
 def grant_token(
@@ -98,7 +98,7 @@ def revoke_tokens(settings: Settings, partner: str) -> int:
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def profile_document(endpoint: str, issued: IssuedToken) -> dict:

@@ -18,10 +18,10 @@ import getpass
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Iterable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.csv as pacsv

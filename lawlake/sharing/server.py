@@ -38,9 +38,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -748,7 +749,7 @@ class BackgroundServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True, name="lawlake-sharing")
 
-    def start(self) -> "BackgroundServer":
+    def start(self) -> BackgroundServer:
         if self._thread.is_alive():  # already started (start_in_thread, then used as a context manager)
             return self
         self._thread.start()
@@ -764,7 +765,7 @@ class BackgroundServer:
         self._thread.join(timeout=10)
         self._socket.close()
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

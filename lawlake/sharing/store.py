@@ -21,8 +21,8 @@ import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache
 
 from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert, select, update
 from sqlalchemy.engine import Engine
@@ -123,7 +123,7 @@ def _utc(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; everything stored here is UTC.
     if value is None or value.tzinfo is not None:
         return value
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Grant:
         return self.revoked_at is None and now < self.expires_at
 
     @classmethod
-    def from_row(cls, row) -> "Grant":
+    def from_row(cls, row) -> Grant:
         return cls(row["grant_id"], row["partner"], _utc(row["issued_at"]), _utc(row["expires_at"]), _utc(row["revoked_at"]))
 
 
@@ -167,7 +167,7 @@ class AuditEntry:
     seconds: float | None = None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _engine(url: str) -> Engine:
     engine = Catalog(url).engine  # creates the catalog (and its folder) if it is new
     if engine.dialect.name == "sqlite":

@@ -9,12 +9,12 @@ import random
 import sqlite3
 import zipfile
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from jobs import gather
 
-AT = datetime(2026, 12, 1, tzinfo=timezone.utc)
+AT = datetime(2026, 12, 1, tzinfo=UTC)
 PARAMS = gather.GatherParams(data_date=date(2026, 12, 1))
 SRC = {s.name: s for s in gather.SOURCES}
 FORMATS = {"police": "police", "reviews": "procuratorate.reviews", "courts": "courts.cases", "custody": "corrections.custody"}
@@ -164,7 +164,7 @@ NAMED: dict[str, list[tuple[str, object]]] = {
     ],
     "courts": [
         ("deep", lambda p: p.write_bytes(p.read_bytes() + b'{"case_number": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n")),
-        ("wrong-types", lambda p: p.write_bytes(p.read_bytes() + '{"case_number": 7, "court_name": {"a": 1}, "charge": true}\n'.encode())),
+        ("wrong-types", lambda p: p.write_bytes(p.read_bytes() + b'{"case_number": 7, "court_name": {"a": 1}, "charge": true}\n')),
         ("bom", lambda p: p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())),
         ("truncated-line", lambda p: p.write_bytes(p.read_bytes()[:-40])),
         ("gbk", lambda p: p.write_bytes(p.read_text(encoding="utf-8").encode("gb18030"))),

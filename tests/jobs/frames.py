@@ -13,7 +13,7 @@ from lawlake.rules import id_numbers
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-INGESTED_AT = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+INGESTED_AT = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 # Filled in where a contract column is not nullable and a test does not care about it.
 _DEFAULTS = {
@@ -32,7 +32,7 @@ def id_number(region: str, birth: str, seq: str) -> str:
     return first17 + id_numbers.check_character(first17)
 
 
-def bronze(spark: "SparkSession", table: str, rows: list[dict]) -> "DataFrame":
+def bronze(spark: SparkSession, table: str, rows: list[dict]) -> DataFrame:
     """Bronze rows with their lineage columns filled (one file, one batch; a distinct record hash per row).
 
     A row may set ``_ingested_at`` to play a late delivery.
@@ -54,7 +54,7 @@ def bronze(spark: "SparkSession", table: str, rows: list[dict]) -> "DataFrame":
     return contracts.dataframe(spark, full, contract)
 
 
-def table(spark: "SparkSession", name: str, rows: list[dict]) -> "DataFrame":
+def table(spark: SparkSession, name: str, rows: list[dict]) -> DataFrame:
     """Rows of a silver or gold table: unset columns null, or a harmless default where the contract needs a value."""
     contract = contracts.load(name)
     full = []

@@ -7,11 +7,10 @@ the real stage and gate twice on a hostile tree.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,7 @@ from lawlake.catalog import Catalog
 
 from .sources import CUSTODY_HEADER, REVIEW_HEADER, small_sources, write_courts, write_custody, write_police, write_reviews
 
-AT = datetime(2026, 12, 1, tzinfo=timezone.utc)
+AT = datetime(2026, 12, 1, tzinfo=UTC)
 PARAMS = gather.GatherParams(data_date=date(2026, 12, 1))
 SRC = {s.name: s for s in gather.SOURCES}
 REVIEW = ["JC1", "A1", "张三", "11010519491231002X", "女", "1949/12/31", "2023年3月2日", "起诉", "2023-03-20", "盗窃罪", "某院", "2023-03-20 12:00:00"]

@@ -24,7 +24,7 @@ LS = id_number("330106", "19850505", "222")  # 李四, female, valid
 LEGACY = "110105491231002"  # 15 digits: 1949-12-31, female; upgrades to 11010519491231002X
 BAD_CHECK = "110105194912310021"  # 18 digits, wrong check character
 
-LATE = dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc)  # delivered a day after the rest
+LATE = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)  # delivered a day after the rest
 
 BRONZE = {
     "silver.police_cases": [

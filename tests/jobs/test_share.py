@@ -119,7 +119,7 @@ def _shared(df):
 def applied(spark):
     gold = table(spark, "gold.case_chain", GOLD)
     (t,) = policy.parse(TEST_POLICY).tables
-    chain = gold.withColumn("is_sealed", F.col("chain_id").isin("C3", "C5"))  # C5 sealed in the chain, not in this table
+    chain = gold.withColumn("seal_status", F.when(F.col("chain_id") == "C5", F.lit("sealed")).otherwise(F.col("seal_status")))  # C5 sealed in the chain, not in this table
     out = {}
     for partner in ("hz_procuratorate", "zj_law_institute"):
         key = policy.partner_key(SECRET, partner)
@@ -132,7 +132,7 @@ def applied(spark):
 
 def test_every_gold_row_is_marked_out_or_excluded(applied):
     *_, outcomes = applied["hz_procuratorate"]
-    assert outcomes == {"C1": "out", "C2": "out", "C3": "excluded", "C4": "excluded", "C5": "excluded"}
+    assert outcomes == {"C1": "out", "C2": "out", "C3": "excluded", "C4": "excluded", "C5": "excluded", "C6": "excluded"}
 
 
 def test_apply_keeps_the_filtered_unsealed_rows_and_only_the_shared_columns(applied):
@@ -267,7 +267,7 @@ def share_gate(spark, tmp_path_factory):
             candidate = candidate.withColumn(col, F.lit(value))
         path = lake / "_staging" / f"run{next(runs)}" / "share" / partner / shared
         tables.write(contracts.enforce(candidate, shape), path)
-        return run_gate(spark, name, path, lake=lake, suite=share.share_suite(p, t), versions={"gold.case_chain": 0})
+        return run_gate(spark, name, path, lake=lake, suite=share.share_suite(p, t), versions={n: 0 for n in tables.published_tables(lake)})
 
     gate.lake = lake  # gold and silver published here: the open check's test reuses them
     return gate
@@ -396,16 +396,20 @@ def test_a_malformed_policy_is_a_policy_error_not_a_crash(doc, message):
 @pytest.mark.parametrize(
     "cases, passes",
     [
-        (2, True),  # 2023 · 330100 · C264: G1 and G6 may be counted (G2 sealed, G5 and G7 minors by silver, G8 pending)
-        (3, False),  # one more: a case a minor may be in was counted
+        (3, True),  # 2023 · C264 in the province: G1, G3 (Ningbo) and G6 may be counted (G2 sealed, G5 and G7 minors by silver, G8 pending)
+        (4, False),  # one more: a case a minor may be in was counted
     ],
 )
-def test_open_check_counts_only_cases_free_of_withheld_and_silver_minor_chains(share_gate, spark, tmp_path, cases, passes):
-    name = "open.cases_by_year_region_charge"
-    shape = contracts.load(name)
-    cell = dict(year=2023, region_code="330100", region_name="杭州市", charge_code="C264", charge_name="盗窃罪", cases=cases, is_suppressed=False)
+def test_open_check_counts_only_cases_free_of_withheld_and_silver_minor_chains(share_gate, spark, cases, passes):
+    from jobs import open as open_stage
+
+    name = "open.cases_by_year_charge"
+    cell = dict(year="2023", level="charge", category_code="CL-3-5", category_name="侵犯财产罪", charge_code="C264", charge_name="盗窃罪", cases=cases, is_suppressed=False)
     gate_lake = Path(share_gate.lake)
     path = gate_lake / "_staging" / f"open{cases}" / "open" / "cases"
     tables.write(table(spark, name, [cell]), path)
-    result = run_gate(spark, name, path, lake=gate_lake, contract=shape, suite=Suite(table=name, checks=(sealing.open_check(),)))
-    assert result.success is passes
+    evidence = open_stage.silver_evidence_check(name, province="330000")
+    suite = suites.Suite(name, (suites.check(evidence["name"], evidence["sql"]),))
+    released = {n: 0 for n in tables.published_tables(gate_lake)}
+    result = run_gate(spark, name, path, lake=gate_lake, suite=suite, versions=released)
+    assert result.success is passes, result.results

@@ -19,7 +19,7 @@ from lawlake.opendata.datasets import BY_YEAR_CHARGE, BY_YEAR_PREFECTURE, DATASE
 from lawlake.opendata.policy import load_policy
 from lawlake.opendata.portal import MARKER, PortalError, render
 
-NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 BASE = "https://open.example.org/justice/"
 
 

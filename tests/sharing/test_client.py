@@ -6,7 +6,7 @@ import json
 import shutil
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import delta_sharing
 import pandas as pd
@@ -97,7 +97,7 @@ def test_time_travel_by_version(history, version, rows):
 
 def test_time_travel_by_timestamp_reads_the_version_current_then(history):
     url = f"{history['profile']}#hz_procuratorate.justice.time_limit_warnings"
-    at_v1 = datetime.fromtimestamp(history["commits"][1] / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    at_v1 = datetime.fromtimestamp(history["commits"][1] / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert len(delta_sharing.load_as_pandas(url, timestamp=at_v1)) == 18
     resp = _query(history, {"timestamp": at_v1})
     assert resp.headers["delta-table-version"] == "1"
@@ -127,7 +127,7 @@ def test_version_endpoints(history):
     auth = {"Authorization": f"Bearer {history['token']}"}
     assert requests.get(f"{base}/version", headers=auth, timeout=30).headers["delta-table-version"] == "2"
     assert requests.head(base, headers=auth, timeout=30).headers["delta-table-version"] == "2"  # the deprecated HEAD form
-    since = datetime.fromtimestamp((history["commits"][1] - 1) / 1000, timezone.utc).isoformat()
+    since = datetime.fromtimestamp((history["commits"][1] - 1) / 1000, UTC).isoformat()
     assert requests.get(f"{base}/version", params={"startingTimestamp": since}, headers=auth, timeout=30).headers["delta-table-version"] == "1"
     meta = requests.get(f"{base}/metadata", params={"version": 0}, headers=auth, timeout=30)
     assert meta.headers["delta-table-version"] == "0" and _lines(meta)[1]["metaData"]["version"] == 0

@@ -20,6 +20,7 @@ from lawlake import tables
 from lawlake.sharing.access import write_profile
 from lawlake.sharing.server import start_in_thread
 
+
 @pytest.fixture(scope="module")
 def endpoint():
     """An S3 endpoint: the configured one, or a moto server started here on a free loopback port."""
