@@ -278,8 +278,8 @@ def per_rule_report(spark, work: Path, runs: int) -> str:
             for name, R in (("built-in", builtin_rules()), ("python udf", udf_rules(False)))
         ]
         rows.append([rule, f"{pair[0].best:.2f}", f"{pair[0].rows_per_second:,.0f}", f"{pair[1].best:.2f}", f"{pair[1].rows_per_second:,.0f}", f"{pair[1].best / pair[0].best:.1f}x"])
-    return "Each rule alone, written to Delta (best of %d)\n%s" % (
-        runs, _table(["rule", "built-in (s)", "built-in rows/s", "udf (s)", "udf rows/s", "udf time vs built-in"], rows))
+    table = _table(["rule", "built-in (s)", "built-in rows/s", "udf (s)", "udf rows/s", "udf time vs built-in"], rows)
+    return f"Each rule alone, written to Delta (best of {runs})\n{table}"
 
 
 def main(argv: list[str] | None = None) -> int:

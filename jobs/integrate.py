@@ -41,6 +41,7 @@ from pyspark.sql import functions as F
 
 from lawlake import sealing
 from lawlake.declarations import Stage, Table
+from lawlake.tables import first_row
 
 __all__ = [
     "build_mentions", "build_person_records", "build_person_index", "build_case_chain", "build_sealed_records",
@@ -138,7 +139,7 @@ RESOLVED_SCHEMA = "record_ref string, person_key string, match_rule string"
 
 def _evidence(row) -> dict[str, list[str]]:
     """The lookup keys a mention offers, per rule (its own values) — and, once resolved, lends."""
-    out = {"pc": [], "rv": [], "cc": [], "bd": []}
+    out: dict[str, list] = {"pc": [], "rv": [], "cc": [], "bd": []}
     for k in ("pc", "rv", "cc"):
         if row[k] is not None:
             out[k].append(f"{k}:{row[k]}")
@@ -542,7 +543,7 @@ def chain_tally(police_cases: DataFrame, suspects: DataFrame, person_records: Da
 
 def index_tally(person_index: DataFrame, person_records: DataFrame) -> dict[str, int]:
     """Person records in; one row per person; the other mentions of each person merged into it."""
-    n_persons, n_folded = person_index.select(F.count(F.lit(1)), F.sum("n_records")).first()
+    n_persons, n_folded = first_row(person_index.select(F.count(F.lit(1)), F.sum("n_records")))
     return {"rows_in": person_records.count(), "rows_merged": (n_folded or 0) - n_persons}
 
 

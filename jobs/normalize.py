@@ -36,6 +36,7 @@ from lawlake import contracts
 from lawlake.declarations import Stage, Table
 from lawlake.rules import WHITESPACE
 from lawlake.rules import spark as R
+from lawlake.tables import first_row
 
 __all__ = [
     "ON_FAILURE",
@@ -675,7 +676,7 @@ def rule_metrics(checked: DataFrame, rules: list[Rule]) -> list[dict]:
             hit = F.col("_rule") == r.id
         aggs.append(F.sum(F.when(applicable, 1).otherwise(0)).alias(f"a{i}"))
         aggs.append(F.sum(F.when(hit, 1).otherwise(0)).alias(f"r{i}"))
-    row = checked.agg(*aggs).first()
+    row = first_row(checked.agg(*aggs))
     return [{"rule": r.id, "applicable": int(row[f"a{i}"] or 0), "rejected": int(row[f"r{i}"] or 0)} for i, r in enumerate(rules)]
 
 

@@ -49,6 +49,7 @@ from lawlake.opendata.linked import TOTAL, Grid, cell_values, linked_cells
 from lawlake.opendata.policy import OpenPolicy
 from lawlake.opendata.portal import portal_location
 from lawlake.suites import Suite, check, suite_for
+from lawlake.tables import first_row
 
 __all__ = [
     "DATASETS",
@@ -227,7 +228,7 @@ def build_stage_durations(facts: DataFrame, *, years: tuple[str, ...], min_cases
     )
 
 
-def build_grid(years: list[str], regions: list[tuple[str, str, str, str]], *, province: str) -> tuple[Grid, dict[str, str]]:
+def build_grid(years: list[str], regions: list[tuple[str, str, str, str | None]], *, province: str) -> tuple[Grid, dict[str, str]]:
     """The full grid (every year from the first to the last filing year, every prefecture, every categorized charge) and the names of its codes.
 
     ``regions`` are (code, name, level, parent_code) rows of the code list.
@@ -468,10 +469,10 @@ def _dataset(name: str):
 def _tally(table: DataFrame, cells: DataFrame, facts: DataFrame, *, name: str) -> dict[str, int]:
     """In police cases: in = published + suppressed + withheld, over the dataset's finest cells."""
     finest = cells.where((F.col("dataset") == name) & F.col("is_finest"))
-    published, suppressed = finest.agg(
+    published, suppressed = first_row(finest.agg(
         F.sum(F.when(~F.col("is_suppressed"), F.col("cases")).otherwise(0)), F.sum(F.when(F.col("is_suppressed"), F.col("true_cases")).otherwise(0))
-    ).first()
-    n_in, withheld = facts.agg(F.count(F.lit(1)), F.sum(F.col("withheld_reason").isNotNull().cast("int"))).first()
+    ))
+    n_in, withheld = first_row(facts.agg(F.count(F.lit(1)), F.sum(F.col("withheld_reason").isNotNull().cast("int"))))
     return {"rows_in": int(n_in or 0), "rows_out": int(published or 0), "rows_excluded": int(suppressed or 0) + int(withheld or 0)}
 
 

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from lawlake import policy, sealing
 from lawlake.declarations import Params, Stage, Table
 from lawlake.suites import Suite, check, contract_expectations
+from lawlake.tables import first_row
 
 __all__ = ["build_share_table", "row_filter_sql", "share_suite", "share_tables", "STAGE"]
 
@@ -99,7 +100,7 @@ def _declare(p: policy.Policy, t: policy.SharedTable) -> Table:
         inputs=(t.source, "gold.case_chain"),
         params=("secret_key",),
         rows=lambda df: df.where(F.col("_outcome") == "out").drop("_outcome"),
-        tally=lambda df, *_: dict(zip(("rows_in", "rows_excluded"), df.agg(F.count(F.lit(1)), F.sum((F.col("_outcome") == "excluded").cast("int"))).first())),
+        tally=lambda df, *_: dict(zip(("rows_in", "rows_excluded"), first_row(df.agg(F.count(F.lit(1)), F.sum((F.col("_outcome") == "excluded").cast("int")))))),
         contract=policy.share_contract(p, t),
         suite=share_suite(p, t),
     )

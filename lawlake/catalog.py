@@ -330,7 +330,7 @@ class Catalog:
         out: dict[str, dict[str, list[str]]] = {}
         with self.engine.connect() as c:
             for source, sha, path in c.execute(select(ingested_files.c.source, ingested_files.c.sha256, ingested_files.c.path).order_by(ingested_files.c.id)):
-                out.setdefault(source, {}).setdefault(sha, []).append(path)
+                out.setdefault(str(source), {}).setdefault(str(sha), []).append(str(path))
         return out
 
     def watermarks(self) -> dict[str, str]:
@@ -355,9 +355,9 @@ class Catalog:
     # only ever read versions of complete releases (release_versions).
     def begin_release(self, run_id: str, stage: str, base_versions: dict[str, int | None]) -> int:
         with self.engine.begin() as c:
-            release_id = c.execute(
-                insert(releases).values(run_id=run_id, stage=stage, status="publishing", started_at=utcnow())
-            ).inserted_primary_key[0]
+            key = c.execute(insert(releases).values(run_id=run_id, stage=stage, status="publishing", started_at=utcnow())).inserted_primary_key
+            assert key is not None
+            release_id = key[0]
             for name, base in base_versions.items():
                 c.execute(insert(release_tables).values(release_id=release_id, table_name=name, base_version=base))
         return int(release_id)

@@ -87,9 +87,9 @@ def load(table: str) -> Contract:
 def parse(doc: dict, *, source: str = "<contract>") -> Contract:
     """A contract from its YAML document, refusing unknown types, PII classes and keys."""
     problems = []
-    for key in ("table", "grain", "columns"):
-        if key not in doc:
-            problems.append(f"missing '{key}'")
+    for required in ("table", "grain", "columns"):
+        if required not in doc:
+            problems.append(f"missing '{required}'")
     if problems:
         raise ContractError(f"{source}: " + "; ".join(problems))
     cols = []
@@ -122,7 +122,7 @@ def parse(doc: dict, *, source: str = "<contract>") -> Contract:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         problems.append(f"duplicate columns {dupes}")
-    key = tuple(doc.get("primary_key") or ())
+    key: tuple[str, ...] = tuple(doc.get("primary_key") or ())
     missing_key = [k for k in key if k not in names]
     if missing_key:
         problems.append(f"primary key names unknown columns {missing_key}")

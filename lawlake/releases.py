@@ -87,6 +87,7 @@ def publish(
         else:
             v = tables.publish(spark, p.candidate, target, mode=p.mode)
             total = p.rows if p.mode == "overwrite" else None
+        assert v is not None  # a table with rows to publish got a commit
         if total is None:
             total = _count(target, v)
         published[p.table] = {"version": v, "rows": int(total)}
@@ -109,7 +110,7 @@ def recover(catalog: Catalog, lake: Path) -> list[dict]:
 
     done = []
     for rel in catalog.unfinished_releases():
-        restored = {}
+        restored: dict[str, int | None] = {}
         for name, base in rel["tables"].items():
             path = tables.location(lake, name)
             if not tables.exists(path):

@@ -153,7 +153,7 @@ def _mark_versions(query: str) -> str:
 def _cte_names_in_scope(table: exp.Table) -> set[str]:
     """Names of the CTEs visible where ``table`` is used: those of every enclosing WITH."""
     names: set[str] = set()
-    node: exp.Expression | None = table
+    node: exp.Expr | None = table  # sqlglot's base node type (exp.Expression is its older alias)
     while node is not None:
         with_ = node.args.get("with_") or node.args.get("with")
         if isinstance(with_, exp.With):
@@ -224,7 +224,7 @@ def check(query: str) -> ParsedQuery:
     return ParsedQuery(text=query, tree=tree, tables=tuple(refs))
 
 
-def _kind(node: exp.Expression) -> str:
+def _kind(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return f"the {str(node.this).upper()} command"
     return type(node).__name__.upper()

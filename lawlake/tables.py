@@ -31,6 +31,7 @@ __all__ = [
     "staging_root",
     "discard_staging",
     "published_tables",
+    "first_row",
 ]
 
 ZONES = ("bronze", "silver", "gold", "share", "open", "quarantine")
@@ -106,6 +107,14 @@ def publish(
     v = version(published)
     assert v is not None
     return v
+
+
+def first_row(df: DataFrame):
+    """The first row of a result that always has one (a global aggregate); an error if it has none."""
+    row = df.first()
+    if row is None:
+        raise ValueError("expected a row, got an empty result")
+    return row
 
 
 def staging_root(lake: Path, run_id: str) -> Path:

@@ -171,7 +171,7 @@ def _resolve_refs(spark: SparkSession, expectations: list[dict], *, lake: Path, 
     return out
 
 
-def _sample_violations(spark: "SparkSession", df: "DataFrame", expectations: list[dict], results: list[dict]) -> None:
+def _sample_violations(spark: SparkSession, df: DataFrame, expectations: list[dict], results: list[dict]) -> None:
     """Name up to three violating rows of each failed SQL check (GX returns rows only in COMPLETE format, for every expectation)."""
     queries = {f"check:{e['meta']['check']}": e["kwargs"]["unexpected_rows_query"] for e in expectations if (e.get("meta") or {}).get("check")}
     failed = [r for r in results if not r["success"] and r["expectation"] in queries and r["unexpected_count"]]

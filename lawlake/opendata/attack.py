@@ -186,9 +186,10 @@ def attack(tables: dict[str, pd.DataFrame], *, zeros_published: bool, integral: 
         if cases is None or (isinstance(cases, float) and math.isnan(cases)):
             problems.append(f"{table} {key}: neither published nor suppressed")
             continue
-        if key in published and published[key] != int(cases):
-            problems.append(f"{key}: published as {published[key]} and {int(cases)}")
-        published[key] = int(cases)
+        count = int(cases)  # type: ignore[call-overload]  # a published cell: a number, checked above
+        if key in published and published[key] != count:
+            problems.append(f"{key}: published as {published[key]} and {count}")
+        published[key] = count
     suppressed -= set(published)  # published anywhere is known everywhere
     keys = set(published) | suppressed
     eqs, orders = _relations(tables, keys)
@@ -198,7 +199,7 @@ def attack(tables: dict[str, pd.DataFrame], *, zeros_published: bool, integral: 
     rows_eq, b_eq, rows_ub, b_ub = [], [], [], []
     for total, parts in eqs:
         terms = [(total, 1.0)] + [(p, -1.0) for p in parts]
-        coeffs = {}
+        coeffs: dict = {}
         const = 0.0
         for k, c in terms:
             if k in col:

@@ -198,7 +198,7 @@ def _index_html(pages, policy, info) -> str:
         f"Duration percentiles are published for at least {policy.min_duration_cases} cases.</p>",
         "<h2>Datasets</h2><ul>",
     ]
-    for ds, _, size, _ in pages:
+    for ds, _, _size, _ in pages:
         parts.append(f'<li><a href="#{e(ds.slug)}">{e(ds.title)}</a></li>')
     parts.append("</ul>")
     for ds, df, size, sha in pages:
@@ -210,7 +210,7 @@ def _index_html(pages, policy, info) -> str:
         ]
         for row in df.itertuples(index=False):
             cells = []
-            for c, v in zip(df.columns, row):
+            for v in row:
                 if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)):
                     cells.append('<td class="s">·</td>')
                 else:

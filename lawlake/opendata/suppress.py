@@ -203,7 +203,7 @@ def protect(
         # Under the zero policy a suppressed cell is known not to be 0; so is every cell that may become one.
         return np.maximum(base_lower, np.where((suppressed | movable) & zeros_published, 1.0, 0.0))
 
-    for c in np.flatnonzero(primary):
+    for c in (int(i) for i in np.flatnonzero(primary)):
         if model.bound(c, suppressed, x_lower(), upper=True) < min_cell - EPS:
             moved = model.cheapest_moves(c, suppressed, movable, x_lower(), weights, at_least=float(min_cell))
             if moved is not None:

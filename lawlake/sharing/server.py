@@ -477,7 +477,7 @@ def query_table(call: Call) -> Response:
     lines += [_file_line(call, share.partner, table, f, fmt, expires=expires, version=snap.version if time_travel else None, timestamp=committed) for f in files]
     call.entry.version = snap.version
     call.entry.files = len(files)
-    call.entry.rows = sum(f.num_records for f in files) if all(f.num_records is not None for f in files) else None
+    call.entry.rows = sum(int(f.num_records or 0) for f in files) if all(f.num_records is not None for f in files) else None
     return _ndjson(lines, snap.version, fmt)
 
 

@@ -141,7 +141,9 @@ class Grant:
 
     @classmethod
     def from_row(cls, row) -> Grant:
-        return cls(row["grant_id"], row["partner"], _utc(row["issued_at"]), _utc(row["expires_at"]), _utc(row["revoked_at"]))
+        issued, expires = _utc(row["issued_at"]), _utc(row["expires_at"])
+        assert issued is not None and expires is not None  # not-null columns
+        return cls(row["grant_id"], row["partner"], issued, expires, _utc(row["revoked_at"]))
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import share
-from lawlake import contracts, policy, sealing, suites, tables
+from lawlake import contracts, policy, suites, tables
 from lawlake.rules.spark import hmac_sha256_hex
 from quality.gate import run_gate
 
