@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from lawlake import config, tables
+from lawlake.console import print_table as _print_table
 
 __all__ = ["main", "run_via_airflow"]
 
@@ -26,29 +27,6 @@ PROGRESS = re.compile(r"\[lawlake\] (.*?)(?:\s+\[lawlake\]\s+loc=\S+)?$")
 
 def _settings(args) -> config.Settings:
     return config.load(lake=getattr(args, "lake", None), catalog_url=getattr(args, "catalog_url", None), engine=getattr(args, "engine", None))
-
-
-def _print_table(rows: list[dict], columns: list[str] | None = None, *, out=sys.stdout) -> None:
-    """Rows as an aligned text table."""
-    if not rows:
-        print("(no rows)", file=out)
-        return
-    columns = columns or list(rows[0])
-    text = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max(_width(c), *(_width(t[i]) for t in text)) for i, c in enumerate(columns)]
-    print("  ".join(_pad(c, w) for c, w in zip(columns, widths)), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for t in text:
-        print("  ".join(_pad(v, w) for v, w in zip(t, widths)), file=out)
-
-
-def _width(s: str) -> int:
-    # CJK characters take two terminal columns.
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
-
-
-def _pad(s: str, w: int) -> str:
-    return s + " " * (w - _width(s))
 
 
 # -- demo-data ----------------------------------------------------------------------

@@ -26,7 +26,7 @@ def _settings(args):
 
 
 def _table(rows: list[dict], columns: list[str]) -> None:
-    from lawlake.cli import _print_table  # the CLI's one table printer
+    from lawlake.console import print_table as _print_table  # the CLI's one table printer
 
     _print_table(rows, columns, out=sys.stdout)  # the current stdout, not the one at import time
 
