@@ -604,6 +604,14 @@ def _score_late_updates(truth: Truth, deliveries: Deliveries, expected: dict[Rec
     return out
 
 
+def _file_keys(source: str, path: str) -> list[str | None]:
+    """The record keys of a delivered file, as gather reads them."""
+    from jobs.gather import FILE_READERS, SOURCES
+
+    src = next(s for s in SOURCES if s.name == source)
+    return [item.key for item in FILE_READERS[source](Path(path), key_fields=src.key_fields) if getattr(item, "key", None) is not None]
+
+
 def _score_gather(quarantine: pd.DataFrame, truth: Truth) -> list[RuleScore]:
     """gather.duplicate_delivery and gather.unreadable against the truth rows with those defects (counted per row)."""
     checks = {"gather.duplicate_delivery": "duplicate_delivery", "gather.unreadable": "unreadable"}
@@ -616,6 +624,10 @@ def _score_gather(quarantine: pd.DataFrame, truth: Truth) -> list[RuleScore]:
                 m = TRUNCATED_CASE_NUMBER.search(raw)
                 key = m.group(1) if m else None
             got[(source, key)] += 1
+        if rule == "gather.duplicate_delivery":  # a whole file delivered again is one file-level reject: each of its records is a detected duplicate
+            for source, record in zip(*[quarantine[quarantine.rule == "gather.duplicate_file"][c] for c in ("source_table", "record")]):
+                for key in _file_keys(source, json.loads(record)["path"]):
+                    got[(source, key)] += 1
         want: Counter = Counter()
         for source in ("procuratorate.reviews", "courts.cases"):
             for key, n in truth.rows_with[(source, kind)].items():
