@@ -279,7 +279,10 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
             watermarks.update(built.watermarks)
             notes.update(built.notes)
             log.info("[lawlake] %s: built %s (%d rows) in %.1fs", stage, t.name, n_out, time.perf_counter() - table_start)
-        q = _write_quarantine(run, quarantine_parts)
+        # A stage that rebuilds its tables in full rebuilds its quarantine rows too (they replace its
+        # earlier ones); an incremental stage (gather, append only) adds the new batch's.
+        incremental = all(t.mode == "append" for t in stage_of(stage).declared(params) if not t.is_work)
+        q = _write_quarantine(run, quarantine_parts, replace=not incremental)
         if q["rows"] != expected_quarantine:
             raise ReconciliationError(f"{stage}: wrote {q['rows']} quarantine rows, expected {expected_quarantine}")
         candidates.append(q)
@@ -311,8 +314,8 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
         }
 
 
-def _write_quarantine(run: _Run, parts: list[DataFrame]) -> dict:
-    """The stage's quarantine rows as one candidate (appended to quarantine.records on release)."""
+def _write_quarantine(run: _Run, parts: list[DataFrame], *, replace: bool) -> dict:
+    """The stage's quarantine rows as one candidate, published with its release: appended, or replacing the stage's earlier rows."""
     from pyspark.sql import functions as F
 
     contract = contracts.load(QUARANTINE)
@@ -322,7 +325,10 @@ def _write_quarantine(run: _Run, parts: list[DataFrame]) -> dict:
     rows = rows.select(*REJECT_COLUMNS).withColumn("run_id", F.lit(run.run_id)).withColumn("stage", F.lit(run.stage)).withColumn("quarantined_at", F.current_timestamp())
     path = tables.staging_location(run.settings.lake, QUARANTINE, run.run_id).with_name(f"records__{run.stage}")
     tables.write(contracts.enforce(rows, contract), path, mode="overwrite")
-    return {"table": QUARANTINE, "path": str(path), "mode": "append", "rows": tables.read(run.spark, path).count()}
+    n = tables.read(run.spark, path).count()
+    if replace:
+        return {"table": QUARANTINE, "path": str(path), "mode": "overwrite", "replace_where": f"stage = '{run.stage}'", "rows": n}
+    return {"table": QUARANTINE, "path": str(path), "mode": "append", "rows": n}
 
 
 # -- the gate and the release -----------------------------------------------------------------
@@ -370,7 +376,7 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
             )
         failpoints.hit(f"gated:{stage}")
         manifest = json.loads(Path(summary["manifest"]).read_text())
-        planned = [releases.Planned(c["table"], Path(c["path"]), c["mode"], r.rows) for c, r in results]
+        planned = [releases.Planned(c["table"], Path(c["path"]), c["mode"], r.rows, c.get("replace_where")) for c, r in results]
         release_id, published = releases.publish(
             spark, catalog, settings.lake, run_id=run_id, stage=stage, planned=planned,
             ingested=manifest["ingested_files"], watermarks=manifest["watermarks"],

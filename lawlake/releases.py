@@ -34,6 +34,7 @@ class Planned:
     candidate: Path
     mode: Literal["overwrite", "append"]
     rows: int  # rows of the candidate (overwrite: the table's rows after publication)
+    replace_where: str | None = None  # overwrite only the rows matching this predicate (a stage's own quarantine rows)
 
 
 def versions(catalog: Catalog, *, as_of: int | None = None) -> dict[str, int]:
@@ -85,8 +86,8 @@ def publish(
         if p.mode == "append" and p.rows == 0 and base[p.table] is not None:
             v, total = base[p.table], None  # nothing new: no empty commit
         else:
-            v = tables.publish(spark, p.candidate, target, mode=p.mode)
-            total = p.rows if p.mode == "overwrite" else None
+            v = tables.publish(spark, p.candidate, target, mode=p.mode, replace_where=p.replace_where)
+            total = p.rows if p.mode == "overwrite" and not p.replace_where else None
         assert v is not None  # a table with rows to publish got a commit
         if total is None:
             total = _count(target, v)

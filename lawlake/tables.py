@@ -92,18 +92,21 @@ def write(df: DataFrame, path: Path, *, mode: Literal["overwrite", "append"] = "
 
 
 def publish(
-    spark: SparkSession, candidate: Path, published: Path, *, mode: Literal["overwrite", "append"]
+    spark: SparkSession, candidate: Path, published: Path, *, mode: Literal["overwrite", "append"], replace_where: str | None = None
 ) -> int:
     """Commit a gated candidate to its published location; return the new Delta version.
 
-    ``overwrite`` replaces the table's content, ``append`` adds the candidate's rows;
-    either way it is one Delta commit, so readers see the old or the new table, never
-    a mix.
+    ``overwrite`` replaces the table's content (only the rows matching ``replace_where``,
+    when given), ``append`` adds the candidate's rows; either way it is one Delta
+    commit, so readers see the old or the new table, never a mix.
     """
     if not exists(candidate):
         raise FileNotFoundError(f"no candidate table at {candidate}")
     published.parent.mkdir(parents=True, exist_ok=True)
-    write(read(spark, candidate), published, mode=mode)
+    if replace_where and exists(published):
+        read(spark, candidate).write.format("delta").mode("overwrite").option("replaceWhere", replace_where).save(str(published))
+    else:
+        write(read(spark, candidate), published, mode=mode)
     v = version(published)
     assert v is not None
     return v

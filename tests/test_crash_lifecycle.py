@@ -28,7 +28,10 @@ LINEAGE = {"_batch_id", "_ingested_at", "run_id", "quarantined_at"}
 
 
 def _lawlake(*args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LAWLAKE_CRASH_AT": crash_at} if crash_at else {k: v for k, v in os.environ.items() if k != "LAWLAKE_CRASH_AT"}
+    env = {k: v for k, v in os.environ.items() if k != "LAWLAKE_CRASH_AT"}
+    env["LAWLAKE_SECRET_KEY"] = "crash-test-key"  # both lakes pseudonymize alike, so their shares compare
+    if crash_at:
+        env["LAWLAKE_CRASH_AT"] = crash_at
     return subprocess.run([str(Path(sys.executable).parent / "lawlake"), *args], env=env, capture_output=True, text=True, timeout=900)
 
 

@@ -16,6 +16,8 @@ from lawlake import cli, config, tables
 from lawlake.sharing.store import ShareStore
 from lawlake.sql import AccessPolicy, AccessRole, SqlRefused, authorize, check, load_access, resolve, run
 
+from .releasing import release
+
 USER = getpass.getuser()
 
 
@@ -58,6 +60,7 @@ def lake(tmp_path_factory) -> Path:
     _write(lake, "share.zj_law_institute.persons", [{"person_key": "x9"}])  # a share table without chain_id
     _write(lake, "open.cases_by_year_region_charge", [{"year": 2024, "charge_code": "234", "n": 12}])
     _write(lake, "bronze.police_suspects", [{"suspect_id": "s2", "name": "李四"}])
+    release(config.load(lake=lake).catalog_url, lake, tables.published_tables(lake))  # what `lawlake sql` reads
     return lake
 
 

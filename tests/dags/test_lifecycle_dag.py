@@ -83,9 +83,12 @@ def test_clean_run_passes_every_gate_and_publishes_everything(world, first_run):
 def test_same_sources_again_add_no_rows(world, first_run):
     assert first_run.returncode == 0
     before = snapshot(world["lake"], ("bronze.",))
+    quarantined = snapshot(world["lake"], ("quarantine.",))["quarantine.records"][2]
     again = lawlake("run", "--sources", str(world["sources"]), "--lake", str(world["lake"]), "--run-id", "again")
     assert again.returncode == 0, again.stdout[-3000:]
     assert snapshot(world["lake"], ("bronze.",)) == before  # same versions, same rows
+    # a stage that rebuilds in full replaces its quarantine rows: the same sources quarantine nothing more
+    assert snapshot(world["lake"], ("quarantine.",))["quarantine.records"][2] == quarantined
     gathered = [s for s in Catalog(world["settings"].catalog_url).stage_results("again") if s["stage"] == "gather"]
     assert len(gathered) == 6 and all(s["rows_in"] == 0 for s in gathered)
 

@@ -8,17 +8,21 @@ import stat
 import delta_sharing
 import pytest
 
-from lawlake import config
+from lawlake import config, tables
 from lawlake.cli import main
 from lawlake.sharing import demo_profile, serve_command
 from lawlake.sharing.server import start_in_thread
 from lawlake.sharing.store import ShareStore, hash_token
 
+from ..releasing import release
+
 
 @pytest.fixture
 def settings(lake_settings, tmp_path):
-    """The shared lake with a catalog of its own: these commands revoke tokens."""
-    return config.load(lake=lake_settings.lake, catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}")
+    """The shared lake with a catalog of its own (these commands revoke tokens), holding the lake's releases."""
+    settings = config.load(lake=lake_settings.lake, catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}")
+    release(settings.catalog_url, settings.lake, [n for n in tables.published_tables(settings.lake) if n.startswith("share.")])
+    return settings
 
 
 def _share(settings, *args: str) -> int:

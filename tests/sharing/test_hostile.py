@@ -29,6 +29,7 @@ from lawlake.sharing.purge import PurgeError, purge_withheld
 from lawlake.sharing.server import MAX_BODY_BYTES, start_in_thread
 from lawlake.sharing.store import ShareStore
 
+from ..releasing import release
 from ..servers import free_port, start_listening
 
 HZ = "hz_procuratorate"
@@ -46,7 +47,9 @@ def lake(tmp_path_factory) -> config.Settings:
     settings = config.load(lake=tmp_path_factory.mktemp("hostile") / "lake")
     path = str(tables.location(settings.lake, f"share.{HZ}.case_chain"))
     write_deltalake(path, _share_rows("c1", "c2"))  # v0
+    release(settings.catalog_url, settings.lake, [f"share.{HZ}.case_chain"])
     write_deltalake(path, _share_rows("c1"), mode="overwrite")  # v1: c2 became sealed
+    release(settings.catalog_url, settings.lake, [f"share.{HZ}.case_chain"])
     return settings
 
 
@@ -286,6 +289,7 @@ def test_fifty_concurrent_clients_get_answers_and_one_audit_row_each(lake, serve
 @pytest.mark.postgres
 def test_fifty_concurrent_clients_with_the_catalog_on_postgresql(lake, postgres, tmp_path):
     settings = config.load(lake=lake.lake, catalog_url=postgres)
+    release(postgres, lake.lake, [f"share.{HZ}.case_chain"])  # the release as this catalog records it
     with start_in_thread(settings) as srv:
         profile = write_profile(settings, HZ, tmp_path / "hz.share", endpoint=srv.endpoint)
         _fifty_clients(settings, srv, json.loads(profile.read_text())["bearerToken"], requests_each=2)

@@ -17,12 +17,14 @@ import delta_sharing
 import pytest
 import requests
 
-from lawlake import config, policy
+from lawlake import config, policy, tables
 from lawlake.catalog import utcnow
 from lawlake.sharing import urls
 from lawlake.sharing.access import grant_token, revoke_tokens, write_profile
 from lawlake.sharing.server import start_in_thread
 from lawlake.sharing.store import ShareStore
+
+from ..releasing import release
 
 HZ_TABLE = "/shares/hz_procuratorate/schemas/justice/tables/case_chain"
 
@@ -107,6 +109,7 @@ def test_catalog_keeps_only_the_token_hash(lake_settings, tokens):
 def own_catalog(lake_settings, tmp_path):
     """The same lake with a catalog of its own, so revoking here cannot touch the session's tokens."""
     settings = config.load(lake=lake_settings.lake, catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}")
+    release(settings.catalog_url, settings.lake, [n for n in tables.published_tables(settings.lake) if n.startswith("share.")])  # the lake's releases, in this catalog
     srv = start_in_thread(settings)
     yield settings, srv
     srv.stop()
