@@ -310,10 +310,10 @@ TARGETS = [
     ("sealing_false_negatives", "sealing false negatives", "{}", "0", lambda v: v == 0),
     ("sealed_pairs_without_chain", "truth-sealed pairs with no chain", "{}", "0", lambda v: v == 0),
     ("sealed_rows_served", "sealed rows served to partners", "{}", "0", lambda v: v == 0),
-    ("sealed_cases_in_open_is_sealed_rule", "sealed cases counted in open (open's rule today)", "{}", "0", lambda v: v == 0),
-    ("sealed_cases_in_open_seal_status_rule", "sealed cases counted in open (seal_status rule)", "{}", "0", lambda v: v == 0),
+    ("sealed_cases_in_open_seal_status_rule", "sealed cases counted in open (the open stage's rule: seal_status)", "{}", "0", lambda v: v == 0),
 ]
-INFO = ["pending_not_withheld", "truth_pending", "lost_mentions", "delivered", "pair_recall", "chains_expected", "truth_sealed", "truth_sealed_gold_pending",
+# sealed_cases_in_open_is_sealed_rule: what an is_sealed-only rule would count (pending chains), for comparison
+INFO = ["sealed_cases_in_open_is_sealed_rule", "pending_not_withheld", "truth_pending", "lost_mentions", "delivered", "pair_recall", "chains_expected", "truth_sealed", "truth_sealed_gold_pending",
         "gold_sealed_not_truth_sealed", "withheld_not_truth_sealed", "chains_pending", "chains_sealed"]
 
 
