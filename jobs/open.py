@@ -394,12 +394,6 @@ _SCHEMAS = {
 }
 
 
-def _spark_frame(spark, df: pd.DataFrame, schema: str) -> DataFrame:
-    rows = [tuple(None if (v is pd.NA or (isinstance(v, float) and np.isnan(v))) else (int(v) if isinstance(v, (np.integer,)) else bool(v) if isinstance(v, np.bool_) else v) for v in row)
-            for row in df.itertuples(index=False)]
-    return spark.createDataFrame(rows, schema=schema)
-
-
 WORK_SCHEMA = (
     "dataset string, year string, region_code string, region_name string, region_level string, level string, category_code string, "
     "category_name string, charge_code string, charge_name string, stage string, stage_order int, cases int, is_suppressed boolean, "

@@ -303,13 +303,6 @@ class Catalog:
         with self.engine.begin() as c:
             c.execute(insert(published_versions).values(run_id=run_id, table_name=table, version=version, rows=rows, published_at=utcnow()))
 
-    def published(self) -> dict[str, dict]:
-        """The latest published version of every table: name → {version, rows, run_id, published_at}."""
-        latest = select(published_versions.c.table_name, func.max(published_versions.c.id).label("id")).group_by(published_versions.c.table_name).subquery()
-        q = select(published_versions).join(latest, published_versions.c.id == latest.c.id).order_by(published_versions.c.table_name)
-        with self.engine.connect() as c:
-            return {r["table_name"]: dict(r) for r in c.execute(q).mappings()}
-
     # gather manifests --------------------------------------------------------
     def ingested_hashes(self, source: str) -> set[str]:
         with self.engine.connect() as c:

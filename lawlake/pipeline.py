@@ -460,6 +460,3 @@ def run_lifecycle(
     return done
 
 
-def dumps(summary: dict) -> str:
-    return json.dumps(summary, ensure_ascii=False, default=str)
-
