@@ -238,7 +238,8 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
         ingested: list[dict] = []
         watermarks: dict[str, str] = {}
         notes: dict = {}
-        for t in stage_of(stage).declared(params):
+        declared = stage_of(stage).declared(params)  # share and open compile their declarations: once per run
+        for t in declared:
             table_start = time.perf_counter()
             inputs = [run.read(n, optional=n in t.optional) for n in t.inputs]
             result = t.build(*inputs, **{p: getattr(params, p) for p in t.params})
@@ -281,7 +282,7 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
             log.info("[lawlake] %s: built %s (%d rows) in %.1fs", stage, t.name, n_out, time.perf_counter() - table_start)
         # A stage that rebuilds its tables in full rebuilds its quarantine rows too (they replace its
         # earlier ones); an incremental stage (gather, append only) adds the new batch's.
-        incremental = all(t.mode == "append" for t in stage_of(stage).declared(params) if not t.is_work)
+        incremental = all(t.mode == "append" for t in declared if not t.is_work)
         q = _write_quarantine(run, quarantine_parts, replace=not incremental)
         if q["rows"] != expected_quarantine:
             raise ReconciliationError(f"{stage}: wrote {q['rows']} quarantine rows, expected {expected_quarantine}")
