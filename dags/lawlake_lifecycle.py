@@ -55,6 +55,7 @@ def _logging() -> None:
         "catalog_url": Param("", type="string", description="Catalog SQLAlchemy URL (empty: the lake's SQLite catalog)"),
         "run_id": Param("", type="string", description="lawlake run id (empty: derived from the Airflow run id)"),
         "data_date": Param("", type="string", description="The date the data describes, YYYY-MM-DD (empty: the run's UTC date)"),
+        "full_refresh": Param(False, type="boolean", description="Rebuild every table, even those whose inputs did not change"),
     },
 )
 def lawlake_lifecycle():
@@ -82,7 +83,8 @@ def lawlake_lifecycle():
             _logging()
             params = get_current_context()["params"]
             data_date = date.fromisoformat(params["data_date"]) if params.get("data_date") else None
-            return pipeline.run_stage(stage, _settings(params), lawlake_run, sources=Path(params["sources"]).resolve(), data_date=data_date)
+            return pipeline.run_stage(stage, _settings(params), lawlake_run, sources=Path(params["sources"]).resolve(), data_date=data_date,
+                                      full_refresh=bool(params.get("full_refresh")))
 
         return run_stage
 

@@ -542,4 +542,4 @@ def open_tables(params: Params) -> tuple[Table, ...]:
     )
 
 
-STAGE = Stage("open", open_tables, doc=__doc__ or "")
+STAGE = Stage("open", open_tables, doc=__doc__ or "", atomic=True)  # judged jointly: suppression spans its datasets

@@ -144,6 +144,20 @@ release_tables = Table(
     UniqueConstraint("release_id", "table_name", name="uq_release_table"),
 )
 
+# What each released table version was built from: a fingerprint of its inputs' released
+# versions, its run parameters and the code and schemas that built it. A table whose
+# fingerprint has not changed since its released version is not rebuilt (incremental runs).
+table_builds = Table(
+    "table_builds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release_id", Integer, nullable=False, index=True),
+    Column("table_name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("built_from", JSON, nullable=False),  # {input: version or fingerprint, param: digest, code: digest}
+)
+
 # At most one row: the run that may write to the lake now (see lawlake.lock).
 lake_lock = Table(
     "lake_lock",
@@ -362,6 +376,7 @@ class Catalog:
         *,
         ingested: list[dict] = (),  # type: ignore[assignment]
         watermarks: dict[str, str] | None = None,
+        builds: dict[str, dict] | None = None,
     ) -> None:
         """Record the release's versions (``{table: {version, rows}}``), manifests and watermarks, and mark it complete: all or nothing."""
         with self.engine.begin() as c:
@@ -386,6 +401,10 @@ class Catalog:
                 c.execute(insert(ingested_files), new_files)
             for source, value in (watermarks or {}).items():
                 c.execute(insert(watermarks_table).values(source=source, value=value, run_id=rel["run_id"], recorded_at=now))
+            built = [{"release_id": release_id, "table_name": name, "version": published[name]["version"], "fingerprint": b["fingerprint"], "built_from": b["built_from"]}
+                     for name, b in (builds or {}).items() if name in published]
+            if built:
+                c.execute(insert(table_builds), built)
             c.execute(update(releases).where(releases.c.release_id == release_id).values(status="complete", finished_at=now))
 
     def discard_release(self, release_id: int, message: str) -> None:
@@ -420,6 +439,20 @@ class Catalog:
             q = q.where(releases.c.release_id <= as_of)
         with self.engine.connect() as c:
             return {r["table_name"]: dict(r) for r in c.execute(q).mappings()}
+
+    def released_builds(self) -> dict[str, dict]:
+        """What each table's released version was built from: name -> {version, fingerprint, built_from} (the latest complete release's)."""
+        released = self.release_versions()
+        q = (
+            select(table_builds.c.table_name, table_builds.c.version, table_builds.c.fingerprint, table_builds.c.built_from)
+            .join(releases, releases.c.release_id == table_builds.c.release_id)
+            .where(releases.c.status == "complete")
+            .order_by(table_builds.c.id)
+        )
+        with self.engine.connect() as c:
+            rows = {r["table_name"]: dict(r) for r in c.execute(q).mappings()}
+        # only a build of the version readers see counts (a table restored or republished since is rebuilt)
+        return {name: r for name, r in rows.items() if released.get(name) == r["version"]}
 
     def releases(self, *, limit: int | None = None) -> list[dict]:
         """Releases, newest first, each with its tables' versions."""

@@ -68,7 +68,7 @@ def _airflow() -> str:
     return str(exe) if exe.exists() else "airflow"
 
 
-def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, data_date=None, echo=print) -> int:
+def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, data_date=None, full_refresh: bool = False, echo=print) -> int:
     """Run the lifecycle DAG with ``airflow dags test`` on an Airflow home inside the lake; return its exit code.
 
     Progress lines of the tasks are echoed; the full Airflow log goes to ``<lake>/_logs/<run_id>.log``.
@@ -84,7 +84,7 @@ def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, da
             echo("setting up Airflow (SQLite) in " + str(home))
             subprocess.run([_airflow(), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
         conf = {"sources": str(sources), "lake": str(settings.lake), "engine": settings.engine, "catalog_url": settings.catalog_url, "run_id": run_id,
-                "data_date": data_date.isoformat() if data_date else ""}
+                "data_date": data_date.isoformat() if data_date else "", "full_refresh": full_refresh}
         proc = subprocess.Popen(
             [_airflow(), "dags", "test", "lawlake_lifecycle", "-c", json.dumps(conf)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace",
@@ -122,13 +122,13 @@ def cmd_run(args) -> int:
 
             logging.basicConfig(level=logging.INFO, format="  %(message)s")
             try:
-                pipeline.run_lifecycle(settings, run_id, sources=sources, data_date=args.data_date)
+                pipeline.run_lifecycle(settings, run_id, sources=sources, data_date=args.data_date, full_refresh=args.full_refresh)
                 code = 0
             except Exception as exc:  # reported below from the catalog
                 print(f"  failed: {exc}", file=sys.stderr)
                 code = 1
         else:
-            code = run_via_airflow(settings, sources, run_id, data_date=args.data_date)
+            code = run_via_airflow(settings, sources, run_id, data_date=args.data_date, full_refresh=args.full_refresh)
     run = catalog.run(run_id) or {}
     if run.get("status") != "success":
         code = code or 1
@@ -397,6 +397,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--run-id", dest="run_id", help="run id (default: run-<UTC time>)")
     sp.add_argument("--no-airflow", action="store_true", help="run the stages in this process instead of through Airflow (debugging)")
     sp.add_argument("--data-date", dest="data_date", type=date.fromisoformat, help="the date the data describes, YYYY-MM-DD (default: today, UTC)")
+    sp.add_argument("--full-refresh", dest="full_refresh", action="store_true",
+                    help="rebuild every table, even those whose inputs, parameters and code did not change since their released version")
     sp.set_defaults(func=cmd_run)
 
     sp = with_lake(sub.add_parser("tables", help="released tables: zone, version, rows, release, run (or --explain NAME)"))

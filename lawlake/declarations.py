@@ -100,6 +100,7 @@ class Stage:
     name: str
     tables: tuple[Table, ...] | Callable[[Params], tuple[Table, ...]]
     doc: str = ""
+    atomic: bool = False  # its tables are judged together: rebuilt all, or none, when an input changed
 
     def declared(self, params: Params) -> tuple[Table, ...]:
         return self.tables(params) if callable(self.tables) else self.tables

@@ -25,6 +25,7 @@ are Airflow tasks).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -33,13 +34,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lawlake import contracts, failpoints, lock, releases, tables
 from lawlake.catalog import Catalog, Reconciliation
 from lawlake.config import Settings
-from lawlake.declarations import TALLY_FIELDS, Built, Params, Stage, Table, is_reference
+from lawlake.declarations import TALLY_FIELDS, Built, Params, Stage, Table, is_reference, is_work
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -58,6 +60,9 @@ __all__ = [
     "QUARANTINE",
     "stage_of",
     "declared_tables",
+    "plan_stage",
+    "Plan",
+    "code_fingerprint",
 ]
 
 log = logging.getLogger("lawlake")
@@ -162,6 +167,82 @@ def _holding(catalog: Catalog, run_id: str) -> Iterator[None]:
         yield
 
 
+# -- what to rebuild: fingerprints ------------------------------------------------------------
+
+_ROOT = Path(__file__).resolve().parent.parent
+_CODE = ("jobs", "lawlake", "schemas", "quality")
+_CODE_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".csv"}
+
+
+@cache
+def code_fingerprint() -> str:
+    """A digest of the code and schemas that build tables: any change rebuilds every table (the safe side)."""
+    digest = hashlib.sha256()
+    for top in _CODE:
+        for path in sorted((_ROOT / top).rglob("*")):
+            rel = path.relative_to(_ROOT)
+            if path.suffix in _CODE_SUFFIXES and path.is_file() and not {"__pycache__", "uncommitted"} & set(rel.parts):
+                digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which tables of a stage this run builds, and what each is built from."""
+
+    builds: dict[str, dict]  # table -> {fingerprint, built_from}
+    unchanged: dict[str, int]  # published tables whose inputs did not change -> their released version
+    needed: frozenset[str]  # tables (work tables included) the run builds
+
+    def builds_table(self, name: str) -> bool:
+        return name in self.needed
+
+
+def plan_stage(
+    declared: tuple[Table, ...], params: Params, *, released: dict[str, int], released_builds: dict[str, dict],
+    full_refresh: bool = False, atomic: bool = False,
+) -> Plan:
+    """Decide what to rebuild: a table is rebuilt unless it was built, at its released version, from exactly these inputs.
+
+    A table's fingerprint digests the released versions of its inputs (or, for tables of the
+    same stage, their fingerprints), the run parameters it takes and the code and schemas
+    (:func:`code_fingerprint`). Append tables (bronze) always run: what is new is decided by
+    the files. ``full_refresh`` rebuilds everything; an ``atomic`` stage rebuilds all its
+    tables when any changed (they are judged together).
+    """
+    builds: dict[str, dict] = {}
+    for t in declared:
+        built_from: dict[str, object] = {"code": code_fingerprint()}
+        for n in t.inputs:
+            built_from[n] = f"fp:{builds[n]['fingerprint']}" if n in builds else "reference" if is_reference(n) else released.get(n)
+        for p in t.params:
+            built_from[f"param:{p}"] = _digest(getattr(params, p))
+        builds[t.name] = {"fingerprint": hashlib.sha256(json.dumps(built_from, sort_keys=True).encode()).hexdigest(), "built_from": built_from}
+    published = [t for t in declared if not t.is_work]
+
+    def same(t: Table) -> bool:
+        before = released_builds.get(t.name)
+        return t.mode == "overwrite" and t.name in released and before is not None and before["fingerprint"] == builds[t.name]["fingerprint"]
+
+    unchanged = set() if full_refresh else {t.name for t in published if same(t)}
+    if atomic and len(unchanged) < len(published):
+        unchanged = set()
+    needed = {t.name for t in published if t.name not in unchanged}
+    by_name = {t.name: t for t in declared}
+    for t in reversed(declared):  # a work table is built only when a table built this run reads it
+        if t.name in needed:
+            needed |= {n for n in t.inputs if n in by_name and is_work(n)}
+    return Plan(
+        builds={n: b for n, b in builds.items() if n in needed and not is_work(n)},
+        unchanged={n: released[n] for n in sorted(unchanged)},
+        needed=frozenset(needed),
+    )
+
+
 # -- building a stage ---------------------------------------------------------------------
 
 
@@ -221,8 +302,15 @@ def _count_tally(t: Table, built: DataFrame, inputs: list) -> dict[str, int]:
     return {k: int(v or 0) for k, v in counts.items()}
 
 
-def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | None = None, data_date: date | None = None) -> dict:
-    """Build every declared table of a stage as a candidate; return the stage's summary for its gate."""
+def run_stage(
+    stage: str, settings: Settings, run_id: str, *, sources: Path | None = None, data_date: date | None = None, full_refresh: bool = False,
+) -> dict:
+    """Build the declared tables of a stage whose inputs changed as candidates; return the stage's summary for its gate.
+
+    A table built, at its released version, from the same input versions, parameters and
+    code is not rebuilt (:func:`plan_stage`): it keeps its version, and the summary lists it
+    as unchanged. ``full_refresh`` rebuilds every table.
+    """
     from lawlake import engine
 
     catalog = Catalog(settings.catalog_url)
@@ -231,6 +319,7 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
         params = _params(settings, catalog, run_id, sources, data_date)
         run = _Run(engine.session(settings.engine), settings, catalog, run_id, stage, releases.versions(catalog))
         candidates: list[dict] = []
+        nothing_new: list[str] = []  # append tables that got no new rows
         recs: list[Reconciliation] = []
         metrics: dict[str, list[dict]] = {}
         quarantine_parts: list[DataFrame] = []
@@ -238,8 +327,15 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
         ingested: list[dict] = []
         watermarks: dict[str, str] = {}
         notes: dict = {}
-        declared = stage_of(stage).declared(params)  # share and open compile their declarations: once per run
+        spec = stage_of(stage)
+        declared = spec.declared(params)  # share and open compile their declarations: once per run
+        plan = plan_stage(declared, params, released=run.released, released_builds=catalog.released_builds(), full_refresh=full_refresh, atomic=spec.atomic)
+        for name, version in plan.unchanged.items():
+            run.built[name] = tables.read(run.spark, tables.location(settings.lake, name), version=version)
+            log.info("[lawlake] %s: %s unchanged (inputs, parameters and code as at its version %d)", stage, name, version)
         for t in declared:
+            if not plan.builds_table(t.name):
+                continue
             table_start = time.perf_counter()
             inputs = [run.read(n, optional=n in t.optional) for n in t.inputs]
             result = t.build(*inputs, **{p: getattr(params, p) for p in t.params})
@@ -258,7 +354,10 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
             candidate = tables.read(run.spark, path)
             run.built[t.name] = candidate
             n_out = candidate.count()
-            candidates.append({"table": t.name, "path": str(path), "mode": t.mode, "rows": n_out})
+            if t.mode == "append" and n_out == 0:
+                nothing_new.append(t.name)  # nothing to judge or publish: the table keeps its version
+            else:
+                candidates.append({"table": t.name, "path": str(path), "mode": t.mode, "rows": n_out})
             quarantine = t.quarantine(frame, *inputs) if t.quarantine else built.quarantine
             if isinstance(quarantine, list):
                 quarantine = rejects_frame(run.spark, quarantine)
@@ -282,12 +381,15 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
             log.info("[lawlake] %s: built %s (%d rows) in %.1fs", stage, t.name, n_out, time.perf_counter() - table_start)
         # A stage that rebuilds its tables in full rebuilds its quarantine rows too (they replace its
         # earlier ones); an incremental stage (gather, append only) adds the new batch's.
+        # Tables not rebuilt keep their quarantine rows.
         incremental = all(t.mode == "append" for t in declared if not t.is_work)
-        q = _write_quarantine(run, quarantine_parts, replace=not incremental)
-        if q["rows"] != expected_quarantine:
-            raise ReconciliationError(f"{stage}: wrote {q['rows']} quarantine rows, expected {expected_quarantine}")
-        candidates.append(q)
-        notes["quarantined"] = q["rows"]
+        rebuilt = [c["table"] for c in candidates]
+        if (expected_quarantine > 0) if incremental else bool(rebuilt):
+            q = _write_quarantine(run, quarantine_parts, replace=None if incremental else rebuilt)
+            if q["rows"] != expected_quarantine:
+                raise ReconciliationError(f"{stage}: wrote {q['rows']} quarantine rows, expected {expected_quarantine}")
+            candidates.append(q)
+            notes["quarantined"] = q["rows"]
         seconds = time.perf_counter() - start
         paths = {c["table"]: c["path"] for c in candidates}
         for rec in recs:
@@ -307,6 +409,8 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
             "run_id": run_id,
             "seconds": round(seconds, 3),
             "candidates": candidates,
+            "unchanged": plan.unchanged | {n: run.released[n] for n in nothing_new if n in run.released},
+            "builds": plan.builds,
             "reconciliations": [r.as_dict() for r in recs],
             "manifest": str(manifest),
             "metrics": metrics,
@@ -315,8 +419,13 @@ def run_stage(stage: str, settings: Settings, run_id: str, *, sources: Path | No
         }
 
 
-def _write_quarantine(run: _Run, parts: list[DataFrame], *, replace: bool) -> dict:
-    """The stage's quarantine rows as one candidate, published with its release: appended, or replacing the stage's earlier rows."""
+def _write_quarantine(run: _Run, parts: list[DataFrame], *, replace: list[str] | None) -> dict:
+    """The stage's quarantine rows as one candidate, published with its release.
+
+    Appended (``replace=None``: gather adds the new batch's), or replacing the rows the stage
+    quarantined earlier for the tables it rebuilt (``replace``: their names; every row must
+    be headed for one of them).
+    """
     from pyspark.sql import functions as F
 
     contract = contracts.load(QUARANTINE)
@@ -326,10 +435,16 @@ def _write_quarantine(run: _Run, parts: list[DataFrame], *, replace: bool) -> di
     rows = rows.select(*REJECT_COLUMNS).withColumn("run_id", F.lit(run.run_id)).withColumn("stage", F.lit(run.stage)).withColumn("quarantined_at", F.current_timestamp())
     path = tables.staging_location(run.settings.lake, QUARANTINE, run.run_id).with_name(f"records__{run.stage}")
     tables.write(contracts.enforce(rows, contract), path, mode="overwrite")
-    n = tables.read(run.spark, path).count()
-    if replace:
-        return {"table": QUARANTINE, "path": str(path), "mode": "overwrite", "replace_where": f"stage = '{run.stage}'", "rows": n}
-    return {"table": QUARANTINE, "path": str(path), "mode": "append", "rows": n}
+    written = tables.read(run.spark, path)
+    if replace is None:
+        return {"table": QUARANTINE, "path": str(path), "mode": "append", "rows": written.count()}
+    counts = {r["target_table"]: int(r["n"]) for r in written.groupBy("target_table").agg(F.count(F.lit(1)).alias("n")).collect()}
+    stray = sorted(set(counts) - set(replace), key=str)
+    if stray:
+        raise ReconciliationError(f"{run.stage}: quarantine rows headed for {stray}, which this run did not rebuild ({replace})")
+    names = ", ".join("'" + n.replace("'", "''") + "'" for n in replace)
+    where = f"stage = '{run.stage}' AND target_table IN ({names})"
+    return {"table": QUARANTINE, "path": str(path), "mode": "overwrite", "replace_where": where, "rows": sum(counts.values())}
 
 
 # -- the gate and the release -----------------------------------------------------------------
@@ -355,7 +470,7 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
         start = time.perf_counter()
         results = []
         siblings = {c["table"]: Path(c["path"]) for c in summary["candidates"]}
-        extra = _extra_checks(stage, spark, settings, siblings)
+        extra = _extra_checks(stage, spark, settings, siblings) if summary["candidates"] else {}
         for cand in summary["candidates"]:
             name, path = cand["table"], Path(cand["path"])
             t = declared.get(name)
@@ -380,13 +495,13 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
         planned = [releases.Planned(c["table"], Path(c["path"]), c["mode"], r.rows, c.get("replace_where")) for c, r in results]
         release_id, published = releases.publish(
             spark, catalog, settings.lake, run_id=run_id, stage=stage, planned=planned,
-            ingested=manifest["ingested_files"], watermarks=manifest["watermarks"],
+            ingested=manifest["ingested_files"], watermarks=manifest["watermarks"], builds=summary.get("builds"),
         )
         after = _AFTER_PUBLISH.get(stage)
-        if after:
+        if after and published:
             after(settings, published)
-        log.info("[lawlake] %s: published release %d (%d tables) in %.1fs", stage, release_id, len(published), time.perf_counter() - start)
-        return {"stage": stage, "run_id": run_id, "release": release_id, "published": published}
+        log.info("[lawlake] %s: published release %d (%d tables, %d unchanged) in %.1fs", stage, release_id, len(published), len(summary.get("unchanged", {})), time.perf_counter() - start)
+        return {"stage": stage, "run_id": run_id, "release": release_id, "published": published, "unchanged": summary.get("unchanged", {})}
 
 
 def _extra_checks(stage: str, spark, settings: Settings, siblings: dict[str, Path]) -> dict[str, list[dict]]:
@@ -440,6 +555,7 @@ def run_lifecycle(
     stages: tuple[str, ...] = STAGES,
     progress: Callable[[str], None] | None = None,
     data_date: date | None = None,
+    full_refresh: bool = False,
 ) -> list[dict]:
     """Run stages in order in this process (no Airflow): stage, gate, release; stop at the first failure.
 
@@ -452,7 +568,7 @@ def run_lifecycle(
         for stage in stages:
             if progress:
                 progress(f"{stage} …")
-            summary = run_stage(stage, settings, run_id, sources=sources, data_date=data_date)
+            summary = run_stage(stage, settings, run_id, sources=sources, data_date=data_date, full_refresh=full_refresh)
             done.append(gate_stage(stage, settings, summary))
     except Exception as exc:
         close_run(settings, run_id, status="failed", message=str(exc))

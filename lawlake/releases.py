@@ -74,8 +74,14 @@ def publish(
     planned: list[Planned],
     ingested: list[dict] | None = None,
     watermarks: dict[str, str] | None = None,
+    builds: dict[str, dict] | None = None,
 ) -> tuple[int, dict[str, dict]]:
-    """Commit every planned table, then record them as one complete release; return (release id, {table: {version, rows}})."""
+    """Commit every planned table, then record them as one complete release; return (release id, {table: {version, rows}}).
+
+    ``builds`` records what each table was built from (``{table: {fingerprint, built_from}}``),
+    so that a later run skips a table whose inputs did not change. A release may plan no
+    table at all (nothing changed): it is recorded, and no Delta table gets a new version.
+    """
     released = versions(catalog)
     base = {p.table: released.get(p.table) for p in planned}
     release_id = catalog.begin_release(run_id, stage, base)
@@ -93,7 +99,7 @@ def publish(
             total = _count(target, v)
         published[p.table] = {"version": v, "rows": int(total)}
     failpoints.hit(f"before_release:{stage}")
-    catalog.complete_release(release_id, published, ingested=ingested or [], watermarks=watermarks)
+    catalog.complete_release(release_id, published, ingested=ingested or [], watermarks=watermarks, builds=builds)
     failpoints.hit(f"after_release:{stage}")
     return release_id, published
 
