@@ -1,8 +1,11 @@
 """The Spark Connect session every job runs on.
 
-Embedded default: a Sail server started in this process (no JVM). Scale-out: any
-Spark 4 Spark Connect server with Delta (``sc://host:15002``). Job code is the same
-for both; only the URL differs.
+Embedded default: a Sail server started in this process (no JVM). Its mode is Sail's own
+setting, ``SAIL_MODE``: ``local`` (threads, the default) or ``local-cluster`` (a driver
+and workers exchanging tasks and shuffle data over RPC inside the process — the code path
+of Sail's ``kubernetes-cluster`` mode, see docs/kubernetes.md). Scale-out: a Sail server in
+cluster mode or any Spark 4 Spark Connect server with Delta (``sc://host:15002``). Job code
+is the same for all; only the URL differs.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def _start_sail() -> str:
         server.start(background=True)
         _server = server
         host, port = server.listening_address
-        logging.getLogger(__name__).info("started embedded Sail engine on %s:%s", host, port)
+        logging.getLogger(__name__).info("started embedded Sail engine on %s:%s (mode %s)", host, port, os.environ.get("SAIL_MODE", "local"))
     host, port = _server.listening_address
     return f"sc://{host}:{port}"
 

@@ -22,9 +22,10 @@ import pytest
 from lawlake import config
 from lawlake.catalog import Catalog
 
+from .releasing import lake_content
+
 pytestmark = pytest.mark.crash
 
-LINEAGE = {"_batch_id", "_ingested_at", "run_id", "quarantined_at"}
 
 
 def _lawlake(*args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
@@ -35,17 +36,6 @@ def _lawlake(*args: str, crash_at: str | None = None) -> subprocess.CompletedPro
     return subprocess.run([str(Path(sys.executable).parent / "lawlake"), *args], env=env, capture_output=True, text=True, timeout=900)
 
 
-def _content(lake: Path) -> dict[str, list[str]]:
-    """Every released table's rows at its released version, read with delta-rs, without the run's own lineage."""
-    from deltalake import DeltaTable
-
-    catalog = Catalog(config.load(lake=lake).catalog_url)
-    out = {}
-    for name, version in sorted(catalog.release_versions().items()):
-        t = DeltaTable(str(lake.joinpath(*name.split("."))), version=version).to_pyarrow_table()
-        cols = [c for c in t.column_names if c not in LINEAGE]
-        out[name] = sorted(json.dumps(r, sort_keys=True, default=str, ensure_ascii=False) for r in t.select(cols).to_pylist())
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +56,7 @@ def test_runs_killed_mid_publication_converge_to_a_clean_run(sources, tmp_path):
     final = _lawlake("run", "--no-airflow", "--sources", str(sources), "--lake", str(lake), "--run-id", "final", "--data-date", "2025-06-30")
     assert final.returncode == 0, final.stdout + final.stderr
 
-    assert _content(lake) == _content(clean)  # bronze … open and quarantine: exactly what a clean run writes
+    assert lake_content(lake) == lake_content(clean)  # bronze … open and quarantine: exactly what a clean run writes
     catalog = Catalog(config.load(lake=lake).catalog_url)
     for dead in ("killed-gather", "killed-integrate"):
         run = catalog.run(dead)

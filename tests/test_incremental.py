@@ -1,0 +1,174 @@
+"""Incremental runs: a table is rebuilt only when its inputs, parameters or code changed, and the result equals a full rebuild.
+
+The plan (which tables a run builds) is tested on declarations alone; then one lake goes
+through a whole lifecycle, the same sources again (nothing may get a new Delta version),
+a new day's files (only the tables they reach are rebuilt) and a ``full_refresh`` run that
+rebuilds everything after bronze from the same bronze: its tables must equal the
+incremental ones row for row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from lawlake import config, pipeline
+from lawlake.catalog import Catalog
+from lawlake.declarations import Params, Table
+
+from .releasing import lake_content
+
+DATA_DATE = date(2025, 6, 30)
+
+
+def _build(*frames, **params):  # never called: planning reads declarations only
+    raise AssertionError("plan_stage must not build")
+
+
+def _params(**kw) -> Params:
+    return Params(run_id="r", started_at=datetime(2025, 1, 1, tzinfo=UTC), data_date=kw.pop("data_date", DATA_DATE), **kw)
+
+
+DECLARED = (
+    Table("work.mentions", _build, inputs=("silver.a", "silver.b")),
+    Table("gold.x", _build, inputs=("work.mentions",)),
+    Table("gold.y", _build, inputs=("gold.x", "silver.c"), params=("data_date",)),
+    Table("gold.z", _build, inputs=("silver.c", "reference.regions")),
+)
+RELEASED = {"silver.a": 3, "silver.b": 1, "silver.c": 7, "gold.x": 2, "gold.y": 2, "gold.z": 2}
+
+
+def _released_builds(plan: pipeline.Plan) -> dict[str, dict]:
+    """What a release of ``plan`` records: each built table at its released version."""
+    return {n: {"version": RELEASED[n], **b} for n, b in plan.builds.items()}
+
+
+def test_a_first_run_builds_every_table():
+    plan = pipeline.plan_stage(DECLARED, _params(), released=RELEASED, released_builds={})
+    assert plan.needed == {"work.mentions", "gold.x", "gold.y", "gold.z"}  # nothing recorded: everything is built
+    assert set(plan.builds) == {"gold.x", "gold.y", "gold.z"}  # work tables are never released
+    assert plan.unchanged == {}
+
+
+def test_the_same_inputs_build_nothing():
+    first = pipeline.plan_stage(DECLARED, _params(), released=RELEASED, released_builds={})
+    again = pipeline.plan_stage(DECLARED, _params(), released=RELEASED, released_builds=_released_builds(first))
+    assert again.needed == set()  # no table, and so no work table either
+    assert again.unchanged == {"gold.x": 2, "gold.y": 2, "gold.z": 2}
+
+
+def test_a_new_input_version_rebuilds_what_reads_it_through_the_stage():
+    first = pipeline.plan_stage(DECLARED, _params(), released=RELEASED, released_builds={})
+    plan = pipeline.plan_stage(DECLARED, _params(), released=RELEASED | {"silver.b": 2}, released_builds=_released_builds(first))
+    assert plan.needed == {"work.mentions", "gold.x", "gold.y"}  # silver.b → work.mentions → gold.x → gold.y
+    assert plan.unchanged == {"gold.z": 2}  # reads only silver.c and a reference list
+
+
+def test_a_changed_parameter_rebuilds_only_the_tables_taking_it():
+    first = pipeline.plan_stage(DECLARED, _params(), released=RELEASED, released_builds={})
+    plan = pipeline.plan_stage(DECLARED, _params(data_date=date(2025, 7, 1)), released=RELEASED, released_builds=_released_builds(first))
+    assert plan.needed == {"gold.y"}  # the only table with data_date among its parameters
+
+
+def test_a_release_restored_since_the_build_rebuilds():
+    first = pipeline.plan_stage(DECLARED, _params(), released=RELEASED, released_builds={})
+    recorded = _released_builds(first)
+    recorded.pop("gold.z")  # e.g. gold.z's build was recorded for a version no longer released
+    plan = pipeline.plan_stage(DECLARED, _params(), released=RELEASED, released_builds=recorded)
+    assert plan.needed == {"gold.z"}
+
+
+def test_full_refresh_and_atomic_stages_rebuild_everything():
+    first = pipeline.plan_stage(DECLARED, _params(), released=RELEASED, released_builds={})
+    builds = _released_builds(first)
+    refresh = pipeline.plan_stage(DECLARED, _params(), released=RELEASED, released_builds=builds, full_refresh=True)
+    assert refresh.needed == {"work.mentions", "gold.x", "gold.y", "gold.z"}
+    atomic = pipeline.plan_stage(DECLARED, _params(), released=RELEASED | {"silver.a": 4}, released_builds=builds, atomic=True)
+    assert atomic.needed == {"work.mentions", "gold.x", "gold.y", "gold.z"}  # gold.z too: judged with the others
+    assert pipeline.plan_stage(DECLARED, _params(), released=RELEASED, released_builds=builds, atomic=True).needed == set()
+
+
+def test_append_tables_always_run():
+    bronze = (Table("bronze.a", _build, mode="append"),)
+    first = pipeline.plan_stage(bronze, _params(), released={"bronze.a": 0}, released_builds={})
+    again = pipeline.plan_stage(bronze, _params(), released={"bronze.a": 0}, released_builds={"bronze.a": {"version": 0, **first.builds["bronze.a"]}})
+    assert again.needed == {"bronze.a"}  # what is new is decided by the files, not by fingerprints
+
+
+# -- a whole lake ------------------------------------------------------------------------------
+
+
+def _versions(lake: Path) -> dict[str, int]:
+    """The latest Delta version of every table in the lake, read from the Delta logs (not from the catalog)."""
+    from deltalake import DeltaTable
+
+    return {str(log.parent.relative_to(lake)): DeltaTable(str(log.parent)).version()
+            for log in sorted(lake.glob("*/**/_delta_log")) if not log.parent.relative_to(lake).parts[0].startswith("_")}
+
+
+
+
+def _newest_day(sources: Path) -> list[Path]:
+    """The procuratorate's and courts' files of the newest delivery day: a new day's files."""
+    files = [p for p in (*sources.glob("procuratorate/*.csv"), *sources.glob("courts/*.jsonl"))]
+    day = max(re.search(r"(\d{8})", p.name).group(1) for p in files)  # type: ignore[union-attr]
+    return [p for p in files if day in p.name]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    from lawlake.demo.generator import generate
+
+    root = tmp_path_factory.mktemp("incremental") / "demo"
+    generate(root, scale=0.05, seed=7)
+    return root
+
+
+def test_runs_rebuild_only_what_new_data_reaches_and_equal_a_full_rebuild(demo, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAWLAKE_SECRET_KEY", "incremental-test-key")
+    sources, held = tmp_path / "sources", tmp_path / "held"
+    shutil.copytree(demo, sources)
+    held.mkdir()
+    new_day = _newest_day(sources)
+    assert new_day
+    for p in new_day:
+        shutil.move(p, held / p.name)
+    settings = config.load(lake=tmp_path / "lake")
+    catalog = Catalog(settings.catalog_url)
+
+    pipeline.run_lifecycle(settings, "day1", sources=sources, data_date=DATA_DATE)
+    before = _versions(settings.lake)
+
+    # the same sources again: every stage releases, no Delta table gets a new version
+    again = pipeline.run_lifecycle(settings, "again", sources=sources, data_date=DATA_DATE)
+    assert _versions(settings.lake) == before
+    assert [r["stage"] for r in again] == list(pipeline.STAGES)
+    assert all(r["published"] == {} for r in again)
+    assert catalog.run("again")["status"] == "success"
+    assert {r["stage"] for r in catalog.releases() if r["run_id"] == "again" and r["status"] == "complete"} == set(pipeline.STAGES)
+
+    # a new day's procuratorate and court files: their tables are rebuilt, the untouched sources' are not
+    for p in new_day:
+        shutil.move(held / p.name, p)
+    day2 = {r["stage"]: r for r in pipeline.run_lifecycle(settings, "day2", sources=sources, data_date=DATA_DATE)}
+    after = _versions(settings.lake)
+    assert after["silver/prosecutions"] > before["silver/prosecutions"] or after["silver/court_cases"] > before["silver/court_cases"]
+    for untouched in ("silver/police_cases", "silver/police_transfers", "silver/suspects", "silver/custody"):
+        assert after[untouched] == before[untouched], untouched  # police and corrections delivered nothing new
+    assert "silver.police_cases" in day2["normalize"]["unchanged"]
+    incremental = lake_content(settings.lake)
+
+    # a full refresh rebuilds every table after bronze from the same bronze: the same rows
+    refresh = {r["stage"]: r for r in pipeline.run_lifecycle(settings, "refresh", sources=sources, data_date=DATA_DATE, full_refresh=True)}
+    rebuilt = _versions(settings.lake)
+    for stage in ("normalize", "integrate", "share", "open"):
+        assert refresh[stage]["unchanged"] == {}, stage
+        for name in refresh[stage]["published"]:
+            if name != pipeline.QUARANTINE:
+                assert rebuilt[name.replace(".", "/")] > after[name.replace(".", "/")], name
+    assert lake_content(settings.lake) == incremental
