@@ -10,7 +10,6 @@ dead runs marked failed in the catalog.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -9,7 +9,6 @@ incremental ones row for row.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from datetime import UTC, date, datetime
