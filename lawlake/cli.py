@@ -408,7 +408,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=20)
     sp.set_defaults(func=cmd_releases)
 
-    sp = sub.add_parser("suites", help="refresh every table's suite file (quality/suites/) from its contract, keeping its own expectations")
+    sp = sub.add_parser("suites", help="refresh every table's suite (quality/gx/expectations/, the GX file context) from its contract, keeping its own expectations")
     sp.add_argument("--write", action="store_true", required=True, help="write the files")
     sp.set_defaults(func=cmd_suites)
 
