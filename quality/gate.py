@@ -80,13 +80,22 @@ def _is_map(type_: str) -> bool:
 
 
 def _needs_details(config: dict, passed: bool, raised: bool) -> bool:
-    """Whether an expectation is validated a second time for its counts and unexpected values."""
+    """Whether an expectation is validated a second time for its counts, observed value and unexpected values."""
     if raised:
         return False  # it would raise again; the first pass says why
+    if config["type"] != "unexpected_rows_expectation" and not _is_map(config["type"]):
+        return True  # a table-level expectation: its observed value is the point, and it costs no row scan of its own
     return not passed or config["kwargs"].get("mostly") is not None
 
 
-def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, notes: str | None):
+def _implied(config: dict, rows: int) -> dict:
+    """The result a passing row rule or check without ``mostly`` implies: no unexpected row (the first pass computed the count)."""
+    if config["type"] == "unexpected_rows_expectation":
+        return {"observed_value": 0}
+    return {"element_count": rows, "unexpected_count": 0, "unexpected_percent": 0.0, "partial_unexpected_list": []}
+
+
+def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: int, notes: str | None):
     """Validate one batch of the candidate against the suite, in as few engine queries as GX allows.
 
     GX's Spark engine computes a row rule's unexpected count as an aggregate and bundles
@@ -136,6 +145,9 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, notes:
                 r = detailed[i]
                 r.success = bool(r.success) and bool(first[i].success)  # the same data judged twice: a disagreement fails
                 final[i] = r
+    for i, r in final.items():
+        if r.success and not r.result and not _raised(r.exception_info or {})[0]:
+            r.result = _implied(expectations[i], rows)
     validation.results = [final[i] for i in range(len(expectations))]  # in the suite's order
     for r in validation.results:
         r.expectation_config.meta.pop(POSITION, None)
@@ -152,10 +164,7 @@ def _gate_results(validation) -> list[dict]:
         result = r.result or {}
         observed: Any = result.get("observed_value")
         unexpected = result.get("unexpected_count")
-        if not result and r.success and not raised and (meta.get("check") or _is_map(r.expectation_config.type)):
-            unexpected = 0  # validated without details: a row rule or check with no `mostly` passes only with none
-            observed = "0 violating rows" if meta.get("check") else "0 unexpected"
-        elif meta.get("check") and observed is not None:
+        if meta.get("check") and observed is not None:
             unexpected, observed = observed, f"{observed} violating rows"
             sample = (result.get("details") or {}).get("unexpected_rows") or []
             if sample:
@@ -218,18 +227,24 @@ def _resolve_refs(spark: SparkSession, expectations: list[dict], *, lake: Path, 
     return out
 
 
-def quarantine_reference(lake: Path, table: str, run_id: str | None, candidate: Path) -> str:
-    """Where a gate's reader finds the rows behind a failed expectation: the candidate kept, and the run's quarantined rows."""
+def quarantine_reference(lake: Path, table: str, run_id: str | None) -> str:
+    """The command (and the Delta table and filter behind it) listing the rows a run quarantined for ``table``."""
     run = f" --run {run_id}" if run_id else ""
     where = f"target_table = '{table}'" + (f" AND run_id = '{run_id}'" if run_id else "")
-    return (
-        f"Candidate kept at {candidate}. Rows this run quarantined for {table}: "
-        f"`lawlake quarantine --lake {lake} --table {table}{run}` "
-        f"(Delta table {tables.location(lake, 'quarantine.records')}, where {where})."
-    )
+    return f"lawlake quarantine --lake {lake} --table {table}{run}  (Delta table {tables.location(lake, 'quarantine.records')} where {where})"
 
 
-def _save(ctx: GateContext, suite, validation, *, table: str, stage: str | None, reference: str) -> None:
+def _describe_failure(r, reference: str) -> str:
+    """What a failed expectation's line in Data Docs says beside GX's own rendering: its violating rows and the quarantined ones."""
+    meta = r.expectation_config.meta or {}
+    result = r.result or {}
+    head = meta.get("check") or r.expectation_config.description or _label(r.expectation_config.type, dict(r.expectation_config.kwargs))
+    rows = (result.get("details") or {}).get("unexpected_rows") or []
+    sample = f"; violating rows, e.g. {rows[:3]}" if rows else ""
+    return f"{head} FAILED{sample}. Quarantined rows: {reference}"
+
+
+def _save(ctx: GateContext, suite, validation, *, table: str, stage: str | None, candidate: Path, reference: str) -> None:
     """Keep the suite as it ran, its validation definition and the validation result in the run's context."""
     gx = gx_module()
     from great_expectations.core.run_identifier import RunIdentifier
@@ -241,11 +256,14 @@ def _save(ctx: GateContext, suite, validation, *, table: str, stage: str | None,
     suite = context.suites.add_or_update(suite)
     definition = context.validation_definitions.add_or_update(gx.ValidationDefinition(name=f"{stage or 'gate'}:{table}", data=ctx.batch_definition, suite=suite))
     for r in validation.results:
-        if not r.success:  # the failed expectation's page names the rows behind it
-            r.expectation_config.meta["notes"] = {"format": "markdown", "content": [reference]}
-    run_id = RunIdentifier(run_name=f"{ctx.run_id} {stage}" if stage else ctx.run_id, run_time=datetime.now(UTC))
-    validation.meta.update({"run_id": run_id, "validation_time": run_id.run_time, "validation_id": definition.id, "checkpoint_id": None, "batch_parameters": {"dataframe": "<candidate>"}})
-    validation.meta["lawlake"] = {"table": table, "stage": stage, "quarantine": reference}
+        if not r.success:  # GX renders the description in place of its sentence: name the rows behind the failure
+            r.expectation_config.description = _describe_failure(r, reference)
+    run_id = RunIdentifier(run_name=f"{ctx.run_id}_{stage}" if stage else ctx.run_id, run_time=datetime.now(UTC))
+    validation.meta.update({
+        "run_id": run_id, "validation_time": run_id.run_time, "validation_id": definition.id, "checkpoint_id": None,
+        # rendered under the page's "Info": where the candidate and the quarantined rows are
+        "batch_parameters": {"dataframe": f"candidate {candidate}", "quarantined rows": reference},
+    })
     key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name), run_id=run_id, batch_identifier=validation.batch_id or table)
     context.validation_results_store.store_validation_results(
         suite_validation_result=validation, suite_validation_result_identifier=key, expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
@@ -273,17 +291,17 @@ def run_gate(
     df = tables.read(spark, candidate)
     expectations = _resolve_refs(spark, list(suite.expectations), lake=lake, siblings=siblings or {}, versions=versions or {})
     results: list[dict] = []
+    rows = df.count()
     if expectations:
         ctx = run_context(lake, run_id) if run_id else ephemeral_context()
-        reference = quarantine_reference(lake, table, run_id, candidate)
-        gx_suite, _, validation = _validate(ctx, df, table, expectations, notes=reference)
+        reference = quarantine_reference(lake, table, run_id)
+        gx_suite, _, validation = _validate(ctx, df, table, expectations, rows=rows, notes=f"Candidate {candidate}. Quarantined rows: {reference}")
         results = _gate_results(validation)
         if ctx.keeps_results:
             try:
-                _save(ctx, gx_suite, validation, table=table, stage=stage, reference=reference)
+                _save(ctx, gx_suite, validation, table=table, stage=stage, candidate=candidate, reference=reference)
             except Exception as exc:  # evidence for Data Docs only: the catalog holds the gate's record
                 log.warning("[lawlake] gate %s: validation result not saved for Data Docs: %s", table, exc)
-    rows = df.count()
     return GateResult(table=table, success=all(r["success"] for r in results), rows=rows, results=results, seconds=time.perf_counter() - start)
 
 
