@@ -85,7 +85,7 @@ def main() -> int:
     if later:
         print(f"first gate {gates[0]['s']:.1f}s (imports Great Expectations); the others {sum(g['s'] for g in later) / len(later):.2f}s each on average")
     staged = sum(s.get("job", 0) + s.get("gate+publish", 0) for s in stages.values())
-    print(f"stages (job / gate+publish s): " + ", ".join(f"{n} {s.get('job', 0):.1f} / {s.get('gate+publish', 0):.1f}" for n, s in stages.items()))
+    print("stages (job / gate+publish s): " + ", ".join(f"{n} {s.get('job', 0):.1f} / {s.get('gate+publish', 0):.1f}" for n, s in stages.items()))
     print(f"gates are {gated / staged:.0%} of stage time; run wall {wall:.1f}s (scale {args.scale:g})")
     return 0
 

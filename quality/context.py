@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GateContext", "gx", "ephemeral_context", "run_context", "quality_location", "site_index"]
+__all__ = ["GateContext", "gx", "prewarm", "ephemeral_context", "run_context", "quality_location", "site_index"]
 
 DATASOURCE, ASSET, BATCH = "lawlake", "candidate", "whole"
 _LOCK = threading.Lock()
@@ -37,6 +37,25 @@ def gx() -> Any:
     # GX logs a warning per expectation for every optional field it fills in; only errors matter here.
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     return great_expectations
+
+
+def prewarm() -> None:
+    """Start importing GX in a background thread, so the import overlaps a stage's work instead of delaying the first gate.
+
+    The engine runs the stage's queries outside Python, so the import mostly uses the
+    core the stage leaves idle. A failure here is ignored: the gate imports GX itself and
+    reports any error.
+    """
+    if gx.cache_info().currsize:
+        return
+
+    def load() -> None:
+        try:
+            gx()
+        except Exception:  # the first gate raises it where it counts
+            pass
+
+    threading.Thread(target=load, name="lawlake-gx-import", daemon=True).start()
 
 
 @dataclass
