@@ -32,7 +32,13 @@ def build_site(lake: Path, run_id: str) -> Path | None:
         if not (quality_location(lake, run_id) / "gx").is_dir():
             return None  # no gate of this run kept a result
         ctx = run_context(lake, run_id)
-        ctx.context.build_data_docs()
+        # only the pages of results saved since the last build (a stage's gates); the index lists them all
+        fresh = [k for k in ctx.context.validation_results_store.list_keys() if not _page(lake, run_id, k).is_file()]
+        if fresh:
+            from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+            suites = {k.expectation_suite_identifier.name for k in fresh}
+            ctx.context.build_data_docs(resource_identifiers=fresh + [ExpectationSuiteIdentifier(name=n) for n in sorted(suites)])
         if not site_index(lake, run_id).is_file():
             raise FileNotFoundError(f"GX built no index page at {site_index(lake, run_id)}")
         index = _write_run_index(ctx, lake, run_id)
@@ -48,15 +54,19 @@ def run_index(lake: Path, run_id: str) -> Path:
     return quality_location(lake, run_id) / "index.html"
 
 
+def _page(lake: Path, run_id: str, key) -> Path:
+    """Where GX's site puts the page of the validation result stored under ``key``."""
+    name = key.expectation_suite_identifier.name
+    return site_index(lake, run_id).parent / "validations" / Path(*name.split(".")) / key.run_id.run_name / key.run_id.to_tuple()[1] / f"{key.batch_identifier}.html"
+
+
 def _write_run_index(ctx: GateContext, lake: Path, run_id: str) -> Path:
     store = ctx.context.validation_results_store
-    site = site_index(lake, run_id).parent
     rows = []
     for key in sorted(store.list_keys(), key=lambda k: (k.run_id.run_time, k.expectation_suite_identifier.name)):
         result = store.get(key)
         name = key.expectation_suite_identifier.name
-        page = site / "validations" / Path(*name.split(".")) / key.run_id.run_name / key.run_id.to_tuple()[1] / f"{key.batch_identifier}.html"
-        href = quote(str(page.relative_to(quality_location(lake, run_id))))
+        href = quote(str(_page(lake, run_id, key).relative_to(quality_location(lake, run_id))))
         stats = result.statistics or {}
         status = "passed" if result.success else "FAILED"
         rows.append(

@@ -63,8 +63,9 @@ def failing_run(spark, tmp_path_factory):
     ]
     suite = _contract_suite(check("n_positive", "SELECT k, n FROM {batch} WHERE n <= 0"))
     failed = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "t", rows), lake=lake, suite=suite, run_id=RUN, stage="integrate")
-    passed = gate.run_gate(spark, "gold.ok", _candidate(spark, lake, "ok", GOOD), lake=lake, suite=_contract_suite(), run_id=RUN, stage="integrate")
-    return lake, failed, passed, docs.build_site(lake, RUN)
+    assert docs.build_site(lake, RUN) is not None  # after the first stage's gate
+    passed = gate.run_gate(spark, "gold.ok", _candidate(spark, lake, "ok", GOOD), lake=lake, suite=_contract_suite(), run_id=RUN, stage="share")
+    return lake, failed, passed, docs.build_site(lake, RUN)  # the next stage adds its page; the index lists both
 
 
 def test_the_gate_decides_as_before_and_keeps_each_result_in_the_run_context(failing_run):
@@ -73,6 +74,7 @@ def test_the_gate_decides_as_before_and_keeps_each_result_in_the_run_context(fai
     assert {r["expectation"] for r in failed.failures} == {"expect_column_values_to_be_in_set(kind)", "check:n_positive"}
     store = context.run_context(lake, RUN).context.validation_results_store
     assert sorted(k.expectation_suite_identifier.name for k in store.list_keys()) == ["gold.ok", "gold.t"]  # one saved result per gate
+    assert all(docs._page(lake, RUN, k).is_file() for k in store.list_keys())  # each with its page, built stage by stage
     assert index == lake / "_quality" / RUN / "index.html" and index.is_file()
     assert context.site_index(lake, RUN).is_file()  # GX's own site beside it
 
@@ -81,7 +83,7 @@ def test_a_failing_runs_site_shows_the_failed_expectation_and_its_unexpected_val
     lake, _, _, index = failing_run
     text, dom = _browse(index)
     assert f"{RUN}_integrate gold.t FAILED 2 of 5" in text  # the index lists both gates of the run
-    assert f"{RUN}_integrate gold.ok passed 0 of 4" in text
+    assert f"{RUN}_share gold.ok passed 0 of 4" in text
     (link,) = re.findall(r'href="([^"]*validations/gold/t/[^"]*\.html)"', dom)  # the failed gate's page
     page, _ = _browse(index.parent / unquote(html.unescape(link)))
     assert "Status: Failed" in page
