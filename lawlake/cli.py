@@ -171,6 +171,7 @@ def print_run_summary(settings: config.Settings, run_id: str) -> None:
             for r in g["results"]:
                 if not r["success"]:
                     print(f"    ✗ {r['expectation']}: {r['observed']}")
+    _print_data_docs(settings, run_id)
     if run.get("status") != "success" and run.get("message"):
         print(f"\n{run['message']}")
     if run.get("status") == "success":
@@ -183,6 +184,14 @@ def print_run_summary(settings: config.Settings, run_id: str) -> None:
         if (portal / "index.html").is_file():
             print(f"open data portal: {portal / 'index.html'} (DCAT-AP 3 catalog: {portal / 'catalog.jsonld'})")
         print_sharing_hint(settings)
+
+
+def _print_data_docs(settings: config.Settings, run_id: str) -> None:
+    from quality.docs import run_index
+
+    index = run_index(settings.lake, run_id)
+    if index.is_file():
+        print(f"\nData Docs (every gate's validation result): {index}")
 
 
 def print_sharing_hint(settings: config.Settings, partner: str = "hz_procuratorate") -> None:
@@ -410,7 +419,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=20)
     sp.set_defaults(func=cmd_releases)
 
-    sp = sub.add_parser("suites", help="refresh every table's suite file (quality/suites/) from its contract, keeping its own expectations")
+    sp = sub.add_parser("suites", help="refresh every table's suite (quality/gx/expectations/, the GX file context) from its contract, keeping its own expectations")
     sp.add_argument("--write", action="store_true", required=True, help="write the files")
     sp.set_defaults(func=cmd_suites)
 

@@ -85,7 +85,7 @@ class Table:
     tally: Callable[..., Mapping[str, int]] | None = None
     metrics: Callable[[DataFrame], list[dict]] | None = None
     contract: Contract | None = None  # None: schemas/<zone>/<table>.yaml
-    suite: Suite | None = None  # None: quality/suites/<table>.json
+    suite: Suite | None = None  # None: quality/gx/expectations/<zone>/<table>.json
     materialize: bool = True  # write the built frame once and read it back: it is used several times
 
     @property

@@ -1,7 +1,9 @@
 """Expectation suites as data: every gated table's suite in Great Expectations' native format.
 
 A suite is a list of GX expectation configurations (``type``, ``kwargs``, ``meta``,
-``description``). Every gated table has one file, ``quality/suites/<table>.json``: the
+``description``). Every gated table has one file in the Great Expectations file data
+context under ``quality/gx/`` (its expectations store, ``quality/gx/expectations/<zone>/<table>.json``,
+the path GX itself gives a suite named ``<zone>.<table>``): the
 rules its contract implies (``meta.source = "contract"``: the exact column list,
 not-null columns, a unique key, accepted values and code lists) plus the table's own
 expectations, SQL checks among them as ``unexpected_rows_expectation`` over the
@@ -16,16 +18,20 @@ This module only describes suites; :mod:`quality.gate` runs them.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from lawlake.config import QUALITY_DIR
 from lawlake.contracts import Contract
 
-__all__ = ["Suite", "SUITES_DIR", "check", "contract_expectations", "load_suite", "suite_for", "suite_path", "write_suite", "code_list"]
+__all__ = ["Suite", "GX_DIR", "SUITES_DIR", "check", "contract_expectations", "load_suite", "suite_for", "suite_path", "write_suite", "code_list"]
 
-SUITES_DIR = QUALITY_DIR / "suites"
+GX_DIR = QUALITY_DIR / "gx"  # the file data context: great_expectations.yml and its stores
+SUITES_DIR = GX_DIR / "expectations"
 CONTRACT = {"source": "contract"}
+_IDS = uuid.UUID("6f1c2a52-2b0e-4d0c-9a51-8b7f3e7f0c11")  # namespace of the suites' stable ids
+GX_VERSION = "1.24.1"
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,18 @@ class Suite:
     expectations: tuple[dict, ...] = ()
 
     def to_json_dict(self) -> dict:
-        return {"name": self.table, "expectations": [dict(e) for e in self.expectations], "meta": {"table": self.table}}
+        """The suite as GX's expectations store writes it, with ids that stay put across refreshes (no churn in git)."""
+        expectations = [
+            {"id": str(uuid.uuid5(_IDS, f"{self.table}#{i}:{json.dumps(e, sort_keys=True, ensure_ascii=False)}")), **e}
+            for i, e in enumerate(self.expectations)
+        ]
+        return {
+            "name": self.table,
+            "id": str(uuid.uuid5(_IDS, self.table)),
+            "expectations": expectations,
+            "meta": {"great_expectations_version": GX_VERSION, "table": self.table},
+            "notes": None,
+        }
 
     def __add__(self, other: Suite) -> Suite:
         return Suite(self.table, self.expectations + other.expectations)
@@ -52,7 +69,8 @@ def _expectation(type_: str, meta: dict | None = None, **kwargs) -> dict:
 
 
 def suite_path(table: str) -> Path:
-    return SUITES_DIR / f"{table}.json"
+    """Where GX's filesystem store keeps the suite named ``table``: one folder per dot (``silver.custody`` → ``silver/custody.json``)."""
+    return SUITES_DIR.joinpath(*table.split(".")).with_suffix(".json")
 
 
 def load_suite(table: str) -> Suite | None:
@@ -61,7 +79,8 @@ def load_suite(table: str) -> Suite | None:
     if not path.exists():
         return None
     doc = json.loads(path.read_text(encoding="utf-8"))
-    return Suite(table=table, expectations=tuple(doc.get("expectations", [])))
+    # ids and the severity GX fills in belong to the store, not to the rule
+    return Suite(table=table, expectations=tuple({k: v for k, v in e.items() if k not in ("id", "severity")} for e in doc.get("expectations", [])))
 
 
 def suite_for(table: str, *, contract: Contract, declared: Suite | None = None) -> Suite:

@@ -9,21 +9,27 @@ it returns a :class:`GateResult`, and the stage runner publishes only when it pa
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lawlake import tables
 from lawlake.suites import Suite
+from quality.context import GateContext, ephemeral_context, run_context
+from quality.context import gx as gx_module
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["GateResult", "run_gate", "rule_rate_results"]
+__all__ = ["GateResult", "run_gate", "rule_rate_results", "quarantine_reference"]
+
+log = logging.getLogger(__name__)
+POSITION = "gate_position"
 
 
 @dataclass
@@ -49,28 +55,6 @@ class GateResult:
         return "; ".join(f"{r['expectation']}: {r.get('observed')}" for r in self.failures)
 
 
-@lru_cache(maxsize=1)
-def _gx():
-    import os
-
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # GX's per-expectation progress bars drown the task log
-    import logging
-
-    import great_expectations as gx
-
-    # GX logs a warning per expectation for every optional field it fills in; only errors matter here.
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    source = context.data_sources.add_spark(name="lawlake")
-    batch_definition = source.add_dataframe_asset(name="candidate").add_batch_definition_whole_dataframe("whole")
-    return gx, batch_definition
-
-
 def _label(name: str, kwargs: dict) -> str:
     target = kwargs.get("column") or kwargs.get("column_list") or ""
     if isinstance(target, list):
@@ -88,20 +72,89 @@ def _raised(info: dict) -> tuple[bool, str | None]:
     return False, None
 
 
-def _run_expectations(df: DataFrame, expectations: list[dict]) -> list[dict]:
-    gx, batch_definition = _gx()
+def _is_map(type_: str) -> bool:
+    """A row rule (column, pair or multicolumn map expectation): passing without ``mostly`` means no unexpected row."""
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    return getattr(get_expectation_impl(type_), "map_metric", None) is not None
+
+
+def _needs_details(config: dict, passed: bool, raised: bool) -> bool:
+    """Whether an expectation is validated a second time for its counts, observed value and unexpected values."""
+    if raised:
+        return False  # it would raise again; the first pass says why
+    if config["type"] != "unexpected_rows_expectation" and not _is_map(config["type"]):
+        return True  # a table-level expectation: its observed value is the point, and it costs no row scan of its own
+    return not passed or config["kwargs"].get("mostly") is not None
+
+
+def _implied(config: dict, rows: int) -> dict:
+    """The result a passing row rule or check without ``mostly`` implies: no unexpected row (the first pass computed the count)."""
+    if config["type"] == "unexpected_rows_expectation":
+        return {"observed_value": 0}
+    return {"element_count": rows, "unexpected_count": 0, "unexpected_percent": 0.0, "partial_unexpected_list": []}
+
+
+def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: int, notes: str | None):
+    """Validate one batch of the candidate against the suite, in as few engine queries as GX allows.
+
+    GX's Spark engine computes a row rule's unexpected count as an aggregate and bundles
+    the aggregates sharing a domain into one query, but any result format above
+    BOOLEAN_ONLY adds a query per expectation for its unexpected values, and a SQL check
+    runs its query for a count and again for rows in every format. So the whole suite runs
+    once in BOOLEAN_ONLY (the decision), and only the expectations that failed or carry a
+    ``mostly`` run again: row rules in SUMMARY (counts and unexpected values), SQL checks in
+    COMPLETE (their violating rows, which GX fetches anyway). The second pass replaces the
+    first's entries, so the saved validation result is one result for the whole suite.
+    """
+    gx = gx_module()
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    suite = gx.ExpectationSuite(name="gate")
-    for e in expectations:
-        # add_expectation, not add_expectation_configuration: the latter upserts by domain, so a
-        # second SQL check on the same table would silently replace the first.
-        config = ExpectationConfiguration(type=e["type"], kwargs=dict(e["kwargs"]), meta=dict(e.get("meta") or {}), description=e.get("description"))
-        suite.add_expectation(config.to_domain_obj())
-    if len(suite.expectations) != len(expectations):
-        raise ValueError(f"suite {suite.name}: {len(expectations) - len(suite.expectations)} duplicate expectations")
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
-    validation = batch.validate(suite, result_format="SUMMARY")
+    def suite_of(picked: list[int], suite_name: str):
+        suite = gx.ExpectationSuite(name=suite_name, notes=notes)
+        for i in picked:
+            e = expectations[i]
+            # GX orders results its own way: each carries its place in the suite (meta.gate_position).
+            # add_expectation, not add_expectation_configuration: the latter upserts by domain, so a
+            # second SQL check on the same table would silently replace the first.
+            meta = {**(e.get("meta") or {}), POSITION: i}
+            config = ExpectationConfiguration(type=e["type"], kwargs=dict(e["kwargs"]), meta=meta, description=e.get("description"))
+            suite.add_expectation(config.to_domain_obj())
+        if len(suite.expectations) != len(picked):
+            raise ValueError(f"suite {suite_name}: {len(picked) - len(suite.expectations)} duplicate expectations")
+        return suite
+
+    def by_position(validation) -> dict[int, Any]:
+        return {r.expectation_config.meta[POSITION]: r for r in validation.results}
+
+    suite = suite_of(list(range(len(expectations))), name)
+    batch = ctx.batch_definition.get_batch(batch_parameters={"dataframe": df})
+    validation = batch.validate(suite, result_format="BOOLEAN_ONLY")
+    first = by_position(validation)
+    if sorted(first) != list(range(len(expectations))):
+        raise RuntimeError(f"suite {name}: GX returned {len(first)} results for {len(expectations)} expectations")
+    again: dict[str, list[int]] = {"SUMMARY": [], "COMPLETE": []}
+    for i, e in enumerate(expectations):
+        if _needs_details(e, bool(first[i].success), _raised(first[i].exception_info or {})[0]):
+            again["COMPLETE" if e["type"] == "unexpected_rows_expectation" else "SUMMARY"].append(i)
+    final = dict(first)
+    for result_format, picked in again.items():
+        if picked:
+            detailed = by_position(batch.validate(suite_of(picked, f"{name}.details"), result_format=result_format))
+            for i in picked:
+                r = detailed[i]
+                r.success = bool(r.success) and bool(first[i].success)  # the same data judged twice: a disagreement fails
+                final[i] = r
+    for i, r in final.items():
+        if r.success and not r.result and not _raised(r.exception_info or {})[0]:
+            r.result = _implied(expectations[i], rows)
+    validation.results = [final[i] for i in range(len(expectations))]  # in the suite's order
+    for r in validation.results:
+        r.expectation_config.meta.pop(POSITION, None)
+    return suite, batch, validation
+
+
+def _gate_results(validation) -> list[dict]:
     out = []
     for r in validation.results:
         kwargs = dict(r.expectation_config.kwargs)
@@ -113,6 +166,9 @@ def _run_expectations(df: DataFrame, expectations: list[dict]) -> list[dict]:
         unexpected = result.get("unexpected_count")
         if meta.get("check") and observed is not None:
             unexpected, observed = observed, f"{observed} violating rows"
+            sample = (result.get("details") or {}).get("unexpected_rows") or []
+            if sample:
+                observed += f", e.g. {sample[:3]}"
         if observed is None and "unexpected_count" in result:
             observed = f"{result.get('unexpected_count')} unexpected ({(result.get('unexpected_percent') or 0):.3f}%)"
             sample = result.get("partial_unexpected_list") or []
@@ -171,19 +227,47 @@ def _resolve_refs(spark: SparkSession, expectations: list[dict], *, lake: Path, 
     return out
 
 
-def _sample_violations(spark: SparkSession, df: DataFrame, expectations: list[dict], results: list[dict]) -> None:
-    """Name up to three violating rows of each failed SQL check (GX returns rows only in COMPLETE format, for every expectation)."""
-    queries = {f"check:{e['meta']['check']}": e["kwargs"]["unexpected_rows_query"] for e in expectations if (e.get("meta") or {}).get("check")}
-    failed = [r for r in results if not r["success"] and r["expectation"] in queries and r["unexpected_count"]]
-    if not failed:
-        return
-    df.createOrReplaceTempView("_gate_batch")
-    for r in failed:
-        try:
-            sample = [row.asDict() for row in spark.sql(queries[r["expectation"]].format(batch="_gate_batch")).limit(3).collect()]
-            r["observed"] += f", e.g. {sample}"
-        except Exception:  # the count stands; a sample is only a help
-            pass
+def quarantine_reference(lake: Path, table: str, run_id: str | None) -> str:
+    """The command (and the Delta table and filter behind it) listing the rows a run quarantined for ``table``."""
+    run = f" --run {run_id}" if run_id else ""
+    where = f"target_table = '{table}'" + (f" AND run_id = '{run_id}'" if run_id else "")
+    return f"lawlake quarantine --lake {lake} --table {table}{run}  (Delta table {tables.location(lake, 'quarantine.records')} where {where})"
+
+
+def _describe_failure(r, reference: str) -> str:
+    """What a failed expectation's line in Data Docs says beside GX's own rendering: its violating rows and the quarantined ones."""
+    meta = r.expectation_config.meta or {}
+    result = r.result or {}
+    head = meta.get("check") or r.expectation_config.description or _label(r.expectation_config.type, dict(r.expectation_config.kwargs))
+    rows = (result.get("details") or {}).get("unexpected_rows") or []
+    sample = f"; violating rows, e.g. {rows[:3]}" if rows else ""
+    return f"{head} FAILED{sample}. Quarantined rows: {reference}"
+
+
+def _save(ctx: GateContext, suite, validation, *, table: str, stage: str | None, candidate: Path, reference: str) -> None:
+    """Keep the suite as it ran, its validation definition and the validation result in the run's context."""
+    gx = gx_module()
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier, ValidationResultIdentifier
+
+    context = ctx.context
+    for e in suite.expectations:
+        e.meta.pop(POSITION, None)
+    suite = context.suites.add_or_update(suite)
+    definition = context.validation_definitions.add_or_update(gx.ValidationDefinition(name=f"{stage or 'gate'}:{table}", data=ctx.batch_definition, suite=suite))
+    for r in validation.results:
+        if not r.success:  # GX renders the description in place of its sentence: name the rows behind the failure
+            r.expectation_config.description = _describe_failure(r, reference)
+    run_id = RunIdentifier(run_name=f"{ctx.run_id}_{stage}" if stage else ctx.run_id, run_time=datetime.now(UTC))
+    validation.meta.update({
+        "run_id": run_id, "validation_time": run_id.run_time, "validation_id": definition.id, "checkpoint_id": None,
+        # rendered under the page's "Info": where the candidate and the quarantined rows are
+        "batch_parameters": {"dataframe": f"candidate {candidate}", "quarantined rows": reference},
+    })
+    key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name), run_id=run_id, batch_identifier=validation.batch_id or table)
+    context.validation_results_store.store_validation_results(
+        suite_validation_result=validation, suite_validation_result_identifier=key, expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
+    )
 
 
 def run_gate(
@@ -195,14 +279,29 @@ def run_gate(
     suite: Suite,
     siblings: Mapping[str, Path] | None = None,
     versions: Mapping[str, int] | None = None,
+    run_id: str | None = None,
+    stage: str | None = None,
 ) -> GateResult:
-    """Validate the candidate Delta table at ``candidate`` against ``suite``."""
+    """Validate the candidate Delta table at ``candidate`` against ``suite``.
+
+    With ``run_id``, the run's data context keeps the suite as it ran and the validation
+    result (for Data Docs); without, nothing is kept. Saving never decides the gate.
+    """
     start = time.perf_counter()
     df = tables.read(spark, candidate)
     expectations = _resolve_refs(spark, list(suite.expectations), lake=lake, siblings=siblings or {}, versions=versions or {})
-    results = _run_expectations(df, expectations) if expectations else []
-    _sample_violations(spark, df, expectations, results)
+    results: list[dict] = []
     rows = df.count()
+    if expectations:
+        ctx = run_context(lake, run_id) if run_id else ephemeral_context()
+        reference = quarantine_reference(lake, table, run_id)
+        gx_suite, _, validation = _validate(ctx, df, table, expectations, rows=rows, notes=f"Candidate {candidate}. Quarantined rows: {reference}")
+        results = _gate_results(validation)
+        if ctx.keeps_results:
+            try:
+                _save(ctx, gx_suite, validation, table=table, stage=stage, candidate=candidate, reference=reference)
+            except Exception as exc:  # evidence for Data Docs only: the catalog holds the gate's record
+                log.warning("[lawlake] gate %s: validation result not saved for Data Docs: %s", table, exc)
     return GateResult(table=table, success=all(r["success"] for r in results), rows=rows, results=results, seconds=time.perf_counter() - start)
 
 

@@ -125,7 +125,8 @@ def test_suite_expectation_with_mostly(spark, lake, mostly, success):
 def test_write_suite_refreshes_the_contract_part_and_keeps_its_own(tmp_path, monkeypatch):
     monkeypatch.setattr(suites, "SUITES_DIR", tmp_path)
     own = check("n_positive", "SELECT * FROM {batch} WHERE n <= 0")
-    (tmp_path / "gold.t.json").write_text(json.dumps({"name": "gold.t", "expectations": [
+    suites.suite_path("gold.t").parent.mkdir(parents=True)
+    suites.suite_path("gold.t").write_text(json.dumps({"name": "gold.t", "expectations": [
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "gone"}, "meta": {"source": "contract"}},  # a stale contract rule
         own,
     ]}))
@@ -213,3 +214,13 @@ def test_every_gated_table_has_a_native_suite_matching_its_contract(name):
         if e["type"] == "unexpected_rows_expectation":
             assert "{batch}" in e["kwargs"]["unexpected_rows_query"] and e["meta"].get("check")
     gx.ExpectationSuite(**{k: v for k, v in json.loads(suites.suite_path(name).read_text()).items() if k in ("name", "expectations", "meta")})  # GX loads it natively
+
+
+def test_the_repository_file_context_holds_every_suite():
+    # GX's own file data context (quality/gx/great_expectations.yml) finds each suite in its store by name
+    import great_expectations as gx
+
+    context = gx.get_context(mode="file", project_root_dir=suites.GX_DIR.parent)
+    for name in GATED:
+        stored = context.suites.get(name)
+        assert [e.expectation_type for e in stored.expectations] == [e["type"] for e in suites.load_suite(name).expectations], name
