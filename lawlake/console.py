@@ -51,7 +51,10 @@ class RunProgress:
         self.out = out or sys.stdout
         self.live = self.out.isatty()
         self.states: dict[str, dict] = {t: {"state": "waiting"} for t in TASKS}
-        self._offset = 0
+        from lawlake import events
+
+        feed = events.events_path(self.lake, run_id)
+        self._offset = feed.stat().st_size if feed.is_file() else 0  # a rerun of a run id shows only its own events
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
