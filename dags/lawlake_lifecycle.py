@@ -66,6 +66,18 @@ def _reported(settings, run_id: str, task_id: str):
     events.report(settings.lake, run_id, task_id, "success", seconds=time.perf_counter() - started, **events.task_detail(result[0] if result else None))
 
 
+def _report_failure(build, exc: BaseException) -> None:
+    """Write a failed task's lineage report; never hide the task's own error behind a reporting one."""
+    import logging
+
+    from lawlake import lineage
+
+    try:
+        lineage.write_report(build(str(exc)))
+    except Exception:
+        logging.getLogger("lawlake").warning("[lawlake] could not write the lineage report of a failed task", exc_info=True)
+
+
 def _logging() -> None:
     import logging
 
@@ -122,7 +134,7 @@ def lawlake_lifecycle():
                 try:
                     summary = pipeline.run_stage(stage, settings, lawlake_run, sources=sources, data_date=data_date)
                 except Exception as exc:
-                    lineage.write_report(lineage.stage_report(settings, stage, lawlake_run, sources=sources, error=str(exc)))
+                    _report_failure(lambda error: lineage.stage_report(settings, stage, lawlake_run, sources=sources, error=error), exc)
                     raise
                 lineage.write_report(lineage.stage_report(settings, stage, lawlake_run, summary, sources=sources))
                 done(summary)
@@ -146,11 +158,11 @@ def lawlake_lifecycle():
                 try:
                     result = pipeline.gate_stage(stage, settings, summary)
                 except pipeline.GateFailed as exc:
-                    lineage.write_report(lineage.gate_report(settings, stage, summary["run_id"], summary, error=str(exc)))
+                    _report_failure(lambda error: lineage.gate_report(settings, stage, summary["run_id"], summary, error=error), exc)
                     Catalog(settings.catalog_url).note_run(summary["run_id"], message=str(exc))
                     raise AirflowFailException(str(exc)) from exc
                 except Exception as exc:
-                    lineage.write_report(lineage.gate_report(settings, stage, summary["run_id"], summary, error=str(exc)))
+                    _report_failure(lambda error: lineage.gate_report(settings, stage, summary["run_id"], summary, error=error), exc)
                     raise
                 lineage.write_report(lineage.gate_report(settings, stage, summary["run_id"], summary, result))
                 for name, info in result["published"].items():  # each publication an asset event: which version, how many rows

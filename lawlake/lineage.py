@@ -22,6 +22,7 @@ endpoint when ``LAWLAKE_OPENLINEAGE_URL`` is set (``Settings.openlineage_url``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -62,6 +63,7 @@ ZONE_STAGE = {"bronze": "gather", "silver": "normalize", "gold": "integrate", "o
 QUARANTINE = "quarantine.records"
 
 T = TypeVar("T")
+log = logging.getLogger("lawlake")
 
 
 def namespace(lake: Path) -> str:
@@ -281,7 +283,15 @@ def _client(settings: Settings):
     return OpenLineageClient(config={"transport": transport_config(settings)})
 
 
-def _emit(client, settings: Settings, *, event_type: str, task: str, run_uuid: str, parent_uuid: str, report: dict) -> None:
+def _emit(client, settings: Settings, **kw) -> None:
+    """Emit one event; a lineage backend that is down is logged, never the run's failure (as with Airflow's provider)."""
+    try:
+        _send(client, settings, **kw)
+    except Exception:
+        log.warning("[lawlake] could not emit an OpenLineage %s event for %s", kw.get("event_type"), kw.get("task"), exc_info=True)
+
+
+def _send(client, settings: Settings, *, event_type: str, task: str, run_uuid: str, parent_uuid: str, report: dict) -> None:
     from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
     from openlineage.client.generated.error_message_run import ErrorMessageRunFacet
     from openlineage.client.generated.job_type_job import JobTypeJobFacet
@@ -316,10 +326,13 @@ def traced(settings: Settings, run_id: str, task: str, fn: Callable[[], T], *, s
     try:
         result = fn()
     except Exception as exc:
-        final = report(None, str(exc))
-        write_report(final)
-        _emit(client, settings, event_type="FAIL", task=task, run_uuid=run_uuid, parent_uuid=parent, report=final)
         events.report(settings.lake, run_id, task, "failed", seconds=time.perf_counter() - started, message=str(exc)[:500])
+        try:  # the task's own error is what the caller must see, not a reporting one
+            final = report(None, str(exc))
+            write_report(final)
+        except Exception:
+            final = start_report | {"error": str(exc)}
+        _emit(client, settings, event_type="FAIL", task=task, run_uuid=run_uuid, parent_uuid=parent, report=final)
         raise
     final = report(result, None)
     write_report(final)
