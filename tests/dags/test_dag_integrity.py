@@ -72,4 +72,4 @@ def test_each_gate_publishes_its_tables_as_assets():
         assert dag.get_task(stage).outlets == []  # a stage writes candidates only
     # the downstream DAG is scheduled on the Hangzhou procuratorate's share tables
     refresh = bag.dags["partner_refresh"]
-    assert {a.name for a in refresh.timetable.asset_condition.iter_assets().values()} == {n for n in declared["share"] if n.startswith("share.hz_procuratorate.")}
+    assert {a.name for a in refresh.timetable.asset_condition.objects} == {n for n in declared["share"] if n.startswith("share.hz_procuratorate.")}
