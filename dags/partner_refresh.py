@@ -30,6 +30,7 @@ SHARE_TABLES = [n for n in published_by_stage()["share"] if n.startswith(f"share
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,
+    is_paused_upon_creation=False,  # it exists to react to the share Assets: Airflow queues no runs for a paused DAG
     tags=["lawlake", "sharing"],
     default_args={"retries": 1},
     params={
