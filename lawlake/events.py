@@ -84,13 +84,15 @@ def event_log(catalog: Catalog, run_id: str | None = None, *, with_expectations:
     gates: dict[tuple, dict] = {}
     runs = {run_id} if run_id else {r["run_id"] for r in catalog.event_log()}
     for rid in runs:
-        for g in catalog.gate_results(rid):
-            gates[(rid, g["stage"], g["table_name"])] = g  # the last check counts, as in the view
+        for gate in catalog.gate_results(rid):
+            gates[(rid, gate["stage"], gate["table_name"])] = gate  # the last check counts, as in the view
     out = []
     for row in catalog.event_log(run_id):
         g = gates.get((row["run_id"], row["stage"], row["table_name"]))
-        per = [{"expectation": r["expectation"], "success": bool(r["success"]), "passed": p, "failed": f, "observed": r.get("observed")}
-               for r in (g["results"] if g else []) for p, f in [expectations([r], g["rows"])]]
+        per = []
+        for r in g["results"] if g else []:
+            p, f = expectations([r], g["rows"] if g else None)
+            per.append({"expectation": r["expectation"], "success": bool(r["success"]), "passed": p, "failed": f, "observed": r.get("observed")})
         row["expectations_passed"] = sum(e["passed"] for e in per) if g else None
         row["expectations_failed"] = sum(e["failed"] for e in per) if g else None
         if with_expectations:

@@ -119,7 +119,7 @@ def _fields(path: Path, version: int | None = None) -> list[list[str]]:
         schema = DeltaTable(str(path), version=version).schema().to_arrow()
     except Exception:  # a table not written (yet): no schema facet rather than a wrong one
         return []
-    return [[f.name, str(f.type)] for f in schema]
+    return [[f.name, str(f.type)] for f in schema]  # type: ignore[attr-defined]  # a pyarrow schema (deltalake's stubs say otherwise)
 
 
 def _ds(name: str, *, version: int | None = None, rows: int | None = None, fields: list | None = None, assertions: list | None = None,
@@ -185,9 +185,9 @@ def gate_report(settings: Settings, stage: str, run_id: str, summary: dict, resu
     from lawlake.catalog import Catalog
 
     gates: dict[str, dict] = {}
-    for g in Catalog(settings.catalog_url).gate_results(run_id):
-        if g["stage"] == stage:
-            gates[g["table_name"]] = g  # the last check of each candidate (a retried gate checks again)
+    for gate in Catalog(settings.catalog_url).gate_results(run_id):
+        if gate["stage"] == stage:
+            gates[gate["table_name"]] = gate  # the last check of each candidate (a retried gate checks again)
     inputs = []
     for c in summary["candidates"]:
         g = gates.get(c["table"])

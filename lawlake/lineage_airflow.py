@@ -43,7 +43,7 @@ class LifecycleExtractor(BaseExtractor):
 
         lake = config.load().lake
         names = [n for n in lineage.published_by_stage()[task.removeprefix("gate_")] if n != lineage.QUARANTINE]
-        ds = [{"name": n, "namespace": None, "version": None, "rows": None, "fields": [], "assertions": None} for n in names]
+        ds: list[dict] = [{"name": n, "namespace": None, "version": None, "rows": None, "fields": [], "assertions": None} for n in names]
         report = {"lake": str(lake), "inputs": ds if task.startswith("gate_") else [], "outputs": [] if task.startswith("gate_") else ds}
         inputs, outputs = lineage.datasets(report)
         return OperatorLineage(inputs=inputs, outputs=outputs)  # type: ignore[arg-type]
