@@ -53,3 +53,24 @@ def test_a_half_written_line_waits(tmp_path):
         f.write('{"task": "gate_ga')  # a writer mid-line
     feed, offset = events.read(tmp_path, "r")
     assert [e["task"] for e in feed] == ["gather"] and offset < path.stat().st_size
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_live_table_on_a_terminal(tmp_path):
+    import time
+
+    out = _Terminal()
+    with RunProgress(tmp_path, "r", out=out, interval=0.05) as progress:
+        events.report(tmp_path, "r", "gather", "success", seconds=1.5, tables=7, rows=10)
+        events.report(tmp_path, "r", "gate_gather", "running")
+        deadline = time.monotonic() + 10
+        while progress.states["gate_gather"]["state"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    text = out.getvalue()
+    assert "lawlake run r" in text and "7 tables, 10 rows" in text  # the live table's rows, not plain lines
+    assert "  gather: success" not in text
+    assert progress.states["gather"]["state"] == "success" and progress.states["normalize"]["state"] == "waiting"
