@@ -25,15 +25,18 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     create_engine,
     func,
     insert,
     select,
+    text,
+    union,
     update,
 )
 from sqlalchemy.engine import Engine
 
-__all__ = ["Catalog", "Reconciliation", "metadata", "utcnow"]
+__all__ = ["Catalog", "Reconciliation", "metadata", "utcnow", "EVENT_LOG", "event_log_select"]
 
 metadata = MetaData()
 
@@ -171,6 +174,52 @@ lake_lock = Table(
 )
 
 
+EVENT_LOG = "event_log"
+
+
+def event_log_select():
+    """The event log, one row per run, stage and table: rows in/out/quarantined/merged/excluded, the gate's checks, timings, the published version.
+
+    The last record of each (run, stage, table) counts (a retried task records again); a
+    table the gate never saw has no gate columns, one never published no version.
+    """
+    sr, gr = stage_results, gate_results
+    keys = union(select(sr.c.run_id, sr.c.stage, sr.c.table_name), select(gr.c.run_id, gr.c.stage, gr.c.table_name)).subquery("k")
+    last_s = select(func.max(sr.c.id)).group_by(sr.c.run_id, sr.c.stage, sr.c.table_name)
+    last_g = select(func.max(gr.c.id)).group_by(gr.c.run_id, gr.c.stage, gr.c.table_name)
+    s = select(sr).where(sr.c.id.in_(last_s)).subquery("s")
+    g = select(gr.c.run_id, gr.c.stage, gr.c.table_name, gr.c.success, gr.c.evaluated, gr.c.failed, gr.c.rows, gr.c.seconds, gr.c.checked_at).where(gr.c.id.in_(last_g)).subquery("g")
+    r = (
+        select(releases.c.release_id, releases.c.run_id, releases.c.stage, releases.c.finished_at, release_tables.c.table_name, release_tables.c.version, release_tables.c.rows)
+        .join(release_tables, release_tables.c.release_id == releases.c.release_id)
+        .where(releases.c.status == "complete")
+        .subquery("r")
+    )
+
+    def on(t):
+        return and_(t.c.run_id == keys.c.run_id, t.c.stage == keys.c.stage, t.c.table_name == keys.c.table_name)
+
+    return (
+        select(
+            keys.c.run_id, keys.c.stage, keys.c.table_name,
+            s.c.rows_in, s.c.rows_out, s.c.rows_quarantined, s.c.rows_merged, s.c.rows_excluded, s.c.fields_quarantined, s.c.is_balanced,
+            s.c.seconds.label("stage_seconds"), s.c.recorded_at.label("built_at"),
+            g.c.success.label("gate_passed"), g.c.evaluated.label("checks"), g.c.failed.label("checks_failed"), g.c.rows.label("candidate_rows"),
+            g.c.seconds.label("gate_seconds"), g.c.checked_at,
+            r.c.release_id, r.c.version, r.c.rows.label("published_rows"), r.c.finished_at.label("published_at"),
+        )
+        .select_from(keys.outerjoin(s, on(s)).outerjoin(g, on(g)).outerjoin(r, on(r)))
+    )
+
+
+def _create_event_log_view(engine: Engine) -> None:
+    """``event_log`` as a view in the catalog database itself (SQLite and PostgreSQL), for any SQL client."""
+    ddl = str(event_log_select().compile(engine, compile_kwargs={"literal_binds": True}))
+    prefix = "CREATE VIEW IF NOT EXISTS" if engine.dialect.name == "sqlite" else "CREATE OR REPLACE VIEW"
+    with engine.begin() as c:
+        c.execute(text(f"{prefix} {EVENT_LOG} AS {ddl}"))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -220,6 +269,7 @@ def _engine(url: str) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, future=True)
     metadata.create_all(engine)
+    _create_event_log_view(engine)
     return engine
 
 
@@ -306,6 +356,24 @@ class Catalog:
                     checked_at=utcnow(),
                 )
             )
+
+    def event_log(self, run_id: str | None = None) -> list[dict]:
+        """The ``event_log`` view's rows (of one run, or all), in the order they happened."""
+        view = event_log_select().subquery("event_log")
+        q = select(view)
+        if run_id:
+            q = q.where(view.c.run_id == run_id)
+        with self.engine.connect() as c:
+            started = {r.run_id: r.started_at for r in c.execute(select(runs.c.run_id, runs.c.started_at))}
+            rows = [dict(r) for r in c.execute(q).mappings()]
+        epoch = datetime.min.replace(tzinfo=UTC)
+        order = {s: i for i, s in enumerate(("gather", "normalize", "integrate", "share", "open"))}
+
+        def when(v):
+            return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else (v or epoch)
+
+        rows.sort(key=lambda r: (when(started.get(r["run_id"])), r["run_id"], order.get(r["stage"], 99), when(r["built_at"] or r["checked_at"]), r["table_name"]))
+        return rows
 
     def gate_results(self, run_id: str) -> list[dict]:
         with self.engine.connect() as c:

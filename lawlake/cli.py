@@ -9,7 +9,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -17,12 +16,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from lawlake import config, tables
+from lawlake.console import RunProgress
 from lawlake.console import print_table as _print_table
 
 __all__ = ["main", "run_via_airflow"]
-
-# A task's progress line, without the logger name and source location Airflow's log format appends.
-PROGRESS = re.compile(r"\[lawlake\] (.*?)(?:\s+\[lawlake\]\s+loc=\S+)?$")
 
 
 def _settings(args) -> config.Settings:
@@ -63,6 +60,27 @@ def _airflow_env(home: Path) -> dict:
     return env
 
 
+def _openlineage_env(settings: config.Settings) -> dict:
+    """The OpenLineage provider's settings for a run: lawlake's extractor, the lake's namespace, and where events go.
+
+    An ``[openlineage]`` transport or config file the environment already sets (production)
+    is kept; otherwise events go where :func:`lawlake.lineage.transport_config` says (files
+    under ``<lake>/_lineage/``, or HTTP to ``LAWLAKE_OPENLINEAGE_URL``).
+    """
+    from lawlake import lineage
+
+    env = {
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "lawlake.lineage_airflow.LifecycleExtractor",
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": os.environ.get("AIRFLOW__OPENLINEAGE__NAMESPACE", lineage.JOB_NAMESPACE),
+        "AIRFLOW__OPENLINEAGE__EXECUTION_TIMEOUT": os.environ.get("AIRFLOW__OPENLINEAGE__EXECUTION_TIMEOUT", "60"),
+        "AIRFLOW__OPENLINEAGE__INCLUDE_FULL_TASK_INFO": "False",
+        "LAWLAKE_LAKE": str(settings.lake),  # the extractor's START events name the run's lake
+    }
+    if not any(os.environ.get(k) for k in ("AIRFLOW__OPENLINEAGE__TRANSPORT", "AIRFLOW__OPENLINEAGE__CONFIG_PATH", "OPENLINEAGE_URL", "OPENLINEAGE_CONFIG")):
+        env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(lineage.transport_config(settings))
+    return env
+
+
 def _airflow() -> str:
     exe = Path(sys.executable).parent / "airflow"
     return str(exe) if exe.exists() else "airflow"
@@ -71,31 +89,26 @@ def _airflow() -> str:
 def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, data_date=None, full_refresh: bool = False, echo=print) -> int:
     """Run the lifecycle DAG with ``airflow dags test`` on an Airflow home inside the lake; return its exit code.
 
-    Progress lines of the tasks are echoed; the full Airflow log goes to ``<lake>/_logs/<run_id>.log``.
+    The tasks report their progress to ``<lake>/_runs/<run_id>/events.jsonl`` (shown by
+    ``lawlake run``); the full Airflow log goes to ``<lake>/_logs/<run_id>.log``. Every DAG
+    is serialized first, so DAGs scheduled on the lake's Assets (``partner_refresh``) are
+    queued by the run's asset events.
     """
     home = settings.lake / "_airflow"
     home.mkdir(parents=True, exist_ok=True)
     logs = settings.lake / "_logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{run_id}.log"
-    env = _airflow_env(home)
+    env = _airflow_env(home) | _openlineage_env(settings)
     with log_path.open("w", encoding="utf-8") as log:
         if not (home / "airflow.db").exists():
             echo("setting up Airflow (SQLite) in " + str(home))
             subprocess.run([_airflow(), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        subprocess.run([_airflow(), "dags", "reserialize"], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
         conf = {"sources": str(sources), "lake": str(settings.lake), "engine": settings.engine, "catalog_url": settings.catalog_url, "run_id": run_id,
                 "data_date": data_date.isoformat() if data_date else "", "full_refresh": full_refresh}
-        proc = subprocess.Popen(
-            [_airflow(), "dags", "test", "lawlake_lifecycle", "-c", json.dumps(conf)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace",
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            m = PROGRESS.search(line.rstrip())
-            if m:
-                echo("  " + m.group(1))
-        return proc.wait()
+        proc = subprocess.run([_airflow(), "dags", "test", "lawlake_lifecycle", "-c", json.dumps(conf)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        return proc.returncode
 
 
 def cmd_run(args) -> int:
@@ -116,11 +129,13 @@ def cmd_run(args) -> int:
         return 2
     print(f"lawlake run {run_id}: sources {sources} → lake {settings.lake} (engine: {settings.engine})")
     start = time.perf_counter()
-    with lock.Heartbeat(catalog, run_id):
+    with lock.Heartbeat(catalog, run_id), RunProgress(settings.lake, run_id):
         if args.no_airflow:
             import logging
 
-            logging.basicConfig(level=logging.INFO, format="  %(message)s")
+            logs = settings.lake / "_logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", filename=str(logs / f"{run_id}.log"), filemode="w")
             try:
                 pipeline.run_lifecycle(settings, run_id, sources=sources, data_date=args.data_date, full_refresh=args.full_refresh)
                 code = 0
@@ -174,6 +189,7 @@ def print_run_summary(settings: config.Settings, run_id: str) -> None:
     _print_data_docs(settings, run_id)
     if run.get("status") != "success" and run.get("message"):
         print(f"\n{run['message']}")
+    print_evidence_hint(settings, run_id)
     if run.get("status") == "success":
         print(f"\ntables are published under {settings.lake}; query them with:")
         print(f'  lawlake sql --lake {settings.lake} "SELECT charge_code, count(*) AS n FROM gold.case_chain GROUP BY charge_code ORDER BY n DESC"')
@@ -192,6 +208,18 @@ def _print_data_docs(settings: config.Settings, run_id: str) -> None:
     index = run_index(settings.lake, run_id)
     if index.is_file():
         print(f"\nData Docs (every gate's validation result): {index}")
+
+
+def print_evidence_hint(settings: config.Settings, run_id: str) -> None:
+    """Where the run's evidence is: lineage events, the event log, the progress feed."""
+    from lawlake import events, lineage
+
+    if settings.openlineage_url:
+        print(f"\nlineage events: sent to {settings.openlineage_url} (OpenLineage HTTP)")
+    else:
+        print(f"\nlineage events (OpenLineage): {lineage.lineage_dir(settings.lake)}/    lawlake lineage --lake {settings.lake} gold.case_chain")
+    print(f"event log: lawlake events --lake {settings.lake} --run {run_id} [--format csv|json]  (catalog view {'event_log'} in {settings.catalog_url})")
+    print(f"task events of this run: {events.events_path(settings.lake, run_id)}")
 
 
 def print_sharing_hint(settings: config.Settings, partner: str = "hz_procuratorate") -> None:
@@ -382,6 +410,71 @@ def cmd_quarantine(args) -> int:
     return 0
 
 
+def cmd_lineage(args) -> int:
+    from lawlake import lineage
+
+    settings = _settings(args)
+    if not any(True for _ in lineage.read_events(settings.lake)):
+        where = f"they are sent to {settings.openlineage_url}" if settings.openlineage_url else f"none under {lineage.lineage_dir(settings.lake)}"
+        print(f"lawlake lineage: no OpenLineage events to read ({where}); run the lifecycle first", file=sys.stderr)
+        return 2
+    g = lineage.graph(settings.lake)
+    if args.table not in g:
+        print(f"lawlake lineage: no events name {args.table!r}; tables with lineage: {', '.join(sorted(g))}", file=sys.stderr)
+        return 2
+
+    def closure(name: str, way: str) -> list[str]:
+        seen: list[str] = []
+        todo = sorted(g.get(name, {}).get(way, ()))
+        while todo:
+            n = todo.pop(0)
+            if n not in seen:
+                seen.append(n)
+                todo += sorted(g.get(n, {}).get(way, ()))
+        return seen
+
+    node = g[args.table]
+    print(f"{args.table}  (written by {', '.join(sorted(node['jobs']))}; namespace {lineage.namespace(settings.lake)})")
+    rows = [{"direction": "upstream", "table": n, "hops": "1" if n in node["upstream"] else "2+"} for n in closure(args.table, "upstream")]
+    rows += [{"direction": "downstream", "table": n, "hops": "1" if n in node["downstream"] else "2+"} for n in closure(args.table, "downstream")]
+    if not args.all:
+        rows = [r for r in rows if r["hops"] == "1"]
+    _print_table(rows, ["direction", "table", "hops"])
+    return 0
+
+
+def cmd_events(args) -> int:
+    from lawlake import events
+    from lawlake.catalog import Catalog
+
+    settings = _settings(args)
+    catalog = Catalog(settings.catalog_url)
+    run_id = args.run
+    if run_id and not catalog.run(run_id):
+        print(f"lawlake events: no run {run_id!r}", file=sys.stderr)
+        return 2
+    rows = events.event_log(catalog, run_id, with_expectations=args.format == "json")
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
+    elif args.format == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(events.COLUMNS)
+        for r in rows:
+            w.writerow(["" if r[c] is None else r[c] for c in events.COLUMNS])
+    else:
+        def num(v, fmt="{:,}"):
+            return "" if v is None else fmt.format(v)
+
+        _print_table([
+            {"run": r["run_id"], "stage": r["stage"], "table": r["table_name"], "in": num(r["rows_in"]), "out": num(r["rows_out"]),
+             "quarantined": num(r["rows_quarantined"]), "merged": num(r["rows_merged"]), "excluded": num(r["rows_excluded"]),
+             "gate": "" if r["gate_passed"] is None else ("passed" if r["gate_passed"] else "FAILED"), "checks": num(r["checks"]), "failed": num(r["checks_failed"]),
+             "build s": num(r["stage_seconds"], "{:.1f}"), "gate s": num(r["gate_seconds"], "{:.1f}"), "version": num(r["version"]), "published": num(r["published_rows"])}
+            for r in rows
+        ])
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------
 
 
@@ -444,6 +537,16 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--summary", action="store_true", help="counts per stage, table and rule")
     sp.add_argument("--limit", type=int, default=50)
     sp.set_defaults(func=cmd_quarantine)
+
+    sp = with_lake(sub.add_parser("lineage", help="a table's upstream and downstream tables, read from the OpenLineage events"))
+    sp.add_argument("table", help="a logical table name, e.g. gold.case_chain")
+    sp.add_argument("--all", action="store_true", help="every table up- and downstream, not only one hop away")
+    sp.set_defaults(func=cmd_lineage)
+
+    sp = with_lake(sub.add_parser("events", help="the event log: per run, stage and table, rows in/out/quarantined/merged/excluded, checks, timings, versions"))
+    sp.add_argument("--run", help="only this run (default: every run)")
+    sp.add_argument("--format", choices=("table", "csv", "json"), default="table", help="json adds each expectation's passed/failed rows")
+    sp.set_defaults(func=cmd_events)
 
     from lawlake.sharing.cli import register
 

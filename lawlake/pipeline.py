@@ -566,6 +566,23 @@ def _purge_shares(settings: Settings, published: dict) -> None:
 _AFTER_PUBLISH: dict[str, Callable[[Settings, dict], None]] = {"share": _purge_shares, "open": _export_open}
 
 
+def _traced_stage(stage: str, settings: Settings, run_id: str, *, sources: Path, data_date: date | None, full_refresh: bool = False) -> tuple[dict, dict]:
+    """A stage and its gate as the DAG's two tasks would run them: progress events and OpenLineage START/COMPLETE/FAIL (:mod:`lawlake.lineage`)."""
+    from lawlake import lineage
+
+    summary = lineage.traced(
+        settings, run_id, stage, lambda: run_stage(stage, settings, run_id, sources=sources, data_date=data_date, full_refresh=full_refresh),
+        start_report=lineage.stage_report(settings, stage, run_id, sources=sources),
+        report=lambda result, error: lineage.stage_report(settings, stage, run_id, result, sources=sources, error=error),
+    )
+    published = lineage.traced(
+        settings, run_id, f"gate_{stage}", lambda: gate_stage(stage, settings, summary),
+        start_report=lineage.gate_report(settings, stage, run_id, {"candidates": []} | summary),
+        report=lambda result, error: lineage.gate_report(settings, stage, run_id, summary, result, error=error),
+    )
+    return summary, published
+
+
 def run_lifecycle(
     settings: Settings,
     run_id: str,
@@ -587,8 +604,8 @@ def run_lifecycle(
         for stage in stages:
             if progress:
                 progress(f"{stage} …")
-            summary = run_stage(stage, settings, run_id, sources=sources, data_date=data_date, full_refresh=full_refresh)
-            done.append(gate_stage(stage, settings, summary))
+            summary, published = _traced_stage(stage, settings, run_id, sources=sources, data_date=data_date, full_refresh=full_refresh)
+            done.append(published)
     except Exception as exc:
         close_run(settings, run_id, status="failed", message=str(exc))
         raise

@@ -38,7 +38,7 @@ def test_dagbag_has_the_lifecycle_dag_without_import_errors():
 
     bag = DagBag(dag_folder=str(DAG_FILE.parent))
     assert bag.import_errors == {}
-    assert list(bag.dags) == ["lawlake_lifecycle"]
+    assert sorted(bag.dags) == ["lawlake_lifecycle", "partner_refresh"]
     dag = bag.dags["lawlake_lifecycle"]
     assert dag.catchup is False and dag.schedule is None
     assert set(dag.tags) == {"lawlake", "lifecycle"}
@@ -53,3 +53,23 @@ def test_dagbag_has_the_lifecycle_dag_without_import_errors():
     # stages retry transient faults; gates never retry a verdict on the data
     assert dag.get_task("gather").retries >= 1
     assert all(dag.get_task(f"gate_{s}").retries == 0 for s in ("gather", "normalize", "integrate", "share", "open"))
+
+
+def test_each_gate_publishes_its_tables_as_assets():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from lawlake import pipeline
+
+    bag = DagBag(dag_folder=str(DAG_FILE.parent))
+    dag = bag.dags["lawlake_lifecycle"]
+    declared: dict[str, set[str]] = {}
+    for name, (stage, _) in pipeline.declared_tables().items():
+        if not name.startswith("work."):
+            declared.setdefault(stage, set()).add(name)
+    for stage, names in declared.items():
+        outlets = {a.name for a in dag.get_task(f"gate_{stage}").outlets}
+        assert outlets == names | {"quarantine.records"}, stage  # the Assets are exactly the tables the gate publishes
+        assert dag.get_task(stage).outlets == []  # a stage writes candidates only
+    # the downstream DAG is scheduled on the Hangzhou procuratorate's share tables
+    refresh = bag.dags["partner_refresh"]
+    assert {a.name for a in refresh.timetable.asset_condition.objects} == {n for n in declared["share"] if n.startswith("share.hz_procuratorate.")}

@@ -78,6 +78,71 @@ def test_clean_run_passes_every_gate_and_publishes_everything(world, first_run):
     assert lock.holder(catalog) is None  # the teardown gave the lake back
     # the run's candidates are gone once released
     assert not (world["lake"] / "_staging" / "first").exists()
+    # where the evidence is
+    assert f"lineage events (OpenLineage): {world['lake'] / '_lineage'}" in first_run.stdout and "lawlake events" in first_run.stdout
+
+
+def test_airflow_emits_valid_openlineage_events_naming_the_tables(world, first_run):
+    from lawlake import lineage
+
+    from ..openlineage_check import validate
+
+    assert first_run.returncode == 0
+    emitted = [e for e in lineage.read_events(world["lake"]) if e.get("eventType")]
+    assert emitted and all(validate(e) == [] for e in emitted)
+    tasks = {(e["job"]["name"], e["eventType"]) for e in emitted}
+    for stage in pipeline.STAGES:
+        for task in (stage, f"gate_{stage}"):
+            assert {(f"lawlake_lifecycle.{task}", "START"), (f"lawlake_lifecycle.{task}", "COMPLETE")} <= tasks, task
+    done = next(e for e in emitted if e["job"]["name"] == "lawlake_lifecycle.gate_integrate" and e["eventType"] == "COMPLETE")
+    versions = Catalog(world["settings"].catalog_url).released_tables()
+    chain = {d["name"]: d for d in done["outputs"]}["gold.case_chain"]
+    assert chain["namespace"] == lineage.namespace(world["lake"])
+    assert chain["outputFacets"]["outputStatistics"]["rowCount"] == versions["gold.case_chain"]["rows"]
+    assert {d["name"] for d in done["inputs"]} >= {"gold.case_chain"} and all("dataQualityAssertions" in d["inputFacets"] for d in done["inputs"])
+    # the same graph as an in-process run: `lawlake lineage` reads it
+    out = lawlake("lineage", "--lake", str(world["lake"]), "gold.case_chain")
+    assert out.returncode == 0 and "silver.court_cases" in out.stdout and "share.hz_procuratorate.case_chain" in out.stdout
+
+
+def _airflow_db(world) -> str:
+    return str(world["lake"] / "_airflow" / "airflow.db")
+
+
+def test_publications_are_asset_events_and_queue_the_partner_refresh(world, first_run):
+    import sqlite3
+
+    assert first_run.returncode == 0
+    released = Catalog(world["settings"].catalog_url).released_tables()
+    with sqlite3.connect(_airflow_db(world)) as db:
+        rows = db.execute(
+            "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE e.source_dag_id = 'lawlake_lifecycle'"
+        ).fetchall()
+        queued = {r[0] for r in db.execute("SELECT a.name FROM asset_dag_run_queue q JOIN asset a ON a.id = q.asset_id WHERE q.target_dag_id = 'partner_refresh'")}
+    first = {}
+    for name, extra in rows:
+        extra = json.loads(extra)
+        if extra.get("run_id") == "first" and name != "quarantine.records":
+            first[name] = extra
+    assert set(first) == set(DECLARED)  # one asset event per published table
+    for name, extra in first.items():
+        # the extra is the publication: the released Delta version and its rows
+        assert (extra["version"], extra["rows"], extra["lake"]) == (released[name]["version"], released[name]["rows"], str(world["lake"])), name
+    # the share tables' events queued the asset-triggered run of the downstream DAG (no scheduler runs here to start it):
+    assert queued == {n for n in DECLARED if n.startswith("share.hz_procuratorate.")}
+
+
+def test_partner_refresh_exports_the_share(world, first_run):
+    from lawlake.cli import _airflow, _airflow_env
+
+    assert first_run.returncode == 0
+    env = _airflow_env(world["lake"] / "_airflow")
+    proc = subprocess.run([_airflow(), "dags", "test", "partner_refresh", "-c", json.dumps({"lake": str(world["lake"])})], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    manifest = json.loads((world["lake"] / "_exports" / "hz_procuratorate" / "manifest.json").read_text())
+    released = Catalog(world["settings"].catalog_url).released_tables()
+    exported = {t["name"].rsplit(".", 1)[-1]: t["rows"] for t in manifest["tables"]}
+    assert exported == {n.rsplit(".", 1)[-1]: released[n]["rows"] for n in DECLARED if n.startswith("share.hz_procuratorate.")}  # every share table, at its released rows
 
 
 def test_same_sources_again_add_no_rows(world, first_run):
