@@ -60,6 +60,7 @@ import io
 import json
 import logging
 import re
+from time import sleep as _sleep
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -92,6 +93,10 @@ __all__ = [
     "record_hash",
     "collect_police",
     "collect_files",
+    "collect_api",
+    "read_api",
+    "Retry",
+    "ApiError",
     "gather_source",
     "STAGE",
 ]
@@ -139,7 +144,7 @@ CUSTODY_HEADER = {
 COURT_FIELDS = ("case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at")
 REVIEW_ENCODINGS = ("gb18030", "utf-8")  # promised GBK; GB18030 is its superset and reads GBK byte for byte
 RAW_LIMIT = 100_000  # characters of a rejected record's raw text kept in quarantine
-WATERMARK_OVERLAP = timedelta(0)  # default re-read window below the watermark
+WATERMARK_OVERLAP = timedelta(hours=1)  # re-read window below the watermark: rows committed late with an older updated_at
 _CANONICAL_TS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"  # SQLite GLOB
 
 
@@ -185,14 +190,15 @@ class GatherParams:
 class Source:
     name: str  # feed name, e.g. "courts.cases"
     table: str  # bronze table
-    kind: str  # "sql" or "files"
+    kind: str  # "sql", "files" or "api"
     pattern: str = ""  # glob under the sources folder, for files
     sql_table: str = ""  # table in the police database, for sql
     key_fields: tuple = ()  # see _key
+    path: str = ""  # listing path of the legal services API, for api
 
     @property
     def folder(self) -> str:
-        return self.pattern.split("/", 1)[0] if self.kind == "files" else "police"
+        return {"files": self.pattern.split("/", 1)[0], "sql": "police", "api": "legal"}[self.kind]
 
 
 SOURCES = (
@@ -202,6 +208,8 @@ SOURCES = (
     Source("procuratorate.reviews", "bronze.procuratorate_reviews", "files", "procuratorate/reviews_*.csv", key_fields=("review_id", ("id_number", "suspect_name"))),
     Source("courts.cases", "bronze.court_cases", "files", "courts/court_cases_*.jsonl", key_fields=("case_number",)),
     Source("corrections.custody", "bronze.custody_records", "files", "corrections/custody_*.xlsx", key_fields=("record_id",)),
+    Source("legal.appointments", "bronze.legal_aid_appointments", "api", key_fields=("appointment_id",), path="/v1/legal-aid/appointments"),
+    Source("legal.mediations", "bronze.mediation_records", "api", key_fields=("mediation_id",), path="/v1/mediations"),
 )
 
 
@@ -680,6 +688,22 @@ def collect_police(
                     reason=f"{src.name}: table {src.sql_table!r} of {db} has columns {delivered}, not the documented {list(columns)}"
                            + (f"; undocumented: {extra}" if extra else "") + (f"; missing: {missing}" if missing else ""))
         return batch, None
+    newest = _add_incremental(batch, items, old=old, published=published, rejected_before=rejected_before, params=params, run_id=run_id, ingested_at=ingested_at)
+    moved = newest is not None and (old is None or newest > old)
+    return batch, (_watermark_text(newest) if moved and newest is not None else None)
+
+
+def _add_incremental(
+    batch: Batch, items: Iterable[Record | Unreadable], *, old: datetime | None, published: set[str], rejected_before: set[str],
+    params: GatherParams, run_id: str, ingested_at: datetime,
+) -> datetime | None:
+    """Add what a watermark read delivered to ``batch``; the newest ``updated_at`` seen (not after the data date).
+
+    A record whose hash is in bronze was read again because of the overlap: not a new
+    delivery, not counted. One already quarantined (unreadable, in the future) is not
+    quarantined again while it still is.
+    """
+    horizon = datetime.combine(params.data_date, time.max)
     newest = old
     seen = set(published)
     for item in items:
@@ -701,8 +725,7 @@ def collect_police(
             add_to_batch(batch, [item], seen=seen, run_id=run_id, ingested_at=ingested_at)
         if ts is not None and ts <= horizon and (newest is None or ts > newest):
             newest = ts
-    moved = newest is not None and (old is None or newest > old)
-    return batch, (_watermark_text(newest) if moved and newest is not None else None)
+    return newest
 
 
 def _same_delivery(stored: str, path: Path, root: Path) -> bool:
@@ -767,6 +790,137 @@ def collect_files(
     return batch, manifest
 
 
+# -- the legal services API: pages by watermark, with retries ---------------------------
+
+
+class ApiError(RuntimeError):
+    """The API refused the read (an answer that is not retried, or too many failed attempts)."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How hard to try one page: attempts, the backoff when no Retry-After is given, the longest wait honoured."""
+
+    attempts: int = 6
+    backoff: float = 0.5  # seconds, doubled per attempt
+    max_wait: float = 30.0
+    sleep: Callable[[float], None] = field(default=_sleep, repr=False)
+
+
+RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
+API_PAGE_SIZE = 500
+
+
+def _get_page(client, path: str, query: dict, *, retry: Retry) -> dict:
+    """One page's JSON body; a 429/5xx or a dropped connection is retried (honouring ``Retry-After``)."""
+    import httpx
+
+    last = ""
+    for attempt in range(retry.attempts):
+        wait = min(retry.backoff * 2**attempt, retry.max_wait)
+        try:
+            resp = client.get(path, params=query)
+        except httpx.TransportError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if resp.status_code == 200:
+                try:
+                    body = resp.json()
+                except ValueError as exc:
+                    raise SourceFormatError(f"{path}: a page that is not JSON ({exc})", rule="gather.file_unreadable") from exc
+                if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+                    raise SourceFormatError(f"{path}: a page without an 'items' list", rule="gather.file_unreadable")
+                return body
+            if resp.status_code not in RETRIED_STATUS:
+                raise ApiError(f"{path}: HTTP {resp.status_code} {resp.text[:200]}")
+            last = f"HTTP {resp.status_code}"
+            after = resp.headers.get("Retry-After", "")
+            if after.strip().isdigit():
+                wait = min(float(after), retry.max_wait)
+        if attempt + 1 < retry.attempts:
+            log.info("[lawlake] gather %s: %s, retrying in %.1fs (attempt %d of %d)", path, last, wait, attempt + 2, retry.attempts)
+            retry.sleep(wait)
+    raise ApiError(f"{path}: gave up after {retry.attempts} attempts (last: {last})")
+
+
+def read_api(
+    url: str, token: str, path: str, *, since: str | None, fields: tuple[str, ...], key_fields: tuple = (), page_size: int = API_PAGE_SIZE,
+    retry: Retry | None = None,
+) -> Iterator[Record | Unreadable]:
+    """Records of one API listing changed at or after ``since``, page by page (``fields`` as text, others in ``raw_extra``).
+
+    A page that fails is asked for again with the same token, so a retry neither skips
+    nor repeats records. An item that is not a JSON object is :class:`Unreadable`.
+    Raises :class:`ApiError` or :class:`SourceFormatError` when a page cannot be had.
+    """
+    import httpx
+
+    retry = retry or Retry()
+    query: dict[str, str | int] = {"page_size": page_size}
+    if since:
+        query["updated_since"] = since
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0) as client:
+        page = 0
+        while True:
+            body = _get_page(client, path, query, retry=retry)
+            page += 1
+            label = f"{path} page {page}"
+            for i, obj in enumerate(body["items"], start=1):
+                if not isinstance(obj, dict):
+                    yield Unreadable(label, i, f"not a JSON object: a {type(obj).__name__}", json.dumps(obj, ensure_ascii=False))
+                    continue
+                values = {name: _json_text(obj.get(name)) for name in fields}
+                extra = {k: v for k, v in obj.items() if k not in fields}
+                values["raw_extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
+                yield Record(values, label, i, _key(values, key_fields))
+            token_ = body.get("next_page_token")
+            if not token_:
+                return
+            query["page_token"] = str(token_)
+
+
+def collect_api(
+    src: Source,
+    endpoint: Mapping[str, str] | None,
+    *,
+    watermark: str | None,
+    published: set[str],
+    rejected_before: set[str],
+    params: GatherParams,
+    run_id: str,
+    ingested_at: datetime,
+    fields: tuple[str, ...],
+    retry: Retry | None = None,
+) -> tuple[Batch, str | None]:
+    """One API listing's batch and its new watermark (None: keep the old one); read whole or not at all.
+
+    ``updated_since`` is the released watermark minus the overlap; what bronze already
+    holds is dropped as overlap (by record hash). A listing that cannot be read to its
+    last page is one ``gather.source_unreadable`` reject and adds no record: the
+    watermark stays, so the next run reads it again.
+    """
+    batch = Batch(src)
+    if not endpoint or not endpoint.get("url"):
+        reject_file(batch, rule="gather.source_missing", path=src.path,
+                    reason=f"{src.name}: the legal services API is not configured (Airflow connection lawlake_legal_services, or LAWLAKE_LEGAL_API_URL)")
+        return batch, None
+    horizon = datetime.combine(params.data_date, time.max)
+    old = parse_timestamp(watermark)
+    if old is not None and old > horizon:
+        log.warning("[lawlake] gather %s: stored watermark %s is after the data date %s: reading from the start", src.name, watermark, params.data_date)
+        old = None
+    since = None if old is None else _watermark_text(max(old - params.overlap, datetime.min)).split(".", 1)[0]
+    try:
+        items = list(read_api(endpoint["url"], endpoint.get("token", ""), src.path, since=since, fields=fields, key_fields=src.key_fields, retry=retry))
+    except (ApiError, SourceFormatError) as exc:
+        reject_file(batch, rule="gather.source_unreadable", path=endpoint["url"].rstrip("/") + src.path,
+                    reason=f"{src.name}: {exc}", record={"url": endpoint["url"], "path": src.path, "updated_since": since})
+        return batch, None
+    newest = _add_incremental(batch, items, old=old, published=published, rejected_before=rejected_before, params=params, run_id=run_id, ingested_at=ingested_at)
+    moved = newest is not None and (old is None or newest > old)
+    return batch, (_watermark_text(newest) if moved and newest is not None else None)
+
+
 # -- what earlier runs left ---------------------------------------------------------------
 
 
@@ -785,7 +939,7 @@ def earlier_rejects(rows: Iterable[dict]) -> tuple[dict[str, set[str]], set[tupl
         if r["rule"] == "gather.duplicate_file" and r["record"]:
             doc = json.loads(r["record"])
             duplicates.add((doc["sha256"], doc["path"]))
-        elif r["rule"] in ("gather.unreadable", "gather.updated_at_in_future") and r["source_table"].startswith("police."):
+        elif r["rule"] in ("gather.unreadable", "gather.updated_at_in_future") and r["source_table"].startswith(("police.", "legal.")):
             if r["record"]:
                 h = record_hash(json.loads(r["record"]))
             else:
@@ -821,6 +975,7 @@ def gather_source(
     run_id: str,
     started_at: datetime,
     data_date: date,
+    endpoints: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Built:
     """One source's new records as bronze rows (append), with its rejects, manifest entries and watermark.
 
@@ -832,6 +987,7 @@ def gather_source(
     if sources is None or not sources.is_dir():
         raise FileNotFoundError(f"sources folder not found: {sources}")
     ingested_at = started_at.replace(microsecond=0)
+    endpoints = endpoints or {}
     params = GatherParams(data_date=data_date)
     rejected_before, known_duplicates = earlier_rejects(_earlier_rows(quarantined, run_id=run_id))
     seen = _published_hashes(published)
@@ -842,6 +998,14 @@ def gather_source(
             src, sources / "police" / "police.db", watermark=watermarks.get(src.name), published=seen,
             rejected_before=rejected_before.get(src.name, set()), params=params, run_id=run_id, ingested_at=ingested_at,
             columns=tuple(n for n in contracts.load(src.table).names if not n.startswith("_")),
+        )
+        if watermark:
+            marks[src.name] = watermark
+    elif src.kind == "api":
+        batch, watermark = collect_api(
+            src, endpoints.get(src.folder), watermark=watermarks.get(src.name), published=seen,
+            rejected_before=rejected_before.get(src.name, set()), params=params, run_id=run_id, ingested_at=ingested_at,
+            fields=tuple(n for n in contracts.load(src.table).names if not n.startswith("_") and n != "raw_extra"),
         )
         if watermark:
             marks[src.name] = watermark
@@ -863,7 +1027,7 @@ def _declare(src: Source) -> Table:
     build.__wrapped__ = gather_source  # type: ignore[attr-defined]  # `lawlake tables --explain` names the real builder
     return Table(
         name=src.table, build=build, inputs=(src.table, "quarantine.records"), optional=(src.table, "quarantine.records"), mode="append",
-        materialize=False, params=("sources", "watermarks", "ingested", "run_id", "started_at", "data_date"),
+        materialize=False, params=("sources", "watermarks", "ingested", "run_id", "started_at", "data_date") + (("endpoints",) if src.kind == "api" else ()),
     )
 
 
