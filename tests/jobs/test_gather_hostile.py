@@ -345,6 +345,7 @@ def test_hostile_tree_publishes_what_is_readable_and_a_rerun_adds_nothing(spark,
     q = tables.read(spark, tables.location(settings.lake, "quarantine.records"))
     got = sorted((r["source_table"], r["scope"], r["rule"]) for r in q.where("scope = 'file'").collect())
     assert got == [("corrections.custody", "file", "gather.file_unreadable"), ("courts.cases", "file", "gather.source_missing"),
+                   ("legal.appointments", "file", "gather.source_missing"), ("legal.mediations", "file", "gather.source_missing"),  # no API configured
                    ("procuratorate.reviews", "file", "gather.duplicate_file")]
     recs = {r["table_name"]: r for r in Catalog(settings.catalog_url).stage_results("run1")}
     assert (recs["bronze.custody_records"]["rows_in"], recs["bronze.custody_records"]["rows_out"], recs["bronze.custody_records"]["rows_quarantined"]) == (2, 1, 1)
@@ -353,16 +354,16 @@ def test_hostile_tree_publishes_what_is_readable_and_a_rerun_adds_nothing(spark,
     pipeline.run_lifecycle(settings, "run2", sources=src, stages=("gather",))
     after = tables.read(spark, tables.location(settings.lake, "quarantine.records"))
     assert after.where("run_id = 'run2' AND rule != 'gather.source_missing'").count() == 0  # nothing new but the still-missing folder
-    assert after.count() == before + 1
+    assert after.count() == before + 3  # the courts' folder and the two unconfigured API listings
     recs2 = {r["table_name"]: r["rows_in"] for r in Catalog(settings.catalog_url).stage_results("run2")}
-    assert recs2 == {**{t: 0 for t in recs2}, "bronze.court_cases": 1}
+    assert recs2 == {**{t: 0 for t in recs2}, "bronze.court_cases": 1, "bronze.legal_aid_appointments": 1, "bronze.mediation_records": 1}
     # a new renamed copy, and the gather task of run3 retried before its gate: the retry quarantines the same rows again
     (src / "procuratorate" / "reviews_20230323.csv").write_bytes((src / "procuratorate" / "reviews_20230321.csv").read_bytes())
     Catalog(settings.catalog_url).start_run("run3", sources=str(src), engine=settings.engine)
     for _attempt in (1, 2):
         summary = pipeline.run_stage("gather", settings, "run3", sources=src)
         (q3,) = [c for c in summary["candidates"] if c["table"] == "quarantine.records"]  # published with the release, not before
-        assert sorted(r["rule"] for r in tables.read(spark, Path(q3["path"])).collect()) == ["gather.duplicate_file", "gather.source_missing"]  # not lost on the retry
+        assert sorted(r["rule"] for r in tables.read(spark, Path(q3["path"])).collect()) == ["gather.duplicate_file"] + ["gather.source_missing"] * 3  # not lost on the retry
     pipeline.gate_stage("gather", settings, summary)
     run3 = tables.read(spark, tables.location(settings.lake, "quarantine.records")).where("run_id = 'run3'")
-    assert sorted(r["rule"] for r in run3.collect()) == ["gather.duplicate_file", "gather.source_missing"]
+    assert sorted(r["rule"] for r in run3.collect()) == ["gather.duplicate_file"] + ["gather.source_missing"] * 3
