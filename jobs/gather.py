@@ -144,6 +144,7 @@ CUSTODY_HEADER = {
 COURT_FIELDS = ("case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at")
 REVIEW_ENCODINGS = ("gb18030", "utf-8")  # promised GBK; GB18030 is its superset and reads GBK byte for byte
 RAW_LIMIT = 100_000  # characters of a rejected record's raw text kept in quarantine
+POLICE_BATCH_ROWS = 50_000  # rows per keyset query of a police table
 WATERMARK_OVERLAP = timedelta(hours=1)  # re-read window below the watermark: rows committed late with an older updated_at
 _CANONICAL_TS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"  # SQLite GLOB
 
@@ -275,7 +276,8 @@ def _column_name(index: int) -> str:
 
 
 def read_police_table(
-    url: str, table: str, *, since: str | None = None, key_fields: tuple[str, ...] = (), label: str | None = None, after: str | None = None
+    url: str, table: str, *, since: str | None = None, key_fields: tuple[str, ...] = (), label: str | None = None, after: str | None = None,
+    batch_size: int | None = None,
 ) -> Iterator[Record | Unreadable]:
     """Rows of a police database table updated at or after ``since`` (or whose ``updated_at`` is not canonical), oldest first.
 
@@ -284,6 +286,10 @@ def read_police_table(
     what bronze already holds). Text that is not UTF-8 makes its row unreadable rather
     than failing the query. ``after`` is the old name of ``since``. Database errors
     propagate: the caller rejects the whole table.
+
+    ``batch_size`` reads the canonical rows in batches by keyset on (``updated_at``, the
+    first key field), not by offset: many rows with one ``updated_at`` across a batch
+    boundary are each read once, and a row committed meanwhile is not skipped.
     """
     from sqlalchemy import create_engine, event, text
 
@@ -301,8 +307,9 @@ def read_police_table(
                 canonical = "updated_at GLOB :pattern" if engine.dialect.name == "sqlite" else "updated_at LIKE '____-__-__ __:__:__'"
                 query = f'SELECT * FROM "{table}" WHERE updated_at >= :since OR updated_at IS NULL OR NOT ({canonical}) ORDER BY updated_at, 1'
                 params = {"since": since, "pattern": _CANONICAL_TS} if engine.dialect.name == "sqlite" else {"since": since}
-            result = conn.execute(text(query), params)
-            for i, row in enumerate(result.mappings(), start=1):
+            rows = conn.execute(text(query), params).mappings() if batch_size is None else _keyset_rows(
+                conn, table, engine.dialect.name, since=since, key=key_fields[0] if key_fields else "", batch_size=batch_size)
+            for i, row in enumerate(rows, start=1):
                 fields: dict[str, str | None] = {}
                 bad = []
                 for k, v in row.items():
@@ -320,6 +327,33 @@ def read_police_table(
                 yield Record(fields, file, i, _key(fields, key_fields))
     finally:
         engine.dispose()
+
+
+def _keyset_rows(conn, table: str, dialect: str, *, since: str | None, key: str, batch_size: int) -> Iterator[Mapping]:
+    """The irregular rows (``updated_at`` NULL or not canonical) in one query, then the canonical ones batch by batch."""
+    from sqlalchemy import text
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise ValueError(f"a keyset read needs a key column name, got {key!r}")
+    canonical = "updated_at GLOB :pattern" if dialect == "sqlite" else "updated_at LIKE '____-__-__ __:__:__'"
+    pattern = {"pattern": _CANONICAL_TS} if dialect == "sqlite" else {}
+    yield from conn.execute(text(f'SELECT * FROM "{table}" WHERE updated_at IS NULL OR NOT ({canonical}) ORDER BY "{key}"'), pattern).mappings()
+    cursor: tuple[str, str] | None = None
+    while True:
+        where = [canonical] + (["updated_at >= :since"] if since else [])
+        if cursor is not None:
+            where.append(f'(updated_at > :ts OR (updated_at = :ts AND "{key}" > :k))')
+        params = {**pattern, "since": since, "n": batch_size, **({"ts": cursor[0], "k": cursor[1]} if cursor else {})}
+        batch = conn.execute(text(f'SELECT * FROM "{table}" WHERE {" AND ".join(where)} ORDER BY updated_at, "{key}" LIMIT :n'), params).mappings().all()
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        last = batch[-1]
+        cursor = (_decoded(last["updated_at"]), _decoded(last[key]))
+
+
+def _decoded(value) -> str:
+    return bytes(value).decode("utf-8") if isinstance(value, (bytes, bytearray, memoryview)) else str(value)
 
 
 def read_reviews_csv(path: Path, *, key_fields: tuple = ()) -> Iterator[Record | Unreadable]:
@@ -651,8 +685,13 @@ def collect_police(
     run_id: str,
     ingested_at: datetime,
     columns: tuple[str, ...] | None = None,
+    url: str | None = None,
+    batch_size: int | None = POLICE_BATCH_ROWS,
 ) -> tuple[Batch, str | None]:
     """One police table's batch and its new watermark (None: keep the old one).
+
+    ``url``: the police system's SQLAlchemy URL (PostgreSQL in production); without it,
+    the SQLite file ``db``, opened read-only.
 
     ``columns`` are the documented columns of the table (its bronze contract's source
     columns): a table with other columns is rejected whole (``gather.header_mismatch``),
@@ -665,7 +704,7 @@ def collect_police(
     again and the overlap dropped), so a bad value can never hide rows.
     """
     batch = Batch(src)
-    if not db.is_file():
+    if url is None and not db.is_file():
         reject_file(batch, rule="gather.source_missing", reason=f"{src.name}: police database not found: {db}", path=str(db))
         return batch, None
     horizon = datetime.combine(params.data_date, time.max)
@@ -674,18 +713,23 @@ def collect_police(
         log.warning("[lawlake] gather %s: stored watermark %s is after the data date %s: reading from the start", src.name, watermark, params.data_date)
         old = None
     since = None if old is None else _watermark_text(max(old - params.overlap, datetime.min)).split(".", 1)[0]
-    url = f"sqlite:///file:{quote(str(db))}?mode=ro&uri=true"  # read-only: gather never writes to an agency's system
+    label, where = f"{db.name}:{src.sql_table}", str(db)
+    if url is None:
+        url = f"sqlite:///file:{quote(str(db))}?mode=ro&uri=true"  # read-only: gather never writes to an agency's system
+    else:
+        where = url.rsplit("@", 1)[-1]  # host/database, never the credentials
+        label = f"{where.rsplit('/', 1)[-1].split('?', 1)[0]}:{src.sql_table}"
     try:
-        items = list(read_police_table(url, src.sql_table, since=since, key_fields=src.key_fields, label=f"{db.name}:{src.sql_table}"))
+        items = list(read_police_table(url, src.sql_table, since=since, key_fields=src.key_fields, label=label, batch_size=batch_size))
     except Exception as exc:  # a corrupt or locked database, a missing table or column: the whole table
-        reject_file(batch, rule="gather.source_unreadable", reason=f"{src.name}: table {src.sql_table!r} of {db} is not readable ({type(exc).__name__}: {exc})".strip(),
-                    path=str(db), record={"table": src.sql_table})
+        reject_file(batch, rule="gather.source_unreadable", reason=f"{src.name}: table {src.sql_table!r} of {where} is not readable ({type(exc).__name__}: {exc})".strip(),
+                    path=where, record={"table": src.sql_table})
         return batch, None
     delivered = next((list(i.fields) for i in items if i.fields is not None), None)
     if columns is not None and delivered is not None and set(delivered) != set(columns):
         extra, missing = sorted(set(delivered) - set(columns)), sorted(set(columns) - set(delivered))
-        reject_file(batch, rule="gather.header_mismatch", path=str(db), record={"table": src.sql_table, "columns": delivered},
-                    reason=f"{src.name}: table {src.sql_table!r} of {db} has columns {delivered}, not the documented {list(columns)}"
+        reject_file(batch, rule="gather.header_mismatch", path=where, record={"table": src.sql_table, "columns": delivered},
+                    reason=f"{src.name}: table {src.sql_table!r} of {where} has columns {delivered}, not the documented {list(columns)}"
                            + (f"; undocumented: {extra}" if extra else "") + (f"; missing: {missing}" if missing else ""))
         return batch, None
     newest = _add_incremental(batch, items, old=old, published=published, rejected_before=rejected_before, params=params, run_id=run_id, ingested_at=ingested_at)

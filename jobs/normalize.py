@@ -580,6 +580,59 @@ def build_custody(bronze: DataFrame, refs: Refs) -> DataFrame:
     return rank_versions(check(df, rules), F.col("record_id")).withColumn("_record", record_json(df))
 
 
+def legal_aid_rules() -> list[Rule]:
+    """The rules of legal_aid_appointments, their actions as the contract declares them."""
+    return declared("silver.legal_aid_appointments", [
+        required("appointment_id", "appointment id"),
+        required("case_number", "court case number"),
+        Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)",
+             ~_blank(F.col("raw_case_number")) & F.col("case_number").isNull(), F.col("raw_case_number")),
+        id_rule(),
+        required("appointed_on", "appointment date"),
+        date_rule("appointed_on", "appointment date"),
+    ])
+
+
+def build_legal_aid_appointments(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per bronze legal-aid appointment version, parsed and checked."""
+    names = {c: c for c in ("appointment_id", "case_number", "id_number", "birth_date", "appointed_on", "appointed_by", "lawyer", "updated_at")}
+    df = raw_fields(bronze, {**names, "defendant_name": "name"})
+    df = (
+        df.withColumn("appointment_id", F.trim("raw_appointment_id"))
+        .withColumn("case_number", R.case_number(F.col("raw_case_number")).getField("canonical"))
+        .withColumn("raw_sex", F.lit(None).cast("string"))
+        .transform(with_person)
+        .withColumn("appointed_on", R.parse_date(F.col("raw_appointed_on")))
+        .withColumn("appointed_by", F.trim("raw_appointed_by"))
+        .withColumn("lawyer", R.person_name(F.col("raw_lawyer")))
+        .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+    )
+    return rank_versions(check(df, legal_aid_rules()), F.col("appointment_id")).withColumn("_record", record_json(df))
+
+
+def mediation_rules() -> list[Rule]:
+    """The rules of mediations, their actions as the contract declares them."""
+    return declared("silver.mediations", [
+        required("mediation_id", "mediation id"), date_rule("applied_on", "application date"), date_rule("concluded_on", "conclusion date"),
+    ])
+
+
+def build_mediations(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per bronze mediation record version, parsed and checked."""
+    df = raw_fields(bronze, {c: c for c in ("mediation_id", "region_code", "committee", "dispute_type", "applied_on", "concluded_on", "outcome", "updated_at")})
+    df = (
+        df.withColumn("mediation_id", F.trim("raw_mediation_id"))
+        .withColumn("region_code", F.trim("raw_region_code"))
+        .withColumn("committee", F.trim("raw_committee"))
+        .withColumn("dispute_type", F.trim("raw_dispute_type"))
+        .withColumn("applied_on", R.parse_date(F.col("raw_applied_on")))
+        .withColumn("concluded_on", R.parse_date(F.col("raw_concluded_on")))
+        .withColumn("outcome", F.trim("raw_outcome"))
+        .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+    )
+    return rank_versions(check(df, mediation_rules()), F.col("mediation_id")).withColumn("_record", record_json(df))
+
+
 # -- stage ----------------------------------------------------------------------------
 
 
@@ -646,6 +699,8 @@ TABLES: dict[str, tuple[str, Callable[[DataFrame, Refs], DataFrame]]] = {
     "silver.court_cases": ("bronze.court_cases", build_court_cases),
     "silver.court_defendants": ("bronze.court_cases", build_court_defendants),
     "silver.custody": ("bronze.custody_records", build_custody),
+    "silver.legal_aid_appointments": ("bronze.legal_aid_appointments", build_legal_aid_appointments),
+    "silver.mediations": ("bronze.mediation_records", build_mediations),
 }
 RULES: dict[str, Callable[[], list[Rule]]] = {
     "silver.police_cases": police_case_rules,
@@ -655,6 +710,8 @@ RULES: dict[str, Callable[[], list[Rule]]] = {
     "silver.court_cases": court_case_rules,
     "silver.court_defendants": court_defendant_rules,
     "silver.custody": custody_rules,
+    "silver.legal_aid_appointments": legal_aid_rules,
+    "silver.mediations": mediation_rules,
 }
 
 
