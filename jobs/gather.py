@@ -60,11 +60,11 @@ import io
 import json
 import logging
 import re
-from time import sleep as _sleep
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import sleep as _sleep
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
