@@ -469,7 +469,9 @@ def parse_court_jsonl(data: bytes, file: str, *, key_fields: tuple = ()) -> Iter
             continue
         try:
             fields = {name: _json_text(obj.get(name)) for name in COURT_FIELDS}
-            extra = {k: v for k, v in obj.items() if k not in COURT_FIELDS}
+            later = OPTIONAL_COLUMNS["courts.cases"]
+            fields.update({name: _json_text(obj[name]) for name in later if name in obj})  # only when delivered: older hashes stay
+            extra = {k: v for k, v in obj.items() if k not in COURT_FIELDS and k not in later}
             fields["extra_fields"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
         except (RecursionError, ValueError) as exc:
             yield Unreadable(file, i, f"not a readable JSON object: {type(exc).__name__}: {exc}", line)
@@ -556,6 +558,24 @@ def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+HEADER_SEARCH_ROWS = 10  # a workbook's header may sit below a few title rows
+
+
+def _header_row(rows: list[list], width: int) -> int:
+    """Where the documented header is: row 0, or a later row (within the first few) below title rows only.
+
+    A title row has at most one non-blank cell; anything else above the header is data
+    that would be lost, so the header is then not looked for (the sheet is refused).
+    """
+    documented = list(CUSTODY_HEADER)
+    for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        if [_text(v) if v != "" else None for v in row[:width]] == documented:
+            return i
+        if sum(not _blank(v) for v in row) > 1:
+            return 0  # a row with data above any header: read as is (and refused if row 0 is not the header)
+    return 0
+
+
 def parse_custody_rows(rows: list[list], file: str, *, key_fields: tuple = ()) -> Iterator[Record | Unreadable]:
     """Custody records from a sheet's cell values (first row the header); wholly empty rows are not records.
 
@@ -564,12 +584,13 @@ def parse_custody_rows(rows: list[list], file: str, *, key_fields: tuple = ()) -
     """
     if not rows or all(_blank(v) for v in rows[0]):
         raise SourceFormatError(f"{file}: empty sheet, no header row", rule="gather.file_empty")
-    header = [_text(v) if v != "" else None for v in rows[0]]
     width = len(CUSTODY_HEADER)
+    top = _header_row(rows, width)
+    header = [_text(v) if v != "" else None for v in rows[top]]
     if header[:width] != list(CUSTODY_HEADER) or any(h for h in header[width:]):
         raise SourceFormatError(f"{file}: header {header} is not the documented {list(CUSTODY_HEADER)}")
     names = list(CUSTODY_HEADER.values())
-    for i, values in enumerate(rows[1:], start=1):
+    for i, values in enumerate(rows[top + 1 :], start=1):
         cells = [None if v == "" else v for v in values]  # calamine reads an empty cell as ""
         if all(_blank(v) for v in cells):
             continue
@@ -577,7 +598,7 @@ def parse_custody_rows(rows: list[list], file: str, *, key_fields: tuple = ()) -
         if stray:
             j, v = stray[0]
             raw = json.dumps([_text(c) for c in cells], ensure_ascii=False)
-            yield Unreadable(file, i, f"value {_text(v)!r} in column {_column_name(j)} ({j}), which has no header", raw, line=i + 1)
+            yield Unreadable(file, i, f"value {_text(v)!r} in column {_column_name(j)} ({j}), which has no header", raw, line=top + i + 1)
             continue
         cells = cells[:width] + [None] * (width - len(cells))
         fields = {n: _text(v) for n, v in zip(names, cells)}
@@ -726,15 +747,51 @@ def collect_police(
                     path=where, record={"table": src.sql_table})
         return batch, None
     delivered = next((list(i.fields) for i in items if i.fields is not None), None)
-    if columns is not None and delivered is not None and set(delivered) != set(columns):
-        extra, missing = sorted(set(delivered) - set(columns)), sorted(set(columns) - set(delivered))
-        reject_file(batch, rule="gather.header_mismatch", path=where, record={"table": src.sql_table, "columns": delivered},
-                    reason=f"{src.name}: table {src.sql_table!r} of {where} has columns {delivered}, not the documented {list(columns)}"
-                           + (f"; undocumented: {extra}" if extra else "") + (f"; missing: {missing}" if missing else ""))
-        return batch, None
+    if columns is not None and delivered is not None:
+        drift = column_drift(src, delivered, columns)
+        if drift.missing:
+            kind = "renamed" if drift.added else "dropped"
+            reject_file(batch, rule="gather.header_mismatch", path=where, record={"table": src.sql_table, "columns": delivered, "drift": kind},
+                        reason=f"{src.name}: table {src.sql_table!r} of {where}: required column(s) {drift.missing} {kind} (schema drift: fails closed)"
+                               + (f"; undocumented: {drift.added}" if drift.added else "") + f"; delivered {delivered}, documented {list(columns)}")
+            return batch, None
+        if drift.added:
+            log.warning("[lawlake] gather %s: schema drift: undocumented column(s) %s kept in raw_extra", src.name, drift.added)
+            items = [_with_extra(i, drift.added) for i in items]
     newest = _add_incremental(batch, items, old=old, published=published, rejected_before=rejected_before, params=params, run_id=run_id, ingested_at=ingested_at)
     moved = newest is not None and (old is None or newest > old)
     return batch, (_watermark_text(newest) if moved and newest is not None else None)
+
+
+OPTIONAL_COLUMNS = {  # columns a source added after its first deliveries: null where not delivered, and out of the record hash
+    "police.transfers": ("transfer_channel",),
+    "courts.cases": ("transfer_channel",),
+}
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How a delivered set of columns differs from the documented one."""
+
+    added: list[str]  # undocumented: kept in raw_extra
+    missing: list[str]  # required and not delivered: the source is refused
+
+
+def column_drift(src: Source, delivered: Iterable[str], documented: Iterable[str]) -> Drift:
+    """The drift of ``delivered`` against ``documented`` (``raw_extra`` and the source's optional columns may be absent)."""
+    have, want = list(delivered), [c for c in documented if c != "raw_extra"]
+    optional = set(OPTIONAL_COLUMNS.get(src.name, ()))
+    return Drift(added=[c for c in have if c not in want], missing=[c for c in want if c not in have and c not in optional])
+
+
+def _with_extra(item: Record | Unreadable, added: list[str]) -> Record | Unreadable:
+    """The record with its undocumented columns moved into ``raw_extra`` (JSON), so bronze loses nothing."""
+    if not isinstance(item, Record):
+        return item
+    fields = {k: v for k, v in item.fields.items() if k not in added}
+    extra = {k: item.fields[k] for k in added}
+    fields["raw_extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
+    return Record(fields, item.file, item.row_number, item.key)
 
 
 def _add_incremental(
