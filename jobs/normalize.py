@@ -348,23 +348,38 @@ def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
     return rank_versions(checked, F.col("police_case_id")).withColumn("_record", record_json(df))
 
 
+TRANSFER_CHANNELS = {"online": "online", "网上": "online", "在线": "online", "paper": "paper", "纸质": "paper"}
+
+
+def with_transfer_channel(df: DataFrame) -> DataFrame:
+    """``transfer_channel``: online or paper, from the delivered text (null when not delivered or not known)."""
+    return df.withColumn("transfer_channel", _map(F.lower(F.col("raw_transfer_channel")), TRANSFER_CHANNELS))
+
+
+def transfer_channel_rule() -> Rule:
+    return Rule("transfer_channel.unknown", "transfer channel is not online or paper",
+                ~_blank(F.col("raw_transfer_channel")) & F.col("transfer_channel").isNull(), F.col("raw_transfer_channel"))
+
+
 def police_transfer_rules() -> list[Rule]:
     """The rules of police_transfers, their actions as the contract declares them."""
     return declared(
         "silver.police_transfers",
-        [required("transfer_id", "transfer id"), required("case_id", "police case id"), required("transferred_on", "transfer date"), date_rule("transferred_on", "transfer date")],
+        [required("transfer_id", "transfer id"), required("case_id", "police case id"), required("transferred_on", "transfer date"), date_rule("transferred_on", "transfer date"),
+         transfer_channel_rule()],
     )
 
 
 def build_police_transfers(bronze: DataFrame, refs: Refs) -> DataFrame:
     """One row per bronze transfer version, parsed and checked."""
-    df = raw_fields(bronze, {c: c for c in ("transfer_id", "case_id", "procuratorate", "transferred_on", "updated_at")})
+    df = raw_fields(bronze, {c: c for c in ("transfer_id", "case_id", "procuratorate", "transferred_on", "updated_at", "transfer_channel")})
     df = (
         df.withColumn("transfer_id", F.trim("raw_transfer_id"))
         .withColumn("police_case_id", F.trim("raw_case_id"))
         .withColumn("procuratorate", F.trim("raw_procuratorate"))
         .withColumn("transferred_on", R.parse_date(F.col("raw_transferred_on")))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+        .transform(with_transfer_channel)
     )
     rules = police_transfer_rules()
     return rank_versions(check(df, rules), F.col("transfer_id")).withColumn("_record", record_json(df))
@@ -448,7 +463,8 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
 
 
 def _court_rows(bronze: DataFrame, refs: Refs) -> DataFrame:
-    df = raw_fields(bronze, {c: c for c in ("case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at")})
+    df = raw_fields(bronze, {c: c for c in ("case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at",
+                                            "transfer_channel")})
     return (
         df.withColumn("_cn", R.case_number(F.col("raw_case_number")))
         .withColumn("case_number", F.col("_cn.canonical"))
@@ -475,6 +491,7 @@ def build_court_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("court_name", F.trim("raw_court_name"))
         .withColumn("trial_level", F.trim("raw_trial_level"))
         .withColumn("review_id", F.when(~_blank(F.col("raw_review_id")), F.trim("raw_review_id")))
+        .transform(with_transfer_channel)
     )
     rules = court_case_rules()
     return rank_versions(check(df, rules), F.col("case_number")).withColumn("_record", record_json(df))
@@ -494,6 +511,7 @@ def court_case_rules() -> list[Rule]:
         date_rule("filed_on", "filing date"),
         date_rule("judged_on", "judgment date"),
         Rule("parties.unparseable", "parties is not an array of party objects", ~_blank(F.col("raw_parties")) & F.col("_parties").isNull(), F.col("raw_parties")),
+        transfer_channel_rule(),
     ])
 
 

@@ -59,3 +59,16 @@ def test_case_chain_carries_the_first_appointment_of_each_defendant(spark):
     assert len(rows) == 2 and got == {(FI, None, None), (FI, D(2023, 4, 3), "A中心")}  # 李四 had none; 张三 the first of two
     no_aid = integrate.build_case_chain(police, s["suspects"], s["prosecutions"], s["court_cases"], s["defendants"], s["custody"], records, index)
     assert {r["legal_aid_by"] for r in contracts.enforce(no_aid, contracts.load("gold.case_chain")).collect()} == {None}  # a lake without the table
+
+
+def test_transfer_channel_is_kept_in_silver(spark):
+    rows = [
+        {"transfer_id": "T1", "case_id": "A1", "transferred_on": "2023-03-01", "transfer_channel": "online"},  # online
+        {"transfer_id": "T2", "case_id": "A2", "transferred_on": "2023-03-01", "transfer_channel": "纸质"},  # paper, in Chinese
+        {"transfer_id": "T3", "case_id": "A3", "transferred_on": "2023-03-01"},  # not delivered (an older source): null, no rule broken
+        {"transfer_id": "T4", "case_id": "A4", "transferred_on": "2023-03-01", "transfer_channel": "fax"},  # unknown: nulled, quarantined
+    ]
+    checked = normalize.build_police_transfers(bronze(spark, "bronze.police_transfers", rows), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.police_transfers", target_table="silver.police_transfers")
+    assert {r["transfer_id"]: r["transfer_channel"] for r in current.collect()} == {"T1": "online", "T2": "paper", "T3": None, "T4": None}
+    assert [(r["record_key"], r["rule"], r["raw_value"]) for r in rejected.collect()] == [("T4", "transfer_channel.unknown", "fax")]
