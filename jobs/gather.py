@@ -4,9 +4,11 @@ Bronze keeps every source record unchanged (values as text, as delivered) and ad
 lineage: source, file, row number, record hash, batch, ingested-at. It is
 incremental and idempotent:
 
-- the police database is read by watermark: rows with ``updated_at`` at or after the
-  last published watermark (minus an optional overlap window, for rows committed late
-  with an older timestamp), compared as parsed timestamps. A re-read row whose record
+- the police database (SQLite, or PostgreSQL by URL) and the legal services API are
+  read by watermark: rows with ``updated_at`` at or after the last published watermark
+  minus a lookback overlap (:data:`WATERMARK_OVERLAP`, for rows committed late with an
+  older timestamp), compared as parsed timestamps; police tables in keyset batches of
+  (``updated_at``, key), API listings page by page with retries (:class:`Retry`). A re-read row whose record
   hash is already in bronze is our overlap, not a delivery: it is dropped without being
   counted. A timestamp after the run's data date is quarantined
   (``gather.updated_at_in_future``) and never moves the watermark;
@@ -33,8 +35,10 @@ gather.file_unreadable        file    not readable as its format (corrupt, trunc
 gather.header_mismatch        file    a header (or police table's columns) that is not the documented one
 gather.sheet_missing          file    a workbook without a ``records`` sheet and more than one sheet
 gather.duplicate_file         file    the same bytes as a file already ingested, under another path
-gather.source_missing         file    an agency folder or the police database is not there
-gather.source_unreadable      file    the police database (or one of its tables) cannot be read
+gather.source_missing         file    an agency folder or the police database is not there, or the legal services
+                                      API is not configured
+gather.source_unreadable      file    the police database (or one of its tables) cannot be read; an API listing
+                                      that cannot be read to its last page (past the retries)
 ============================  ======  ==========================================================
 
 Reconciliation of a file-level reject: the rejected file (or missing/unreadable source)
