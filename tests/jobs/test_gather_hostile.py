@@ -301,21 +301,19 @@ def test_police_corrupt_or_missing_database_is_a_file_reject(tmp_path):
     assert "police.db" in corrupt.rejects[0]["reason"] and corrupt.rows_in == 1
 
 
-def test_police_table_with_an_undocumented_column_is_rejected_whole_not_cut(tmp_path):
+def test_police_table_with_an_undocumented_column_keeps_it_in_raw_extra(tmp_path):
     db = police(tmp_path, [case("A1", "2023-03-01 10:00:00")])
     con = sqlite3.connect(db)
-    con.execute("ALTER TABLE cases ADD COLUMN remark TEXT")  # its values would be dropped on the way into bronze
+    con.execute("ALTER TABLE cases ADD COLUMN remark TEXT")  # schema drift: its values must not be dropped on the way into bronze
     con.execute("UPDATE cases SET remark = '补充侦查'")
     con.commit()
     con.close()
     columns = tuple(n for n in gather.contracts.load("bronze.police_cases").names if not n.startswith("_"))
     batch, wm = gather.collect_police(SRC["police.cases"], db, watermark=None, published=set(), rejected_before=set(), params=PARAMS,
                                       run_id="t", ingested_at=AT, columns=columns)
-    assert rules(batch) == [("file", "gather.header_mismatch")] and "undocumented: ['remark']" in batch.rejects[0]["reason"]
-    assert (batch.rows, wm) == ([], None)  # nothing cut, the watermark stays
-    ok, _ = gather.collect_police(SRC["police.cases"], db, watermark=None, published=set(), rejected_before=set(), params=PARAMS,
-                                  run_id="t", ingested_at=AT, columns=columns + ("remark",))
-    assert len(ok.rows) == 1  # the same table, once documented, is read
+    assert batch.rejects == [] and wm == "2023-03-01 10:00:00"
+    (row,) = batch.rows
+    assert json.loads(row["raw_extra"]) == {"remark": "补充侦查"} and "remark" not in row  # kept whole; the gate's schema_drift check names it
 
 
 def test_police_text_that_is_not_utf8_rejects_its_row_only(tmp_path):
