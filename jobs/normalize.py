@@ -475,6 +475,7 @@ def _court_rows(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("filed_on", R.parse_date(F.col("raw_filed_on")))
         .withColumn("judged_on", R.parse_date(F.col("raw_judged_on")))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+        .transform(with_transfer_channel)
     )
 
 
@@ -491,7 +492,6 @@ def build_court_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("court_name", F.trim("raw_court_name"))
         .withColumn("trial_level", F.trim("raw_trial_level"))
         .withColumn("review_id", F.when(~_blank(F.col("raw_review_id")), F.trim("raw_review_id")))
-        .transform(with_transfer_channel)
     )
     rules = court_case_rules()
     return rank_versions(check(df, rules), F.col("case_number")).withColumn("_record", record_json(df))

@@ -15,6 +15,10 @@ LS = id_number("330102", "19850505", "111")  # 李四
 FI = "（2023）浙0102刑初1号"
 
 
+def _rows(spark, name, df):
+    return table(spark, name, [r.asDict() for r in df.collect()])
+
+
 def test_silver_appointments_parse_and_reject(spark):
     rows = [
         # kept: a variant case number made canonical, the date parsed
@@ -45,8 +49,9 @@ def test_case_chain_carries_the_first_appointment_of_each_defendant(spark):
         "custody": table(spark, "silver.custody", []),
     }
     mentions = integrate.build_mentions(s["suspects"], s["prosecutions"], s["defendants"], s["custody"], s["court_cases"])
-    records = contracts.enforce(integrate.build_person_records(mentions), contracts.load("gold.person_records"))
-    index = contracts.enforce(integrate.build_person_index(mentions, records), contracts.load("gold.person_index"))
+    # materialized as the runner does (it reads each gold table back), so the chain's plan stays small
+    records = _rows(spark, "gold.person_records", contracts.enforce(integrate.build_person_records(mentions), contracts.load("gold.person_records")))
+    index = _rows(spark, "gold.person_index", contracts.enforce(integrate.build_person_index(mentions, records), contracts.load("gold.person_index")))
     aid = table(spark, "silver.legal_aid_appointments", [
         dict(appointment_id="FY1", case_number=FI, name="张三", id_number=ZS, appointed_on=D(2023, 4, 9), appointed_by="B中心"),  # a later one
         dict(appointment_id="FY2", case_number=FI, name="张三", id_number=ZS, appointed_on=D(2023, 4, 3), appointed_by="A中心"),  # the first: wins
