@@ -101,11 +101,12 @@ def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, da
 
 
 @contextlib.contextmanager
-def demo_legal_api(sources: Path, *, echo=print) -> Iterator[str | None]:
+def demo_legal_api(sources: Path, *, airflow: bool = True, echo=print) -> Iterator[str | None]:
     """For demo sources (a ``legal/`` folder) and no legal services API configured: serve it for the block.
 
-    Sets the environment both ways gather finds it: ``LAWLAKE_LEGAL_API_URL``/``_TOKEN``
-    in-process, and the Airflow connection ``lawlake_legal_services`` for the DAG's tasks.
+    Sets the environment gather finds it in: ``LAWLAKE_LEGAL_API_URL``/``_TOKEN``
+    in-process, and (``airflow``) the Airflow connection ``lawlake_legal_services`` for
+    the DAG's tasks.
     """
     from lawlake import connections
 
@@ -118,8 +119,9 @@ def demo_legal_api(sources: Path, *, echo=print) -> Iterator[str | None]:
     saved = {n: os.environ.get(n) for n in names}
     with api.running(sources) as url:
         port = int(url.rsplit(":", 1)[1])
-        os.environ.update({names[0]: url, names[1]: api.DEFAULT_TOKEN,
-                           names[2]: json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port, "password": api.DEFAULT_TOKEN})})
+        os.environ.update({names[0]: url, names[1]: api.DEFAULT_TOKEN})
+        if airflow:
+            os.environ[names[2]] = json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port, "password": api.DEFAULT_TOKEN})
         echo(f"  serving the demo legal services API at {url} for this run")
         try:
             yield url
@@ -161,7 +163,7 @@ def cmd_run(args) -> int:
         return 2
     print(f"lawlake run {run_id}: sources {sources} → lake {settings.lake} (engine: {settings.engine})")
     start = time.perf_counter()
-    with lock.Heartbeat(catalog, run_id), demo_legal_api(sources):
+    with lock.Heartbeat(catalog, run_id), demo_legal_api(sources, airflow=not args.no_airflow):
         if args.no_airflow:
             import logging
 
