@@ -4,9 +4,11 @@ Bronze keeps every source record unchanged (values as text, as delivered) and ad
 lineage: source, file, row number, record hash, batch, ingested-at. It is
 incremental and idempotent:
 
-- the police database is read by watermark: rows with ``updated_at`` at or after the
-  last published watermark (minus an optional overlap window, for rows committed late
-  with an older timestamp), compared as parsed timestamps. A re-read row whose record
+- the police database (SQLite, or PostgreSQL by URL) and the legal services API are
+  read by watermark: rows with ``updated_at`` at or after the last published watermark
+  minus a lookback overlap (:data:`WATERMARK_OVERLAP`, for rows committed late with an
+  older timestamp), compared as parsed timestamps; police tables in keyset batches of
+  (``updated_at``, key), API listings page by page with retries (:class:`Retry`). A re-read row whose record
   hash is already in bronze is our overlap, not a delivery: it is dropped without being
   counted. A timestamp after the run's data date is quarantined
   (``gather.updated_at_in_future``) and never moves the watermark;
@@ -33,8 +35,10 @@ gather.file_unreadable        file    not readable as its format (corrupt, trunc
 gather.header_mismatch        file    a header (or police table's columns) that is not the documented one
 gather.sheet_missing          file    a workbook without a ``records`` sheet and more than one sheet
 gather.duplicate_file         file    the same bytes as a file already ingested, under another path
-gather.source_missing         file    an agency folder or the police database is not there
-gather.source_unreadable      file    the police database (or one of its tables) cannot be read
+gather.source_missing         file    an agency folder or the police database is not there, or the legal services
+                                      API is not configured
+gather.source_unreadable      file    the police database (or one of its tables) cannot be read; an API listing
+                                      that cannot be read to its last page (past the retries)
 ============================  ======  ==========================================================
 
 Reconciliation of a file-level reject: the rejected file (or missing/unreadable source)
@@ -64,6 +68,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import sleep as _sleep
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -92,6 +97,10 @@ __all__ = [
     "record_hash",
     "collect_police",
     "collect_files",
+    "collect_api",
+    "read_api",
+    "Retry",
+    "ApiError",
     "gather_source",
     "STAGE",
 ]
@@ -139,7 +148,8 @@ CUSTODY_HEADER = {
 COURT_FIELDS = ("case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at")
 REVIEW_ENCODINGS = ("gb18030", "utf-8")  # promised GBK; GB18030 is its superset and reads GBK byte for byte
 RAW_LIMIT = 100_000  # characters of a rejected record's raw text kept in quarantine
-WATERMARK_OVERLAP = timedelta(0)  # default re-read window below the watermark
+POLICE_BATCH_ROWS = 50_000  # rows per keyset query of a police table
+WATERMARK_OVERLAP = timedelta(hours=1)  # re-read window below the watermark: rows committed late with an older updated_at
 _CANONICAL_TS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"  # SQLite GLOB
 
 
@@ -185,14 +195,15 @@ class GatherParams:
 class Source:
     name: str  # feed name, e.g. "courts.cases"
     table: str  # bronze table
-    kind: str  # "sql" or "files"
+    kind: str  # "sql", "files" or "api"
     pattern: str = ""  # glob under the sources folder, for files
     sql_table: str = ""  # table in the police database, for sql
     key_fields: tuple = ()  # see _key
+    path: str = ""  # listing path of the legal services API, for api
 
     @property
     def folder(self) -> str:
-        return self.pattern.split("/", 1)[0] if self.kind == "files" else "police"
+        return {"files": self.pattern.split("/", 1)[0], "sql": "police", "api": "legal"}[self.kind]
 
 
 SOURCES = (
@@ -202,6 +213,8 @@ SOURCES = (
     Source("procuratorate.reviews", "bronze.procuratorate_reviews", "files", "procuratorate/reviews_*.csv", key_fields=("review_id", ("id_number", "suspect_name"))),
     Source("courts.cases", "bronze.court_cases", "files", "courts/court_cases_*.jsonl", key_fields=("case_number",)),
     Source("corrections.custody", "bronze.custody_records", "files", "corrections/custody_*.xlsx", key_fields=("record_id",)),
+    Source("legal.appointments", "bronze.legal_aid_appointments", "api", key_fields=("appointment_id",), path="/v1/legal-aid/appointments"),
+    Source("legal.mediations", "bronze.mediation_records", "api", key_fields=("mediation_id",), path="/v1/mediations"),
 )
 
 
@@ -267,7 +280,8 @@ def _column_name(index: int) -> str:
 
 
 def read_police_table(
-    url: str, table: str, *, since: str | None = None, key_fields: tuple[str, ...] = (), label: str | None = None, after: str | None = None
+    url: str, table: str, *, since: str | None = None, key_fields: tuple[str, ...] = (), label: str | None = None, after: str | None = None,
+    batch_size: int | None = None,
 ) -> Iterator[Record | Unreadable]:
     """Rows of a police database table updated at or after ``since`` (or whose ``updated_at`` is not canonical), oldest first.
 
@@ -276,6 +290,10 @@ def read_police_table(
     what bronze already holds). Text that is not UTF-8 makes its row unreadable rather
     than failing the query. ``after`` is the old name of ``since``. Database errors
     propagate: the caller rejects the whole table.
+
+    ``batch_size`` reads the canonical rows in batches by keyset on (``updated_at``, the
+    first key field), not by offset: many rows with one ``updated_at`` across a batch
+    boundary are each read once, and a row committed meanwhile is not skipped.
     """
     from sqlalchemy import create_engine, event, text
 
@@ -293,8 +311,9 @@ def read_police_table(
                 canonical = "updated_at GLOB :pattern" if engine.dialect.name == "sqlite" else "updated_at LIKE '____-__-__ __:__:__'"
                 query = f'SELECT * FROM "{table}" WHERE updated_at >= :since OR updated_at IS NULL OR NOT ({canonical}) ORDER BY updated_at, 1'
                 params = {"since": since, "pattern": _CANONICAL_TS} if engine.dialect.name == "sqlite" else {"since": since}
-            result = conn.execute(text(query), params)
-            for i, row in enumerate(result.mappings(), start=1):
+            rows = conn.execute(text(query), params).mappings() if batch_size is None else _keyset_rows(
+                conn, table, engine.dialect.name, since=since, key=key_fields[0] if key_fields else "", batch_size=batch_size)
+            for i, row in enumerate(rows, start=1):
                 fields: dict[str, str | None] = {}
                 bad = []
                 for k, v in row.items():
@@ -312,6 +331,33 @@ def read_police_table(
                 yield Record(fields, file, i, _key(fields, key_fields))
     finally:
         engine.dispose()
+
+
+def _keyset_rows(conn, table: str, dialect: str, *, since: str | None, key: str, batch_size: int) -> Iterator[Mapping]:
+    """The irregular rows (``updated_at`` NULL or not canonical) in one query, then the canonical ones batch by batch."""
+    from sqlalchemy import text
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise ValueError(f"a keyset read needs a key column name, got {key!r}")
+    canonical = "updated_at GLOB :pattern" if dialect == "sqlite" else "updated_at LIKE '____-__-__ __:__:__'"
+    pattern = {"pattern": _CANONICAL_TS} if dialect == "sqlite" else {}
+    yield from conn.execute(text(f'SELECT * FROM "{table}" WHERE updated_at IS NULL OR NOT ({canonical}) ORDER BY "{key}"'), pattern).mappings()
+    cursor: tuple[str, str] | None = None
+    while True:
+        where = [canonical] + (["updated_at >= :since"] if since else [])
+        if cursor is not None:
+            where.append(f'(updated_at > :ts OR (updated_at = :ts AND "{key}" > :k))')
+        params = {**pattern, "since": since, "n": batch_size, **({"ts": cursor[0], "k": cursor[1]} if cursor else {})}
+        batch = conn.execute(text(f'SELECT * FROM "{table}" WHERE {" AND ".join(where)} ORDER BY updated_at, "{key}" LIMIT :n'), params).mappings().all()
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        last = batch[-1]
+        cursor = (_decoded(last["updated_at"]), _decoded(last[key]))
+
+
+def _decoded(value) -> str:
+    return bytes(value).decode("utf-8") if isinstance(value, (bytes, bytearray, memoryview)) else str(value)
 
 
 def read_reviews_csv(path: Path, *, key_fields: tuple = ()) -> Iterator[Record | Unreadable]:
@@ -427,7 +473,9 @@ def parse_court_jsonl(data: bytes, file: str, *, key_fields: tuple = ()) -> Iter
             continue
         try:
             fields = {name: _json_text(obj.get(name)) for name in COURT_FIELDS}
-            extra = {k: v for k, v in obj.items() if k not in COURT_FIELDS}
+            later = OPTIONAL_COLUMNS["courts.cases"]
+            fields.update({name: _json_text(obj[name]) for name in later if name in obj})  # only when delivered: older hashes stay
+            extra = {k: v for k, v in obj.items() if k not in COURT_FIELDS and k not in later}
             fields["extra_fields"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
         except (RecursionError, ValueError) as exc:
             yield Unreadable(file, i, f"not a readable JSON object: {type(exc).__name__}: {exc}", line)
@@ -514,6 +562,24 @@ def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+HEADER_SEARCH_ROWS = 10  # a workbook's header may sit below a few title rows
+
+
+def _header_row(rows: list[list], width: int) -> int:
+    """Where the documented header is: row 0, or a later row (within the first few) below title rows only.
+
+    A title row has at most one non-blank cell; anything else above the header is data
+    that would be lost, so the header is then not looked for (the sheet is refused).
+    """
+    documented = list(CUSTODY_HEADER)
+    for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        if [_text(v) if v != "" else None for v in row[:width]] == documented:
+            return i
+        if sum(not _blank(v) for v in row) > 1:
+            return 0  # a row with data above any header: read as is (and refused if row 0 is not the header)
+    return 0
+
+
 def parse_custody_rows(rows: list[list], file: str, *, key_fields: tuple = ()) -> Iterator[Record | Unreadable]:
     """Custody records from a sheet's cell values (first row the header); wholly empty rows are not records.
 
@@ -522,12 +588,13 @@ def parse_custody_rows(rows: list[list], file: str, *, key_fields: tuple = ()) -
     """
     if not rows or all(_blank(v) for v in rows[0]):
         raise SourceFormatError(f"{file}: empty sheet, no header row", rule="gather.file_empty")
-    header = [_text(v) if v != "" else None for v in rows[0]]
     width = len(CUSTODY_HEADER)
+    top = _header_row(rows, width)
+    header = [_text(v) if v != "" else None for v in rows[top]]
     if header[:width] != list(CUSTODY_HEADER) or any(h for h in header[width:]):
         raise SourceFormatError(f"{file}: header {header} is not the documented {list(CUSTODY_HEADER)}")
     names = list(CUSTODY_HEADER.values())
-    for i, values in enumerate(rows[1:], start=1):
+    for i, values in enumerate(rows[top + 1 :], start=1):
         cells = [None if v == "" else v for v in values]  # calamine reads an empty cell as ""
         if all(_blank(v) for v in cells):
             continue
@@ -535,7 +602,7 @@ def parse_custody_rows(rows: list[list], file: str, *, key_fields: tuple = ()) -
         if stray:
             j, v = stray[0]
             raw = json.dumps([_text(c) for c in cells], ensure_ascii=False)
-            yield Unreadable(file, i, f"value {_text(v)!r} in column {_column_name(j)} ({j}), which has no header", raw, line=i + 1)
+            yield Unreadable(file, i, f"value {_text(v)!r} in column {_column_name(j)} ({j}), which has no header", raw, line=top + i + 1)
             continue
         cells = cells[:width] + [None] * (width - len(cells))
         fields = {n: _text(v) for n, v in zip(names, cells)}
@@ -643,8 +710,13 @@ def collect_police(
     run_id: str,
     ingested_at: datetime,
     columns: tuple[str, ...] | None = None,
+    url: str | None = None,
+    batch_size: int | None = POLICE_BATCH_ROWS,
 ) -> tuple[Batch, str | None]:
     """One police table's batch and its new watermark (None: keep the old one).
+
+    ``url``: the police system's SQLAlchemy URL (PostgreSQL in production); without it,
+    the SQLite file ``db``, opened read-only.
 
     ``columns`` are the documented columns of the table (its bronze contract's source
     columns): a table with other columns is rejected whole (``gather.header_mismatch``),
@@ -657,7 +729,7 @@ def collect_police(
     again and the overlap dropped), so a bad value can never hide rows.
     """
     batch = Batch(src)
-    if not db.is_file():
+    if url is None and not db.is_file():
         reject_file(batch, rule="gather.source_missing", reason=f"{src.name}: police database not found: {db}", path=str(db))
         return batch, None
     horizon = datetime.combine(params.data_date, time.max)
@@ -666,20 +738,77 @@ def collect_police(
         log.warning("[lawlake] gather %s: stored watermark %s is after the data date %s: reading from the start", src.name, watermark, params.data_date)
         old = None
     since = None if old is None else _watermark_text(max(old - params.overlap, datetime.min)).split(".", 1)[0]
-    url = f"sqlite:///file:{quote(str(db))}?mode=ro&uri=true"  # read-only: gather never writes to an agency's system
+    label, where = f"{db.name}:{src.sql_table}", str(db)
+    if url is None:
+        url = f"sqlite:///file:{quote(str(db))}?mode=ro&uri=true"  # read-only: gather never writes to an agency's system
+    else:
+        where = url.rsplit("@", 1)[-1]  # host/database, never the credentials
+        label = f"{where.rsplit('/', 1)[-1].split('?', 1)[0]}:{src.sql_table}"
     try:
-        items = list(read_police_table(url, src.sql_table, since=since, key_fields=src.key_fields, label=f"{db.name}:{src.sql_table}"))
+        items = list(read_police_table(url, src.sql_table, since=since, key_fields=src.key_fields, label=label, batch_size=batch_size))
     except Exception as exc:  # a corrupt or locked database, a missing table or column: the whole table
-        reject_file(batch, rule="gather.source_unreadable", reason=f"{src.name}: table {src.sql_table!r} of {db} is not readable ({type(exc).__name__}: {exc})".strip(),
-                    path=str(db), record={"table": src.sql_table})
+        reject_file(batch, rule="gather.source_unreadable", reason=f"{src.name}: table {src.sql_table!r} of {where} is not readable ({type(exc).__name__}: {exc})".strip(),
+                    path=where, record={"table": src.sql_table})
         return batch, None
     delivered = next((list(i.fields) for i in items if i.fields is not None), None)
-    if columns is not None and delivered is not None and set(delivered) != set(columns):
-        extra, missing = sorted(set(delivered) - set(columns)), sorted(set(columns) - set(delivered))
-        reject_file(batch, rule="gather.header_mismatch", path=str(db), record={"table": src.sql_table, "columns": delivered},
-                    reason=f"{src.name}: table {src.sql_table!r} of {db} has columns {delivered}, not the documented {list(columns)}"
-                           + (f"; undocumented: {extra}" if extra else "") + (f"; missing: {missing}" if missing else ""))
-        return batch, None
+    if columns is not None and delivered is not None:
+        drift = column_drift(src, delivered, columns)
+        if drift.missing:
+            kind = "renamed" if drift.added else "dropped"
+            reject_file(batch, rule="gather.header_mismatch", path=where, record={"table": src.sql_table, "columns": delivered, "drift": kind},
+                        reason=f"{src.name}: table {src.sql_table!r} of {where}: required column(s) {drift.missing} {kind} (schema drift: fails closed)"
+                               + (f"; undocumented: {drift.added}" if drift.added else "") + f"; delivered {delivered}, documented {list(columns)}")
+            return batch, None
+        if drift.added:
+            log.warning("[lawlake] gather %s: schema drift: undocumented column(s) %s kept in raw_extra", src.name, drift.added)
+            items = [_with_extra(i, drift.added) for i in items]
+    newest = _add_incremental(batch, items, old=old, published=published, rejected_before=rejected_before, params=params, run_id=run_id, ingested_at=ingested_at)
+    moved = newest is not None and (old is None or newest > old)
+    return batch, (_watermark_text(newest) if moved and newest is not None else None)
+
+
+OPTIONAL_COLUMNS = {  # columns a source added after its first deliveries: null where not delivered, and out of the record hash
+    "police.transfers": ("transfer_channel",),
+    "courts.cases": ("transfer_channel",),
+}
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How a delivered set of columns differs from the documented one."""
+
+    added: list[str]  # undocumented: kept in raw_extra
+    missing: list[str]  # required and not delivered: the source is refused
+
+
+def column_drift(src: Source, delivered: Iterable[str], documented: Iterable[str]) -> Drift:
+    """The drift of ``delivered`` against ``documented`` (``raw_extra`` and the source's optional columns may be absent)."""
+    have, want = list(delivered), [c for c in documented if c != "raw_extra"]
+    optional = set(OPTIONAL_COLUMNS.get(src.name, ()))
+    return Drift(added=[c for c in have if c not in want], missing=[c for c in want if c not in have and c not in optional])
+
+
+def _with_extra(item: Record | Unreadable, added: list[str]) -> Record | Unreadable:
+    """The record with its undocumented columns moved into ``raw_extra`` (JSON), so bronze loses nothing."""
+    if not isinstance(item, Record):
+        return item
+    fields = {k: v for k, v in item.fields.items() if k not in added}
+    extra = {k: item.fields[k] for k in added}
+    fields["raw_extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
+    return Record(fields, item.file, item.row_number, item.key)
+
+
+def _add_incremental(
+    batch: Batch, items: Iterable[Record | Unreadable], *, old: datetime | None, published: set[str], rejected_before: set[str],
+    params: GatherParams, run_id: str, ingested_at: datetime,
+) -> datetime | None:
+    """Add what a watermark read delivered to ``batch``; the newest ``updated_at`` seen (not after the data date).
+
+    A record whose hash is in bronze was read again because of the overlap: not a new
+    delivery, not counted. One already quarantined (unreadable, in the future) is not
+    quarantined again while it still is.
+    """
+    horizon = datetime.combine(params.data_date, time.max)
     newest = old
     seen = set(published)
     for item in items:
@@ -701,8 +830,7 @@ def collect_police(
             add_to_batch(batch, [item], seen=seen, run_id=run_id, ingested_at=ingested_at)
         if ts is not None and ts <= horizon and (newest is None or ts > newest):
             newest = ts
-    moved = newest is not None and (old is None or newest > old)
-    return batch, (_watermark_text(newest) if moved and newest is not None else None)
+    return newest
 
 
 def _same_delivery(stored: str, path: Path, root: Path) -> bool:
@@ -767,6 +895,137 @@ def collect_files(
     return batch, manifest
 
 
+# -- the legal services API: pages by watermark, with retries ---------------------------
+
+
+class ApiError(RuntimeError):
+    """The API refused the read (an answer that is not retried, or too many failed attempts)."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How hard to try one page: attempts, the backoff when no Retry-After is given, the longest wait honoured."""
+
+    attempts: int = 6
+    backoff: float = 0.5  # seconds, doubled per attempt
+    max_wait: float = 30.0
+    sleep: Callable[[float], None] = field(default=_sleep, repr=False)
+
+
+RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
+API_PAGE_SIZE = 500
+
+
+def _get_page(client, path: str, query: dict, *, retry: Retry) -> dict:
+    """One page's JSON body; a 429/5xx or a dropped connection is retried (honouring ``Retry-After``)."""
+    import httpx
+
+    last = ""
+    for attempt in range(retry.attempts):
+        wait = min(retry.backoff * 2**attempt, retry.max_wait)
+        try:
+            resp = client.get(path, params=query)
+        except httpx.TransportError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if resp.status_code == 200:
+                try:
+                    body = resp.json()
+                except ValueError as exc:
+                    raise SourceFormatError(f"{path}: a page that is not JSON ({exc})", rule="gather.file_unreadable") from exc
+                if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+                    raise SourceFormatError(f"{path}: a page without an 'items' list", rule="gather.file_unreadable")
+                return body
+            if resp.status_code not in RETRIED_STATUS:
+                raise ApiError(f"{path}: HTTP {resp.status_code} {resp.text[:200]}")
+            last = f"HTTP {resp.status_code}"
+            after = resp.headers.get("Retry-After", "")
+            if after.strip().isdigit():
+                wait = min(float(after), retry.max_wait)
+        if attempt + 1 < retry.attempts:
+            log.info("[lawlake] gather %s: %s, retrying in %.1fs (attempt %d of %d)", path, last, wait, attempt + 2, retry.attempts)
+            retry.sleep(wait)
+    raise ApiError(f"{path}: gave up after {retry.attempts} attempts (last: {last})")
+
+
+def read_api(
+    url: str, token: str, path: str, *, since: str | None, fields: tuple[str, ...], key_fields: tuple = (), page_size: int = API_PAGE_SIZE,
+    retry: Retry | None = None,
+) -> Iterator[Record | Unreadable]:
+    """Records of one API listing changed at or after ``since``, page by page (``fields`` as text, others in ``raw_extra``).
+
+    A page that fails is asked for again with the same token, so a retry neither skips
+    nor repeats records. An item that is not a JSON object is :class:`Unreadable`.
+    Raises :class:`ApiError` or :class:`SourceFormatError` when a page cannot be had.
+    """
+    import httpx
+
+    retry = retry or Retry()
+    query: dict[str, str | int] = {"page_size": page_size}
+    if since:
+        query["updated_since"] = since
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0) as client:
+        page = 0
+        while True:
+            body = _get_page(client, path, query, retry=retry)
+            page += 1
+            label = f"{path} page {page}"
+            for i, obj in enumerate(body["items"], start=1):
+                if not isinstance(obj, dict):
+                    yield Unreadable(label, i, f"not a JSON object: a {type(obj).__name__}", json.dumps(obj, ensure_ascii=False))
+                    continue
+                values = {name: _json_text(obj.get(name)) for name in fields}
+                extra = {k: v for k, v in obj.items() if k not in fields}
+                values["raw_extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
+                yield Record(values, label, i, _key(values, key_fields))
+            token_ = body.get("next_page_token")
+            if not token_:
+                return
+            query["page_token"] = str(token_)
+
+
+def collect_api(
+    src: Source,
+    endpoint: Mapping[str, str] | None,
+    *,
+    watermark: str | None,
+    published: set[str],
+    rejected_before: set[str],
+    params: GatherParams,
+    run_id: str,
+    ingested_at: datetime,
+    fields: tuple[str, ...],
+    retry: Retry | None = None,
+) -> tuple[Batch, str | None]:
+    """One API listing's batch and its new watermark (None: keep the old one); read whole or not at all.
+
+    ``updated_since`` is the released watermark minus the overlap; what bronze already
+    holds is dropped as overlap (by record hash). A listing that cannot be read to its
+    last page is one ``gather.source_unreadable`` reject and adds no record: the
+    watermark stays, so the next run reads it again.
+    """
+    batch = Batch(src)
+    if not endpoint or not endpoint.get("url"):
+        reject_file(batch, rule="gather.source_missing", path=src.path,
+                    reason=f"{src.name}: the legal services API is not configured (Airflow connection lawlake_legal_services, or LAWLAKE_LEGAL_API_URL)")
+        return batch, None
+    horizon = datetime.combine(params.data_date, time.max)
+    old = parse_timestamp(watermark)
+    if old is not None and old > horizon:
+        log.warning("[lawlake] gather %s: stored watermark %s is after the data date %s: reading from the start", src.name, watermark, params.data_date)
+        old = None
+    since = None if old is None else _watermark_text(max(old - params.overlap, datetime.min)).split(".", 1)[0]
+    try:
+        items = list(read_api(endpoint["url"], endpoint.get("token", ""), src.path, since=since, fields=fields, key_fields=src.key_fields, retry=retry))
+    except (ApiError, SourceFormatError) as exc:
+        reject_file(batch, rule="gather.source_unreadable", path=endpoint["url"].rstrip("/") + src.path,
+                    reason=f"{src.name}: {exc}", record={"url": endpoint["url"], "path": src.path, "updated_since": since})
+        return batch, None
+    newest = _add_incremental(batch, items, old=old, published=published, rejected_before=rejected_before, params=params, run_id=run_id, ingested_at=ingested_at)
+    moved = newest is not None and (old is None or newest > old)
+    return batch, (_watermark_text(newest) if moved and newest is not None else None)
+
+
 # -- what earlier runs left ---------------------------------------------------------------
 
 
@@ -785,7 +1044,7 @@ def earlier_rejects(rows: Iterable[dict]) -> tuple[dict[str, set[str]], set[tupl
         if r["rule"] == "gather.duplicate_file" and r["record"]:
             doc = json.loads(r["record"])
             duplicates.add((doc["sha256"], doc["path"]))
-        elif r["rule"] in ("gather.unreadable", "gather.updated_at_in_future") and r["source_table"].startswith("police."):
+        elif r["rule"] in ("gather.unreadable", "gather.updated_at_in_future") and r["source_table"].startswith(("police.", "legal.")):
             if r["record"]:
                 h = record_hash(json.loads(r["record"]))
             else:
@@ -821,6 +1080,7 @@ def gather_source(
     run_id: str,
     started_at: datetime,
     data_date: date,
+    endpoints: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Built:
     """One source's new records as bronze rows (append), with its rejects, manifest entries and watermark.
 
@@ -832,6 +1092,7 @@ def gather_source(
     if sources is None or not sources.is_dir():
         raise FileNotFoundError(f"sources folder not found: {sources}")
     ingested_at = started_at.replace(microsecond=0)
+    endpoints = endpoints or {}
     params = GatherParams(data_date=data_date)
     rejected_before, known_duplicates = earlier_rejects(_earlier_rows(quarantined, run_id=run_id))
     seen = _published_hashes(published)
@@ -842,6 +1103,14 @@ def gather_source(
             src, sources / "police" / "police.db", watermark=watermarks.get(src.name), published=seen,
             rejected_before=rejected_before.get(src.name, set()), params=params, run_id=run_id, ingested_at=ingested_at,
             columns=tuple(n for n in contracts.load(src.table).names if not n.startswith("_")),
+        )
+        if watermark:
+            marks[src.name] = watermark
+    elif src.kind == "api":
+        batch, watermark = collect_api(
+            src, endpoints.get(src.folder), watermark=watermarks.get(src.name), published=seen,
+            rejected_before=rejected_before.get(src.name, set()), params=params, run_id=run_id, ingested_at=ingested_at,
+            fields=tuple(n for n in contracts.load(src.table).names if not n.startswith("_") and n != "raw_extra"),
         )
         if watermark:
             marks[src.name] = watermark
@@ -863,7 +1132,7 @@ def _declare(src: Source) -> Table:
     build.__wrapped__ = gather_source  # type: ignore[attr-defined]  # `lawlake tables --explain` names the real builder
     return Table(
         name=src.table, build=build, inputs=(src.table, "quarantine.records"), optional=(src.table, "quarantine.records"), mode="append",
-        materialize=False, params=("sources", "watermarks", "ingested", "run_id", "started_at", "data_date"),
+        materialize=False, params=("sources", "watermarks", "ingested", "run_id", "started_at", "data_date") + (("endpoints",) if src.kind == "api" else ()),
     )
 
 

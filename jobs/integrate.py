@@ -44,7 +44,7 @@ from lawlake.declarations import Stage, Table
 from lawlake.tables import first_row
 
 __all__ = [
-    "build_mentions", "build_person_records", "build_person_index", "build_case_chain", "build_sealed_records",
+    "build_mentions", "build_person_records", "build_person_index", "build_case_chain", "legal_aid_links", "build_sealed_records",
     "build_time_limit_warnings", "court_case_links", "resolve_name_group", "chain_orphans", "chain_tally", "STAGE",
 ]
 
@@ -319,6 +319,7 @@ def build_case_chain(
     custody: DataFrame,
     person_records: DataFrame,
     person_index: DataFrame,
+    legal_aid: DataFrame | None = None,
 ) -> DataFrame:
     """One row per (police case, suspect person) with every later stage of the case joined on and its seal status.
 
@@ -327,7 +328,8 @@ def build_case_chain(
     filed before the review; a first instance through its
     review's record of the same person, else the review's police case, else the person's
     one police case filed before the trial; an appeal through its first instance; custody
-    through the chain's court cases.
+    through the chain's court cases; a legal-aid appointment through its first instance and
+    the defendant (see :func:`legal_aid_links`).
     """
     base = _latest(
         _with_person(suspects, person_records, "silver.suspects", "suspect_id").select("police_case_id", "person_key", "updated_at"),
@@ -406,6 +408,8 @@ def build_case_chain(
     custody_first = _latest(custody_match, ["police_case_id", "person_key"], [F.col("custody_admitted_on").asc()]).select(
         "police_case_id", "person_key", "custody_type", "custody_admitted_on", "custody_released_on"
     )
+    aid = legal_aid_links(legal_aid, defendants, person_records).withColumnRenamed("case_number", "first_instance_case_number")
+    chain = chain.join(aid, ["first_instance_case_number", "person_key"], "left")
     chain = chain.join(custody_first, ["police_case_id", "person_key"], "left").join(
         person_index.select("person_key", F.col("birth_date").alias("_birth")), "person_key", "left"
     )
@@ -437,6 +441,26 @@ def build_case_chain(
         .withColumn("days_filed_to_judgment", F.datediff(final_judged, "filed_on").cast("int"))
     )
     return chain.drop("fi_verdict", "fi_sentence_type", "fi_sentence_months", "ap_verdict", "ap_sentence_type", "ap_sentence_months", "_birth", "_latest_birth", "_minor")
+
+
+def legal_aid_links(legal_aid: DataFrame | None, defendants: DataFrame, person_records: DataFrame) -> DataFrame:
+    """``(case_number, person_key, legal_aid_appointed_on, legal_aid_by)``: the first appointment for each defendant of a court case.
+
+    An appointment names its court case and the defendant: it is the defendant of that case
+    with the same valid identity number, else (no valid number delivered) the one defendant
+    of that name. An appointment that matches no defendant is not guessed onto one.
+    """
+    cols = ("case_number", "person_key", "legal_aid_appointed_on", "legal_aid_by")
+    d = _with_person(defendants, person_records, "silver.court_defendants", "defendant_id").select("case_number", "person_key", F.col("id_number").alias("_d_id"), F.col("name").alias("_d_name"))
+    if legal_aid is None:
+        return d.limit(0).select("case_number", "person_key", F.lit(None).cast("date").alias(cols[2]), F.lit(None).cast("string").alias(cols[3]))
+    a = legal_aid.where(F.col("case_number").isNotNull()).select("case_number", F.col("id_number").alias("_a_id"), F.col("name").alias("_a_name"),
+                                                                F.col("appointed_on").alias(cols[2]), F.col("appointed_by").alias(cols[3]))
+    by_id = a.where(F.col("_a_id").isNotNull()).join(d.withColumnRenamed("_d_id", "_a_id"), ["case_number", "_a_id"]).select("case_number", "person_key", *cols[2:])
+    named = _unique(d.where(F.col("_d_name").isNotNull()), ["case_number", "_d_name"], "person_key", "person_key").withColumnRenamed("_d_name", "_a_name")
+    by_name = a.where(F.col("_a_id").isNull()).join(named, ["case_number", "_a_name"]).select("case_number", "person_key", *cols[2:])
+    both = by_id.unionByName(by_name)
+    return _latest(both, ["case_number", "person_key"], [F.col(cols[2]).asc_nulls_last(), F.col(cols[3]).asc_nulls_last()]).select(*cols)
 
 
 def _latest_birth(base: DataFrame, suspects: DataFrame, prosecutions: DataFrame, defendants: DataFrame, custody: DataFrame,
@@ -558,9 +582,10 @@ STAGE = Stage(
         Table("gold.person_index", build_person_index, inputs=("work.mentions", "gold.person_records"),
               tally=lambda index, mentions, records: index_tally(index, records)),
         Table(
-            "gold.case_chain", build_case_chain, inputs=(*SILVER, "gold.person_records", "gold.person_index"),
-            quarantine=lambda chain, police_cases, suspects, *rest: chain_orphans(police_cases, suspects, rest[-2]),
-            tally=lambda chain, police_cases, suspects, *rest: chain_tally(police_cases, suspects, rest[-2]),
+            "gold.case_chain", build_case_chain, inputs=(*SILVER, "gold.person_records", "gold.person_index", "silver.legal_aid_appointments"),
+            optional=("silver.legal_aid_appointments",),  # a lake gathered before the legal services API existed
+            quarantine=lambda chain, police_cases, suspects, *rest: chain_orphans(police_cases, suspects, rest[-3]),
+            tally=lambda chain, police_cases, suspects, *rest: chain_tally(police_cases, suspects, rest[-3]),
         ),
         Table("gold.time_limit_warnings", build_time_limit_warnings, inputs=("gold.case_chain",), materialize=False),
         Table("gold.sealed_records", build_sealed_records, inputs=("gold.case_chain", "work.mentions", "gold.person_records", "silver.police_transfers"), materialize=False),

@@ -348,23 +348,38 @@ def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
     return rank_versions(checked, F.col("police_case_id")).withColumn("_record", record_json(df))
 
 
+TRANSFER_CHANNELS = {"online": "online", "网上": "online", "在线": "online", "paper": "paper", "纸质": "paper"}
+
+
+def with_transfer_channel(df: DataFrame) -> DataFrame:
+    """``transfer_channel``: online or paper, from the delivered text (null when not delivered or not known)."""
+    return df.withColumn("transfer_channel", _map(F.lower(F.col("raw_transfer_channel")), TRANSFER_CHANNELS))
+
+
+def transfer_channel_rule() -> Rule:
+    return Rule("transfer_channel.unknown", "transfer channel is not online or paper",
+                ~_blank(F.col("raw_transfer_channel")) & F.col("transfer_channel").isNull(), F.col("raw_transfer_channel"))
+
+
 def police_transfer_rules() -> list[Rule]:
     """The rules of police_transfers, their actions as the contract declares them."""
     return declared(
         "silver.police_transfers",
-        [required("transfer_id", "transfer id"), required("case_id", "police case id"), required("transferred_on", "transfer date"), date_rule("transferred_on", "transfer date")],
+        [required("transfer_id", "transfer id"), required("case_id", "police case id"), required("transferred_on", "transfer date"), date_rule("transferred_on", "transfer date"),
+         transfer_channel_rule()],
     )
 
 
 def build_police_transfers(bronze: DataFrame, refs: Refs) -> DataFrame:
     """One row per bronze transfer version, parsed and checked."""
-    df = raw_fields(bronze, {c: c for c in ("transfer_id", "case_id", "procuratorate", "transferred_on", "updated_at")})
+    df = raw_fields(bronze, {c: c for c in ("transfer_id", "case_id", "procuratorate", "transferred_on", "updated_at", "transfer_channel")})
     df = (
         df.withColumn("transfer_id", F.trim("raw_transfer_id"))
         .withColumn("police_case_id", F.trim("raw_case_id"))
         .withColumn("procuratorate", F.trim("raw_procuratorate"))
         .withColumn("transferred_on", R.parse_date(F.col("raw_transferred_on")))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+        .transform(with_transfer_channel)
     )
     rules = police_transfer_rules()
     return rank_versions(check(df, rules), F.col("transfer_id")).withColumn("_record", record_json(df))
@@ -448,7 +463,8 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
 
 
 def _court_rows(bronze: DataFrame, refs: Refs) -> DataFrame:
-    df = raw_fields(bronze, {c: c for c in ("case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at")})
+    df = raw_fields(bronze, {c: c for c in ("case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at",
+                                            "transfer_channel")})
     return (
         df.withColumn("_cn", R.case_number(F.col("raw_case_number")))
         .withColumn("case_number", F.col("_cn.canonical"))
@@ -459,6 +475,7 @@ def _court_rows(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("filed_on", R.parse_date(F.col("raw_filed_on")))
         .withColumn("judged_on", R.parse_date(F.col("raw_judged_on")))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+        .transform(with_transfer_channel)
     )
 
 
@@ -494,6 +511,7 @@ def court_case_rules() -> list[Rule]:
         date_rule("filed_on", "filing date"),
         date_rule("judged_on", "judgment date"),
         Rule("parties.unparseable", "parties is not an array of party objects", ~_blank(F.col("raw_parties")) & F.col("_parties").isNull(), F.col("raw_parties")),
+        transfer_channel_rule(),
     ])
 
 
@@ -580,6 +598,59 @@ def build_custody(bronze: DataFrame, refs: Refs) -> DataFrame:
     return rank_versions(check(df, rules), F.col("record_id")).withColumn("_record", record_json(df))
 
 
+def legal_aid_rules() -> list[Rule]:
+    """The rules of legal_aid_appointments, their actions as the contract declares them."""
+    return declared("silver.legal_aid_appointments", [
+        required("appointment_id", "appointment id"),
+        required("case_number", "court case number"),
+        Rule("case_number.unparseable", "not a case number under the SPC 2015/2018 rules (nor a legacy one)",
+             ~_blank(F.col("raw_case_number")) & F.col("case_number").isNull(), F.col("raw_case_number")),
+        id_rule(),
+        required("appointed_on", "appointment date"),
+        date_rule("appointed_on", "appointment date"),
+    ])
+
+
+def build_legal_aid_appointments(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per bronze legal-aid appointment version, parsed and checked."""
+    names = {c: c for c in ("appointment_id", "case_number", "id_number", "birth_date", "appointed_on", "appointed_by", "lawyer", "updated_at")}
+    df = raw_fields(bronze, {**names, "defendant_name": "name"})
+    df = (
+        df.withColumn("appointment_id", F.trim("raw_appointment_id"))
+        .withColumn("case_number", R.case_number(F.col("raw_case_number")).getField("canonical"))
+        .withColumn("raw_sex", F.lit(None).cast("string"))
+        .transform(with_person)
+        .withColumn("appointed_on", R.parse_date(F.col("raw_appointed_on")))
+        .withColumn("appointed_by", F.trim("raw_appointed_by"))
+        .withColumn("lawyer", R.person_name(F.col("raw_lawyer")))
+        .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+    )
+    return rank_versions(check(df, legal_aid_rules()), F.col("appointment_id")).withColumn("_record", record_json(df))
+
+
+def mediation_rules() -> list[Rule]:
+    """The rules of mediations, their actions as the contract declares them."""
+    return declared("silver.mediations", [
+        required("mediation_id", "mediation id"), date_rule("applied_on", "application date"), date_rule("concluded_on", "conclusion date"),
+    ])
+
+
+def build_mediations(bronze: DataFrame, refs: Refs) -> DataFrame:
+    """One row per bronze mediation record version, parsed and checked."""
+    df = raw_fields(bronze, {c: c for c in ("mediation_id", "region_code", "committee", "dispute_type", "applied_on", "concluded_on", "outcome", "updated_at")})
+    df = (
+        df.withColumn("mediation_id", F.trim("raw_mediation_id"))
+        .withColumn("region_code", F.trim("raw_region_code"))
+        .withColumn("committee", F.trim("raw_committee"))
+        .withColumn("dispute_type", F.trim("raw_dispute_type"))
+        .withColumn("applied_on", R.parse_date(F.col("raw_applied_on")))
+        .withColumn("concluded_on", R.parse_date(F.col("raw_concluded_on")))
+        .withColumn("outcome", F.trim("raw_outcome"))
+        .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+    )
+    return rank_versions(check(df, mediation_rules()), F.col("mediation_id")).withColumn("_record", record_json(df))
+
+
 # -- stage ----------------------------------------------------------------------------
 
 
@@ -646,6 +717,8 @@ TABLES: dict[str, tuple[str, Callable[[DataFrame, Refs], DataFrame]]] = {
     "silver.court_cases": ("bronze.court_cases", build_court_cases),
     "silver.court_defendants": ("bronze.court_cases", build_court_defendants),
     "silver.custody": ("bronze.custody_records", build_custody),
+    "silver.legal_aid_appointments": ("bronze.legal_aid_appointments", build_legal_aid_appointments),
+    "silver.mediations": ("bronze.mediation_records", build_mediations),
 }
 RULES: dict[str, Callable[[], list[Rule]]] = {
     "silver.police_cases": police_case_rules,
@@ -655,6 +728,8 @@ RULES: dict[str, Callable[[], list[Rule]]] = {
     "silver.court_cases": court_case_rules,
     "silver.court_defendants": court_defendant_rules,
     "silver.custody": custody_rules,
+    "silver.legal_aid_appointments": legal_aid_rules,
+    "silver.mediations": mediation_rules,
 }
 
 

@@ -6,12 +6,14 @@ Every command takes ``--lake DIR`` (default: ``LAWLAKE_LAKE`` or ``./lake``) and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -111,6 +113,51 @@ def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, da
         return proc.returncode
 
 
+@contextlib.contextmanager
+def demo_legal_api(sources: Path, *, airflow: bool = True, echo=print) -> Iterator[str | None]:
+    """For demo sources (a ``legal/`` folder) and no legal services API configured: serve it for the block.
+
+    Sets the environment gather finds it in: ``LAWLAKE_LEGAL_API_URL``/``_TOKEN``
+    in-process, and (``airflow``) the Airflow connection ``lawlake_legal_services`` for
+    the DAG's tasks.
+    """
+    from lawlake import connections
+
+    if connections.legal_services() is not None or not (sources / "legal").is_dir():
+        yield None
+        return
+    from lawlake.demo import api
+
+    names = ("LAWLAKE_LEGAL_API_URL", "LAWLAKE_LEGAL_API_TOKEN", f"AIRFLOW_CONN_{connections.LEGAL_CONNECTION.upper()}")
+    saved = {n: os.environ.get(n) for n in names}
+    with api.running(sources) as url:
+        port = int(url.rsplit(":", 1)[1])
+        os.environ.update({names[0]: url, names[1]: api.DEFAULT_TOKEN})
+        if airflow:
+            os.environ[names[2]] = json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port, "password": api.DEFAULT_TOKEN})
+        echo(f"  serving the demo legal services API at {url} for this run")
+        try:
+            yield url
+        finally:
+            for n, v in saved.items():
+                if v is None:
+                    os.environ.pop(n, None)
+                else:
+                    os.environ[n] = v
+
+
+def cmd_demo_api(args) -> int:
+    from lawlake.demo import api
+
+    sources = Path(args.sources).resolve()
+    if not (sources / "legal").is_dir():
+        print(f"lawlake demo-api: {sources / 'legal'} does not exist (make it with: lawlake demo-data --out {args.sources})", file=sys.stderr)
+        return 2
+    print(f"serving the legal services API of {sources} at http://127.0.0.1:{args.port} (bearer token {args.token!r}); Ctrl-C stops it")
+    api.serve(sources, port=args.port, token=args.token, fault_rate=args.fault_rate, seed=args.seed)
+    return 0
+
+
 def cmd_run(args) -> int:
     from lawlake import lock, pipeline
     from lawlake.catalog import Catalog
@@ -129,7 +176,7 @@ def cmd_run(args) -> int:
         return 2
     print(f"lawlake run {run_id}: sources {sources} → lake {settings.lake} (engine: {settings.engine})")
     start = time.perf_counter()
-    with lock.Heartbeat(catalog, run_id), RunProgress(settings.lake, run_id):
+    with lock.Heartbeat(catalog, run_id), demo_legal_api(sources, airflow=not args.no_airflow), RunProgress(settings.lake, run_id):
         if args.no_airflow:
             import logging
 
@@ -493,6 +540,14 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--scale", type=float, default=1.0, help="size: 1 ≈ 2,000 police cases (default 1)")
     sp.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     sp.set_defaults(func=cmd_demo_data)
+
+    sp = sub.add_parser("demo-api", help="serve the demo public legal services API (paginated JSON) on 127.0.0.1")
+    sp.add_argument("--sources", required=True, help="demo sources folder (its legal/ folder is served)")
+    sp.add_argument("--port", type=int, default=8765)
+    sp.add_argument("--token", default="demo-legal-services-token", help="the bearer token callers must send")
+    sp.add_argument("--fault-rate", dest="fault_rate", type=float, default=0.05, help="share of calls answered 429/503 with Retry-After (default 0.05)")
+    sp.add_argument("--seed", type=int, default=13, help="seed of the faults (default 13)")
+    sp.set_defaults(func=cmd_demo_api)
 
     sp = with_lake(sub.add_parser("run", help="run the lifecycle DAG (gather → normalize → integrate → share → open) through Airflow"))
     sp.add_argument("--sources", required=True, help="folder with the agencies' exports")

@@ -47,6 +47,7 @@ class Params:
     secret_key: bytes = b""  # pseudonyms (share)
     watermarks: Mapping[str, str] = field(default_factory=dict)  # source feed -> last released watermark (gather)
     ingested: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)  # source feed -> {sha256: [paths]} released (gather)
+    endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # online source -> {"url", "token"} (gather; lawlake.connections)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lawlake import contracts, failpoints, lock, releases, tables
+from lawlake import connections, contracts, failpoints, lock, releases, tables
 from lawlake.catalog import Catalog, Reconciliation
 from lawlake.config import Settings
 from lawlake.declarations import TALLY_FIELDS, Built, Params, Stage, Table, is_reference, is_work
@@ -105,6 +105,7 @@ def _params(settings: Settings, catalog: Catalog, run_id: str, sources: Path | N
         secret_key=settings.secret_key,
         watermarks=catalog.watermarks(),
         ingested=catalog.ingested(),
+        endpoints=connections.endpoints(),
     )
 
 

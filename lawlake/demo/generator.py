@@ -6,6 +6,7 @@
     procuratorate/reviews_YYYYMMDD.csv        daily GBK CSV exports
     courts/court_cases_YYYYMMDD.jsonl         daily JSON Lines dumps
     corrections/custody_YYYYMM.xlsx           monthly workbooks, sheet "records"
+    legal/*.jsonl                             the legal-services API's database (served by ``lawlake demo-api``)
     _truth/persons.csv, records.csv, sealed.csv, seal_status.csv, summary.json
 
 ``sealed.csv`` lists the (person, police case) pairs that must be sealed (person_id,
@@ -33,6 +34,7 @@ import shutil
 from pathlib import Path
 
 from lawlake.demo.defects import DEFECT_KINDS, DEFECT_RATES, DefectPlan
+from lawlake.demo.legal import write_legal
 from lawlake.demo.reference import load_reference
 from lawlake.demo.sources import Truth, write_corrections, write_courts, write_police, write_procuratorate
 from lawlake.demo.world import AS_OF, World, build_world
@@ -40,7 +42,7 @@ from lawlake.demo.world import AS_OF, World, build_world
 __all__ = ["generate", "BASE_POLICE_CASES", "LAYOUT"]
 
 BASE_POLICE_CASES = 2000  # police cases at scale 1
-LAYOUT = ("police", "procuratorate", "courts", "corrections", "_truth")  # everything generate() writes
+LAYOUT = ("police", "procuratorate", "courts", "corrections", "legal", "_truth")  # everything generate() writes
 SUMMARY = Path("_truth") / "summary.json"  # written last: its presence marks a complete demo output
 
 
@@ -140,6 +142,7 @@ def generate(out_dir: str | Path, *, scale: float = 1, seed: int = 7) -> dict:
     _prepare_out_dir(out)
     master = random.Random(seed)
     streams = [random.Random(master.getrandbits(64)) for _ in range(5)]
+    legal_rng = random.Random(master.getrandbits(64))  # drawn after the others: adding the source changed none of them
     reference = load_reference()
     world = build_world(streams[0], reference, max(1, round(BASE_POLICE_CASES * scale)))
     truth_dir = out / "_truth"
@@ -152,6 +155,7 @@ def generate(out_dir: str | Path, *, scale: float = 1, seed: int = 7) -> dict:
             "procuratorate": write_procuratorate(out / "procuratorate", world, reference.charges, plans[1], truth),
             "courts": write_courts(out / "courts", world, plans[2], truth),
             "corrections": write_corrections(out / "corrections", world, plans[3], truth),
+            "legal": write_legal(out / "legal", world, legal_rng, truth),
         }
     finally:
         truth.close()

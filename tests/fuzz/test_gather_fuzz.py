@@ -104,6 +104,9 @@ def test_mutated_tree_through_the_real_stage_reconciles_and_points_at_delivered_
     for r in q:
         assert r["rule"] in gather.RULES, r
         where = r["raw_value"] if r["scope"] == "file" else r["reason"].split(" row ", 1)[0]
+        if r["source_table"].startswith("legal."):  # no legal services API in this tree: reported, never guessed
+            assert (r["rule"], where) == ("gather.source_missing", next(x.path for x in gather.SOURCES if x.name == r["source_table"])), r
+            continue
         assert where in delivered or where.startswith("police.db:"), r  # every quarantine row points at a delivered file
     assert any(r["rule"] == "gather.updated_at_in_future" for r in q)
 

@@ -57,7 +57,8 @@ def test_gather_then_gate_publishes_bronze_and_quarantines_rejects(spark, settin
     custody = _bronze(spark, settings, "bronze.custody_records").collect()
     assert custody[0]["admitted_on"] == "2023-05-20"  # an Excel date cell, as ISO text
     q = {(r["rule"], r["source_table"]) for r in _bronze(spark, settings, "quarantine.records").collect()}
-    assert q == {("gather.unreadable", "procuratorate.reviews"), ("gather.duplicate_delivery", "procuratorate.reviews"), ("gather.unreadable", "courts.cases")}
+    assert q == {("gather.unreadable", "procuratorate.reviews"), ("gather.duplicate_delivery", "procuratorate.reviews"), ("gather.unreadable", "courts.cases"),
+                 ("gather.source_missing", "legal.appointments"), ("gather.source_missing", "legal.mediations")}  # no legal services API configured: fail closed
     recs = {r["table_name"]: r for r in Catalog(settings.catalog_url).stage_results("run1")}
     assert (recs["bronze.procuratorate_reviews"]["rows_in"], recs["bronze.procuratorate_reviews"]["rows_out"], recs["bronze.procuratorate_reviews"]["rows_quarantined"]) == (3, 1, 2)
     assert all(r["is_balanced"] for r in recs.values())
@@ -71,4 +72,6 @@ def test_gather_twice_adds_nothing(spark, settings, tmp_path):
     after = {n: tables.version(tables.location(settings.lake, n)) for n in tables.published_tables(settings.lake) if n.startswith("bronze.")}
     assert after == before  # no new rows, not even an empty commit
     recs = Catalog(settings.catalog_url).stage_results("run2")
-    assert all(r["rows_in"] == 0 for r in recs)  # files by manifest, the database by watermark
+    api = ("bronze.legal_aid_appointments", "bronze.mediation_records")
+    assert all(r["rows_in"] == 0 for r in recs if r["table_name"] not in api)  # files by manifest, the database by watermark
+    assert {r["table_name"]: r["rows_in"] for r in recs if r["table_name"] in api} == dict.fromkeys(api, 1)  # the unconfigured API, reported again

@@ -301,21 +301,19 @@ def test_police_corrupt_or_missing_database_is_a_file_reject(tmp_path):
     assert "police.db" in corrupt.rejects[0]["reason"] and corrupt.rows_in == 1
 
 
-def test_police_table_with_an_undocumented_column_is_rejected_whole_not_cut(tmp_path):
+def test_police_table_with_an_undocumented_column_keeps_it_in_raw_extra(tmp_path):
     db = police(tmp_path, [case("A1", "2023-03-01 10:00:00")])
     con = sqlite3.connect(db)
-    con.execute("ALTER TABLE cases ADD COLUMN remark TEXT")  # its values would be dropped on the way into bronze
+    con.execute("ALTER TABLE cases ADD COLUMN remark TEXT")  # schema drift: its values must not be dropped on the way into bronze
     con.execute("UPDATE cases SET remark = '补充侦查'")
     con.commit()
     con.close()
     columns = tuple(n for n in gather.contracts.load("bronze.police_cases").names if not n.startswith("_"))
     batch, wm = gather.collect_police(SRC["police.cases"], db, watermark=None, published=set(), rejected_before=set(), params=PARAMS,
                                       run_id="t", ingested_at=AT, columns=columns)
-    assert rules(batch) == [("file", "gather.header_mismatch")] and "undocumented: ['remark']" in batch.rejects[0]["reason"]
-    assert (batch.rows, wm) == ([], None)  # nothing cut, the watermark stays
-    ok, _ = gather.collect_police(SRC["police.cases"], db, watermark=None, published=set(), rejected_before=set(), params=PARAMS,
-                                  run_id="t", ingested_at=AT, columns=columns + ("remark",))
-    assert len(ok.rows) == 1  # the same table, once documented, is read
+    assert batch.rejects == [] and wm == "2023-03-01 10:00:00"
+    (row,) = batch.rows
+    assert json.loads(row["raw_extra"]) == {"remark": "补充侦查"} and "remark" not in row  # kept whole; the gate's schema_drift check names it
 
 
 def test_police_text_that_is_not_utf8_rejects_its_row_only(tmp_path):
@@ -345,6 +343,7 @@ def test_hostile_tree_publishes_what_is_readable_and_a_rerun_adds_nothing(spark,
     q = tables.read(spark, tables.location(settings.lake, "quarantine.records"))
     got = sorted((r["source_table"], r["scope"], r["rule"]) for r in q.where("scope = 'file'").collect())
     assert got == [("corrections.custody", "file", "gather.file_unreadable"), ("courts.cases", "file", "gather.source_missing"),
+                   ("legal.appointments", "file", "gather.source_missing"), ("legal.mediations", "file", "gather.source_missing"),  # no API configured
                    ("procuratorate.reviews", "file", "gather.duplicate_file")]
     recs = {r["table_name"]: r for r in Catalog(settings.catalog_url).stage_results("run1")}
     assert (recs["bronze.custody_records"]["rows_in"], recs["bronze.custody_records"]["rows_out"], recs["bronze.custody_records"]["rows_quarantined"]) == (2, 1, 1)
@@ -353,16 +352,16 @@ def test_hostile_tree_publishes_what_is_readable_and_a_rerun_adds_nothing(spark,
     pipeline.run_lifecycle(settings, "run2", sources=src, stages=("gather",))
     after = tables.read(spark, tables.location(settings.lake, "quarantine.records"))
     assert after.where("run_id = 'run2' AND rule != 'gather.source_missing'").count() == 0  # nothing new but the still-missing folder
-    assert after.count() == before + 1
+    assert after.count() == before + 3  # the courts' folder and the two unconfigured API listings
     recs2 = {r["table_name"]: r["rows_in"] for r in Catalog(settings.catalog_url).stage_results("run2")}
-    assert recs2 == {**{t: 0 for t in recs2}, "bronze.court_cases": 1}
+    assert recs2 == {**{t: 0 for t in recs2}, "bronze.court_cases": 1, "bronze.legal_aid_appointments": 1, "bronze.mediation_records": 1}
     # a new renamed copy, and the gather task of run3 retried before its gate: the retry quarantines the same rows again
     (src / "procuratorate" / "reviews_20230323.csv").write_bytes((src / "procuratorate" / "reviews_20230321.csv").read_bytes())
     Catalog(settings.catalog_url).start_run("run3", sources=str(src), engine=settings.engine)
     for _attempt in (1, 2):
         summary = pipeline.run_stage("gather", settings, "run3", sources=src)
         (q3,) = [c for c in summary["candidates"] if c["table"] == "quarantine.records"]  # published with the release, not before
-        assert sorted(r["rule"] for r in tables.read(spark, Path(q3["path"])).collect()) == ["gather.duplicate_file", "gather.source_missing"]  # not lost on the retry
+        assert sorted(r["rule"] for r in tables.read(spark, Path(q3["path"])).collect()) == ["gather.duplicate_file"] + ["gather.source_missing"] * 3  # not lost on the retry
     pipeline.gate_stage("gather", settings, summary)
     run3 = tables.read(spark, tables.location(settings.lake, "quarantine.records")).where("run_id = 'run3'")
-    assert sorted(r["rule"] for r in run3.collect()) == ["gather.duplicate_file", "gather.source_missing"]
+    assert sorted(r["rule"] for r in run3.collect()) == ["gather.duplicate_file"] + ["gather.source_missing"] * 3
