@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from lawlake import config, pipeline
+from lawlake.cli import demo_legal_api
 from lawlake.catalog import Catalog
 from lawlake.declarations import Params, Table
 
@@ -128,7 +129,7 @@ def demo(tmp_path_factory) -> Path:
     return root
 
 
-def test_runs_rebuild_only_what_new_data_reaches_and_equal_a_full_rebuild(demo, tmp_path, monkeypatch):
+def test_runs_rebuild_only_what_new_data_reaches_and_equal_a_full_rebuild(demo, tmp_path, monkeypatch, request):
     monkeypatch.setenv("LAWLAKE_SECRET_KEY", "incremental-test-key")
     sources, held = tmp_path / "sources", tmp_path / "held"
     shutil.copytree(demo, sources)
@@ -139,6 +140,10 @@ def test_runs_rebuild_only_what_new_data_reaches_and_equal_a_full_rebuild(demo, 
         shutil.move(p, held / p.name)
     settings = config.load(lake=tmp_path / "lake")
     catalog = Catalog(settings.catalog_url)
+    # the legal services API, served as `lawlake run` serves it for demo sources (else each run quarantines its absence)
+    api = demo_legal_api(sources, airflow=False, echo=lambda *_: None)
+    api.__enter__()
+    request.addfinalizer(lambda: api.__exit__(None, None, None))
 
     pipeline.run_lifecycle(settings, "day1", sources=sources, data_date=DATA_DATE)
     before = _versions(settings.lake)
