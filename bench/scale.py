@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -194,6 +194,7 @@ def hold_back_new_day(full: Path) -> tuple[Path, dict]:
 
 def floor(sources: Path, out: Path) -> dict:
     """Read every source file once, hash it, write each source's records to Parquet once; seconds per source."""
+    import pandas  # noqa: F401  # pyarrow imports it on first use: import time is not reading time
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.json as pajson
@@ -207,9 +208,11 @@ def floor(sources: Path, out: Path) -> dict:
     rows: dict[str, int] = {}
 
     def timed(name: str, tables: list, digests: list) -> None:
-        if tables:
-            schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
-            pq.write_table(pa.concat_tables([t.cast(schema) if t.schema != schema else t for t in tables], promote_options="permissive"), out / f"{name}.parquet")
+        if tables:  # every column as text, the union of the files' columns (a damaged file's lines in "line")
+            names = list(dict.fromkeys(n for t in tables for n in t.schema.names))
+            schema = pa.schema([(n, pa.string()) for n in names])
+            whole = [pa.table({n: t[n].cast(pa.string()) if n in t.schema.names else pa.nulls(t.num_rows, pa.string()) for n in names}, schema=schema) for t in tables]
+            pq.write_table(pa.concat_tables(whole), out / f"{name}.parquet")
         rows[name] = sum(t.num_rows for t in tables)
 
     start = time.perf_counter()
@@ -219,7 +222,7 @@ def floor(sources: Path, out: Path) -> dict:
         data = p.read_bytes()
         digests.append(hashlib.sha256(data).hexdigest())
         try:
-            tables.append(pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(encoding="gb18030"),
+            tables.append(pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(encoding="gb18030", use_threads=False),
                                          convert_options=pacsv.ConvertOptions(column_types=review_types)))
         except pa.ArrowInvalid:  # a damaged export: read as text lines
             tables.append(pa.table({"line": data.decode("gb18030", errors="replace").splitlines()}))
@@ -233,9 +236,9 @@ def floor(sources: Path, out: Path) -> dict:
         digests.append(hashlib.sha256(data).hexdigest())
         lines = [ln for ln in data.split(b"\n") if ln.strip()]
         try:
-            t = pajson.read_json(pa.BufferReader(data))
+            t = pajson.read_json(pa.BufferReader(data), read_options=pajson.ReadOptions(use_threads=False))
             t = t.set_column(t.schema.get_field_index("parties"), "parties", pa.array([json.dumps(v, ensure_ascii=False, default=str) for v in t["parties"].to_pylist()])) if "parties" in t.schema.names else t
-            tables.append(t.select([c for c in t.schema.names]).cast(pa.schema([(c, pa.string()) for c in t.schema.names])))
+            tables.append(t)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             tables.append(pa.table({"line": [ln.decode("utf-8", errors="replace") for ln in lines]}))
     timed("courts.cases", tables, digests)
@@ -293,6 +296,48 @@ def delta_versions(lake: Path) -> dict[str, int]:
         if commits:
             out[str(rel)] = max(commits)
     return out
+
+
+VOLATILE = frozenset({"_batch_id", "_ingested_at", "run_id", "quarantined_at"})  # set by the run, not by the data
+
+
+def table_fingerprints(lake: Path, sources: Path | None = None) -> dict[str, dict]:
+    """Every published table's rows and an order-free SHA-256 of its contents, for comparing two lakes built from the same sources.
+
+    Columns the run sets (batch, run id, ingest and quarantine times) are left out, and the
+    sources folder's path is replaced by ``<sources>`` in every text value, so two runs of
+    the same sources in different folders fingerprint the same.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    out = {}
+    for name in sorted(delta_versions(lake)):
+        t = DeltaTable(str(lake / name)).to_pyarrow_table()
+        t = t.select([c for c in t.schema.names if c not in VOLATILE])
+        if sources is not None:
+            cols = [pc.replace_substring(t[c], str(sources), "<sources>") if pa.types.is_string(t.schema.field(c).type) else t[c] for c in t.schema.names]
+            t = pa.table(cols, names=t.schema.names)
+        lines = sorted(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) for row in t.to_pylist())
+        out[name] = {"rows": len(lines), "sha256": hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()}
+    return out
+
+
+FINGERPRINT_DATE = date(2025, 1, 1)  # a fixed data date: ages, time limits and seal statuses do not move with the calendar
+FINGERPRINT_KEY = "bench-fingerprint-key"  # a fixed lake key: pseudonyms are the same in every lake
+
+
+def fingerprint_run(sources: Path, lake: Path) -> dict[str, dict]:
+    """Run the whole lifecycle in-process on a fresh ``lake`` with a fixed data date and key; the fingerprints of its tables."""
+    from lawlake import config, pipeline
+
+    os.environ["LAWLAKE_SECRET_KEY"] = FINGERPRINT_KEY
+    try:
+        pipeline.run_lifecycle(config.load(lake), "fingerprint", sources=sources, data_date=FINGERPRINT_DATE)
+    finally:
+        del os.environ["LAWLAKE_SECRET_KEY"]
+    return table_fingerprints(lake, sources)
 
 
 def lifecycle_in_process(sources: Path, lake: Path, profile: Path | None = None) -> dict:
@@ -365,6 +410,9 @@ def child(argv: list[str]) -> int:
     kind, sources, out = argv[0], Path(argv[1]), Path(argv[2])
     if kind == "floor":
         result = floor(sources, out)
+    elif kind == "fingerprint":
+        out.write_text(json.dumps(fingerprint_run(sources, Path(argv[3])), indent=1, sort_keys=True) + "\n")
+        return 0
     else:
         lake = Path(argv[3])
         before = delta_versions(lake) if lake.exists() else {}
@@ -456,6 +504,27 @@ def report(results: list[list[dict]], airflow: bool) -> None:
                     print(f"\nscale {r['scale']:g} {key}: FAILED: {r[key]['error']}")
 
 
+def compare_fingerprints(scale: float, seed: int, bench: Path, file: Path) -> int:
+    """Fingerprint a fresh run of ``scale``; write them to ``file``, or print how they differ from the ones in it."""
+    sources = demo(scale, seed, bench)
+    with tempfile.TemporaryDirectory(prefix="fingerprint-", dir=bench) as tmp:
+        got_file = Path(tmp) / "got.json"
+        proc = subprocess.run([sys.executable, __file__, "--child", "fingerprint", str(sources), str(got_file), str(Path(tmp) / "lake")], env=_env(), cwd=REPO)
+        if proc.returncode != 0:
+            return 1
+        got = json.loads(got_file.read_text())
+    if not file.exists():
+        file.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+        print(f"wrote the fingerprints of {len(got)} tables to {file}")
+        return 0
+    want = json.loads(file.read_text())
+    differ = sorted(n for n in set(got) | set(want) if got.get(n) != want.get(n))
+    for n in differ:
+        print(f"{n}: {want.get(n)} before, {got.get(n)} now")
+    print(f"{len(got)} tables: " + ("identical" if not differ else f"{len(differ)} differ"))
+    return 1 if differ else 0
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         return child(sys.argv[2:])
@@ -468,8 +537,13 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write every measurement to this file")
     ap.add_argument("--profile", type=Path, help="profile each in-process run with pyinstrument: reports (text and HTML) in this folder")
     ap.add_argument("--only-full", action="store_true", help="measure the floor and the full run only (no new day, no rerun)")
+    ap.add_argument("--fingerprint", type=Path, metavar="FILE",
+                    help="instead: run the first scale once (fixed data date and key) and write its tables' fingerprints to FILE, "
+                         "or compare with FILE when it exists (identical tables before and after a change)")
     args = ap.parse_args()
     args.bench_dir.mkdir(parents=True, exist_ok=True)
+    if args.fingerprint:
+        return compare_fingerprints(args.scales[0], args.seed, args.bench_dir.resolve(), args.fingerprint)
     results = []
     for scale in args.scales:
         runs = []
