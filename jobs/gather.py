@@ -210,8 +210,8 @@ SOURCES = (
 
 def _text(value) -> str | None:
     """A source value as text, the way the source shows it (Excel dates as ISO dates)."""
-    if value is None:
-        return None
+    if value is None or type(value) is str:  # most values: text already
+        return value
     if isinstance(value, datetime):
         return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
     if isinstance(value, date):
@@ -294,10 +294,11 @@ def read_police_table(
                 query = f'SELECT * FROM "{table}" WHERE updated_at >= :since OR updated_at IS NULL OR NOT ({canonical}) ORDER BY updated_at, 1'
                 params = {"since": since, "pattern": _CANONICAL_TS} if engine.dialect.name == "sqlite" else {"since": since}
             result = conn.execute(text(query), params)
-            for i, row in enumerate(result.mappings(), start=1):
+            names = [str(k) for k in result.keys()]
+            for i, row in enumerate(result, start=1):  # plain tuples: a mapping per row costs more than reading it
                 fields: dict[str, str | None] = {}
                 bad = []
-                for k, v in row.items():
+                for k, v in zip(names, row):
                     if isinstance(v, (bytes, bytearray, memoryview)):
                         b = bytes(v)
                         try:
@@ -305,7 +306,7 @@ def read_police_table(
                         except UnicodeDecodeError as exc:
                             bad.append(f"{k} (byte {b[exc.start]:#04x} at {exc.start})")
                             v = b.decode("utf-8", errors="backslashreplace")
-                    fields[str(k)] = _text(v)
+                    fields[k] = _text(v)
                 if bad:
                     yield Unreadable(file, i, f"not UTF-8 text in {', '.join(bad)}", json.dumps(fields, ensure_ascii=False), fields=fields)
                     continue
@@ -552,10 +553,12 @@ FILE_READERS: dict[str, Callable[..., Iterator[Record | Unreadable]]] = {
 # -- the batch: lineage, hashes, duplicates ----------------------------------------
 
 
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))  # one encoder: json.dumps makes one per call
+
+
 def record_hash(fields: dict) -> str:
     """SHA-256 of a record's source fields: the same record delivered twice has the same hash."""
-    canonical = json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(fields).encode("utf-8")).hexdigest()
 
 
 def _unreadable_hash(item: Unreadable) -> str:
