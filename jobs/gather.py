@@ -543,6 +543,10 @@ def parse_custody_rows(rows: list[list], file: str, *, key_fields: tuple = ()) -
         yield Record(fields, file, i, _key(fields, key_fields))
 
 
+_FILE_PARSERS: dict[str, Callable[..., Iterator[Record | Unreadable]]] = {  # the text feeds' parsers of bytes already read
+    "procuratorate.reviews": parse_reviews_csv,
+    "courts.cases": parse_court_jsonl,
+}
 FILE_READERS: dict[str, Callable[..., Iterator[Record | Unreadable]]] = {
     "procuratorate.reviews": read_reviews_csv,
     "courts.cases": read_court_jsonl,
@@ -738,11 +742,17 @@ def collect_files(
         reject_file(batch, rule="gather.source_missing", reason=f"{src.name}: agency folder not found: {folder}", path=str(folder))
         return batch, manifest
     reader = FILE_READERS[src.name]
+    parser = _FILE_PARSERS.get(src.name)
     seen = set(published)
     this_run: dict[str, str] = {}
     for path in sorted(root.glob(src.pattern)):
-        try:
-            digest = sha256_file(path)
+        data = None
+        try:  # text feeds: read once, hashed and parsed from the same bytes; workbooks are hashed here and opened by calamine
+            if parser is not None:
+                data = path.read_bytes()
+                digest = hashlib.sha256(data).hexdigest()
+            else:
+                digest = sha256_file(path)
         except OSError as exc:
             reject_file(batch, rule="gather.file_unreadable", reason=f"{path}: cannot be read ({type(exc).__name__}: {exc})", path=str(path))
             continue
@@ -755,7 +765,8 @@ def collect_files(
             continue
         this_run[digest] = str(path)
         try:
-            items = list(reader(path, key_fields=src.key_fields))  # whole, so a file-level error discards its records
+            # whole, so a file-level error discards its records
+            items = list(parser(data, str(path), key_fields=src.key_fields) if parser is not None and data is not None else reader(path, key_fields=src.key_fields))
         except SourceFormatError as exc:
             reject_file(batch, rule=exc.rule, reason=str(exc), path=str(path), record={"path": str(path), "sha256": digest})
             manifest.append({"source": src.name, "sha256": digest, "path": str(path), "rows": 0})
