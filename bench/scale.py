@@ -30,6 +30,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -422,6 +423,11 @@ def child(argv: list[str]) -> int:
         result["new_versions"] = sorted(t for t, v in after.items() if before.get(t) != v)
         result["tables"] = len(after)
     result["peak_rss"] = max([s["peak_rss"] for s in result.get("stages", {}).values()] + [_rss()])
+    # CPU seconds of this process (Sail's threads included; through Airflow, of the children waited for) and the
+    # machine's load: on a shared machine wall time says as much about the neighbours as about the pipeline.
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    result["cpu"] = round(sum(u.ru_utime + u.ru_stime for u in usage), 3)
+    result["load"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result))
     return 0
 
@@ -468,12 +474,15 @@ def _span(values: list[float], fmt: str) -> str:
 def report(results: list[list[dict]], airflow: bool) -> None:
     gib = 1024**3
     print(f"\nlifecycle {'through Airflow (lawlake run)' if airflow else 'in-process (pipeline.run_lifecycle)'}; ranges over {len(results[0])} repeat(s)\n")
-    head = f"{'scale':>6} {'records':>10} {'wall s':>12} {'records/s':>14} {'peak GB':>10} {'gather s':>12} {'floor s':>10} {'gather/floor':>13}"
+    head = (f"{'scale':>6} {'records':>10} {'wall s':>12} {'records/s':>14} {'cpu s':>10} {'records/cpu s':>14} {'load':>6} {'peak GB':>10} "
+            f"{'gather s':>12} {'floor s':>10} {'gather/floor':>13}")
     print(head)
     for runs in results:
         r0 = runs[0]
         gather = [r["full"]["stages"].get("gather", {}).get("seconds", float("nan")) for r in runs]
         print(f"{r0['scale']:>6g} {r0['records']:>10,} {_span([r['full']['wall'] for r in runs], '.1f'):>12} {_span([r['records_per_s'] for r in runs], ',.0f'):>14} "
+              f"{_span([r['full'].get('cpu', float('nan')) for r in runs], '.1f'):>10} {_span([r['records'] / r['full']['cpu'] for r in runs if r['full'].get('cpu')], ',.0f'):>14} "
+              f"{_span([r['full'].get('load', float('nan')) for r in runs], '.1f'):>6} "
               f"{_span([r['full'].get('peak_rss', float('nan')) / gib for r in runs], '.2f'):>10} {_span(gather, '.1f'):>12} "
               f"{_span([r['floor'].get('seconds', float('nan')) for r in runs], '.1f'):>10} "
               f"{_span([g / r['floor']['seconds'] for g, r in zip(gather, runs) if r['floor'].get('seconds')], '.2f'):>13}")
