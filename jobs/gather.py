@@ -617,15 +617,20 @@ def _reject_record(batch: Batch, item: Record | Unreadable, *, rule: str, reason
         )
 
 
-def add_to_batch(batch: Batch, items: Iterable[Record | Unreadable], *, seen: set[str], run_id: str, ingested_at: datetime) -> None:
-    """Append readable, first-seen records with lineage to ``batch``; reject the rest with a reason."""
+def add_to_batch(
+    batch: Batch, items: Iterable[Record | Unreadable], *, seen: set[str], run_id: str, ingested_at: datetime, hashed: str | None = None
+) -> None:
+    """Append readable, first-seen records with lineage to ``batch``; reject the rest with a reason.
+
+    ``hashed``: the record hash of a single record the caller already computed (not hashed twice).
+    """
     src = batch.source
     for item in items:
         batch.rows_in += 1
         if isinstance(item, Unreadable):
             _reject_record(batch, item, rule="gather.unreadable", reason=item.reason)
             continue
-        h = record_hash(item.fields)
+        h = hashed if hashed is not None else record_hash(item.fields)
         if h in seen:
             _reject_record(batch, item, rule="gather.duplicate_delivery", reason=f"identical to record {h[:12]}… already delivered")
             continue
@@ -705,7 +710,7 @@ def collect_police(
                                reason=f"updated_at {item.fields.get('updated_at')!r} is after the run's data date {params.data_date.isoformat()}")
             continue
         else:
-            add_to_batch(batch, [item], seen=seen, run_id=run_id, ingested_at=ingested_at)
+            add_to_batch(batch, [item], seen=seen, run_id=run_id, ingested_at=ingested_at, hashed=h)
         if ts is not None and ts <= horizon and (newest is None or ts > newest):
             newest = ts
     moved = newest is not None and (old is None or newest > old)
