@@ -329,13 +329,13 @@ FINGERPRINT_DATE = date(2025, 1, 1)  # a fixed data date: ages, time limits and 
 FINGERPRINT_KEY = "bench-fingerprint-key"  # a fixed lake key: pseudonyms are the same in every lake
 
 
-def fingerprint_run(sources: Path, lake: Path) -> dict[str, dict]:
-    """Run the whole lifecycle in-process on a fresh ``lake`` with a fixed data date and key; the fingerprints of its tables."""
+def fingerprint_run(sources: Path, lake: Path, stages: tuple[str, ...] = STAGES) -> dict[str, dict]:
+    """Run the lifecycle (``stages``) in-process on a fresh ``lake`` with a fixed data date and key; the fingerprints of its tables."""
     from lawlake import config, pipeline
 
     os.environ["LAWLAKE_SECRET_KEY"] = FINGERPRINT_KEY
     try:
-        pipeline.run_lifecycle(config.load(lake), "fingerprint", sources=sources, data_date=FINGERPRINT_DATE)
+        pipeline.run_lifecycle(config.load(lake), "fingerprint", sources=sources, data_date=FINGERPRINT_DATE, stages=stages)
     finally:
         del os.environ["LAWLAKE_SECRET_KEY"]
     return table_fingerprints(lake, sources)
@@ -412,7 +412,8 @@ def child(argv: list[str]) -> int:
     if kind == "floor":
         result = floor(sources, out)
     elif kind == "fingerprint":
-        out.write_text(json.dumps(fingerprint_run(sources, Path(argv[3])), indent=1, sort_keys=True) + "\n")
+        stages = tuple(argv[4].split(",")) if len(argv) > 4 else STAGES
+        out.write_text(json.dumps(fingerprint_run(sources, Path(argv[3]), stages), indent=1, sort_keys=True) + "\n")
         return 0
     else:
         lake = Path(argv[3])
@@ -513,12 +514,12 @@ def report(results: list[list[dict]], airflow: bool) -> None:
                     print(f"\nscale {r['scale']:g} {key}: FAILED: {r[key]['error']}")
 
 
-def compare_fingerprints(scale: float, seed: int, bench: Path, file: Path) -> int:
+def compare_fingerprints(scale: float, seed: int, bench: Path, file: Path, stages: tuple[str, ...] = STAGES) -> int:
     """Fingerprint a fresh run of ``scale``; write them to ``file``, or print how they differ from the ones in it."""
     sources = demo(scale, seed, bench)
     with tempfile.TemporaryDirectory(prefix="fingerprint-", dir=bench) as tmp:
         got_file = Path(tmp) / "got.json"
-        proc = subprocess.run([sys.executable, __file__, "--child", "fingerprint", str(sources), str(got_file), str(Path(tmp) / "lake")], env=_env(), cwd=REPO)
+        proc = subprocess.run([sys.executable, __file__, "--child", "fingerprint", str(sources), str(got_file), str(Path(tmp) / "lake"), ",".join(stages)], env=_env(), cwd=REPO)
         if proc.returncode != 0:
             return 1
         got = json.loads(got_file.read_text())
@@ -549,10 +550,11 @@ def main() -> int:
     ap.add_argument("--fingerprint", type=Path, metavar="FILE",
                     help="instead: run the first scale once (fixed data date and key) and write its tables' fingerprints to FILE, "
                          "or compare with FILE when it exists (identical tables before and after a change)")
+    ap.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="with --fingerprint: the stages to run (default all)")
     args = ap.parse_args()
     args.bench_dir.mkdir(parents=True, exist_ok=True)
     if args.fingerprint:
-        return compare_fingerprints(args.scales[0], args.seed, args.bench_dir.resolve(), args.fingerprint)
+        return compare_fingerprints(args.scales[0], args.seed, args.bench_dir.resolve(), args.fingerprint, tuple(args.stages))
     results = []
     for scale in args.scales:
         runs = []
