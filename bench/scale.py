@@ -93,10 +93,17 @@ class Sampler(threading.Thread):
         self.peaks: dict[str, int] = {}
         self.starts: dict[str, float] = {}
         self.ends: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds of this process (every thread: Sail's too) per phase
         self._halt = threading.Event()
 
+    def _cpu(self) -> float:
+        u = resource.getrusage(resource.RUSAGE_SELF)
+        return u.ru_utime + u.ru_stime
+
     def phase(self, name: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), self._cpu()
+        self.cpu[self.current] = cpu - self.cpu.get(self.current, 0.0)
+        self.cpu[name] = cpu  # the phase's CPU at its start, until it ends
         self.ends[self.current] = now
         self.current = name
         self.starts.setdefault(name, now)
@@ -113,9 +120,11 @@ class Sampler(threading.Thread):
     def stop(self) -> dict:
         self._sample()
         self.ends[self.current] = time.perf_counter()
+        self.cpu[self.current] = self._cpu() - self.cpu.get(self.current, 0.0)
         self._halt.set()
         self.join()
-        return {k: {"peak_rss": v, "seconds": round(self.ends.get(k, 0) - self.starts.get(k, 0), 3)} for k, v in self.peaks.items() if k != "start"}
+        return {k: {"peak_rss": v, "seconds": round(self.ends.get(k, 0) - self.starts.get(k, 0), 3), "cpu": round(self.cpu.get(k, 0.0), 3)}
+                for k, v in self.peaks.items() if k != "start"}
 
 
 # -- the demo data and its new day ------------------------------------------------------
@@ -205,6 +214,7 @@ def floor(sources: Path, out: Path) -> dict:
     from jobs.gather import CUSTODY_HEADER, REVIEW_HEADER
 
     out.mkdir(parents=True, exist_ok=True)
+    cpu_start = time.process_time()
     seconds: dict[str, float] = {}
     rows: dict[str, int] = {}
 
@@ -271,7 +281,8 @@ def floor(sources: Path, out: Path) -> dict:
         timed(f"police.{t}", [pa.table({n: pa.array(list(c), pa.string()) for n, c in zip(names, cols)})], [])
     con.close()
     seconds["police"] = time.perf_counter() - start
-    return {"seconds": round(sum(seconds.values()), 3), "per_source": {k: round(v, 3) for k, v in seconds.items()}, "rows": rows}
+    return {"seconds": round(sum(seconds.values()), 3), "cpu_seconds": round(time.process_time() - cpu_start, 3),
+            "per_source": {k: round(v, 3) for k, v in seconds.items()}, "rows": rows}
 
 
 # -- one lifecycle run -------------------------------------------------------------------
@@ -476,7 +487,7 @@ def report(results: list[list[dict]], airflow: bool) -> None:
     gib = 1024**3
     print(f"\nlifecycle {'through Airflow (lawlake run)' if airflow else 'in-process (pipeline.run_lifecycle)'}; ranges over {len(results[0])} repeat(s)\n")
     head = (f"{'scale':>6} {'records':>10} {'wall s':>12} {'records/s':>14} {'cpu s':>10} {'records/cpu s':>14} {'load':>6} {'peak GB':>10} "
-            f"{'gather s':>12} {'floor s':>10} {'gather/floor':>13}")
+            f"{'gather s':>12} {'floor s':>10} {'gather/floor':>13} {'cpu: g/floor':>13}")
     print(head)
     for runs in results:
         r0 = runs[0]
@@ -486,9 +497,10 @@ def report(results: list[list[dict]], airflow: bool) -> None:
               f"{_span([r['full'].get('load', float('nan')) for r in runs], '.1f'):>6} "
               f"{_span([r['full'].get('peak_rss', float('nan')) / gib for r in runs], '.2f'):>10} {_span(gather, '.1f'):>12} "
               f"{_span([r['floor'].get('seconds', float('nan')) for r in runs], '.1f'):>10} "
-              f"{_span([g / r['floor']['seconds'] for g, r in zip(gather, runs) if r['floor'].get('seconds')], '.2f'):>13}")
+              f"{_span([g / r['floor']['seconds'] for g, r in zip(gather, runs) if r['floor'].get('seconds')], '.2f'):>13} "
+              f"{_span([r['full']['stages'].get('gather', {}).get('cpu', float('nan')) / r['floor']['cpu_seconds'] for r in runs if r['floor'].get('cpu_seconds')], '.2f'):>13}")
     print(f"\n{'scale':>6}  " + "  ".join(f"{s:>22}" for s in STAGES))
-    print(f"{'':>6}  " + "  ".join(f"{'s (job/gate) · peak GB':>22}" for _ in STAGES))
+    print(f"{'':>6}  " + "  ".join(f"{'s (job/gate) cpu · GB':>22}" for _ in STAGES))
     for runs in results:
         cells = []
         for s in STAGES:
@@ -496,7 +508,8 @@ def report(results: list[list[dict]], airflow: bool) -> None:
             job = _span([r["full"]["stages"].get(s, {}).get("job", float("nan")) for r in runs], ".0f")
             gate = _span([r["full"]["stages"].get(s, {}).get("gate", float("nan")) for r in runs], ".0f")
             peak = _span([r["full"]["stages"].get(s, {}).get("peak_rss", float("nan")) / gib for r in runs], ".2f")
-            cells.append(f"{secs} ({job}/{gate}) · {peak}")
+            cpu = _span([r["full"]["stages"].get(s, {}).get("cpu", float("nan")) for r in runs], ".0f")
+            cells.append(f"{secs} ({job}/{gate}) {cpu} · {peak}")
         print(f"{runs[0]['scale']:>6g}  " + "  ".join(f"{c:>22}" for c in cells))
     print(f"\n{'scale':>6} {'new day: records':>18} {'wall s':>10} {'ratio':>11} {'new versions':>13}   {'same again: wall s':>19} {'ratio':>11} {'new versions':>13}")
     for runs in results:
