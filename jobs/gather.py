@@ -223,8 +223,8 @@ SOURCES = (
 
 def _text(value) -> str | None:
     """A source value as text, the way the source shows it (Excel dates as ISO dates)."""
-    if value is None:
-        return None
+    if value is None or type(value) is str:  # most values: text already
+        return value
     if isinstance(value, datetime):
         return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
     if isinstance(value, date):
@@ -324,7 +324,7 @@ def read_police_table(
                         except UnicodeDecodeError as exc:
                             bad.append(f"{k} (byte {b[exc.start]:#04x} at {exc.start})")
                             v = b.decode("utf-8", errors="backslashreplace")
-                    fields[str(k)] = _text(v)
+                    fields[k] = _text(v)
                 if bad:
                     yield Unreadable(file, i, f"not UTF-8 text in {', '.join(bad)}", json.dumps(fields, ensure_ascii=False), fields=fields)
                     continue
@@ -609,6 +609,10 @@ def parse_custody_rows(rows: list[list], file: str, *, key_fields: tuple = ()) -
         yield Record(fields, file, i, _key(fields, key_fields))
 
 
+_FILE_PARSERS: dict[str, Callable[..., Iterator[Record | Unreadable]]] = {  # the text feeds' parsers of bytes already read
+    "procuratorate.reviews": parse_reviews_csv,
+    "courts.cases": parse_court_jsonl,
+}
 FILE_READERS: dict[str, Callable[..., Iterator[Record | Unreadable]]] = {
     "procuratorate.reviews": read_reviews_csv,
     "courts.cases": read_court_jsonl,
@@ -619,10 +623,12 @@ FILE_READERS: dict[str, Callable[..., Iterator[Record | Unreadable]]] = {
 # -- the batch: lineage, hashes, duplicates ----------------------------------------
 
 
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))  # one encoder: json.dumps makes one per call
+
+
 def record_hash(fields: dict) -> str:
     """SHA-256 of a record's source fields: the same record delivered twice has the same hash."""
-    canonical = json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(fields).encode("utf-8")).hexdigest()
 
 
 def _unreadable_hash(item: Unreadable) -> str:
@@ -677,15 +683,20 @@ def _reject_record(batch: Batch, item: Record | Unreadable, *, rule: str, reason
         )
 
 
-def add_to_batch(batch: Batch, items: Iterable[Record | Unreadable], *, seen: set[str], run_id: str, ingested_at: datetime) -> None:
-    """Append readable, first-seen records with lineage to ``batch``; reject the rest with a reason."""
+def add_to_batch(
+    batch: Batch, items: Iterable[Record | Unreadable], *, seen: set[str], run_id: str, ingested_at: datetime, hashed: str | None = None
+) -> None:
+    """Append readable, first-seen records with lineage to ``batch``; reject the rest with a reason.
+
+    ``hashed``: the record hash of a single record the caller already computed (not hashed twice).
+    """
     src = batch.source
     for item in items:
         batch.rows_in += 1
         if isinstance(item, Unreadable):
             _reject_record(batch, item, rule="gather.unreadable", reason=item.reason)
             continue
-        h = record_hash(item.fields)
+        h = hashed if hashed is not None else record_hash(item.fields)
         if h in seen:
             _reject_record(batch, item, rule="gather.duplicate_delivery", reason=f"identical to record {h[:12]}… already delivered")
             continue
@@ -827,7 +838,7 @@ def _add_incremental(
                                reason=f"updated_at {item.fields.get('updated_at')!r} is after the run's data date {params.data_date.isoformat()}")
             continue
         else:
-            add_to_batch(batch, [item], seen=seen, run_id=run_id, ingested_at=ingested_at)
+            add_to_batch(batch, [item], seen=seen, run_id=run_id, ingested_at=ingested_at, hashed=h)
         if ts is not None and ts <= horizon and (newest is None or ts > newest):
             newest = ts
     return newest
@@ -863,11 +874,17 @@ def collect_files(
         reject_file(batch, rule="gather.source_missing", reason=f"{src.name}: agency folder not found: {folder}", path=str(folder))
         return batch, manifest
     reader = FILE_READERS[src.name]
+    parser = _FILE_PARSERS.get(src.name)
     seen = set(published)
     this_run: dict[str, str] = {}
     for path in sorted(root.glob(src.pattern)):
-        try:
-            digest = sha256_file(path)
+        data = None
+        try:  # text feeds: read once, hashed and parsed from the same bytes; workbooks are hashed here and opened by calamine
+            if parser is not None:
+                data = path.read_bytes()
+                digest = hashlib.sha256(data).hexdigest()
+            else:
+                digest = sha256_file(path)
         except OSError as exc:
             reject_file(batch, rule="gather.file_unreadable", reason=f"{path}: cannot be read ({type(exc).__name__}: {exc})", path=str(path))
             continue
@@ -880,7 +897,8 @@ def collect_files(
             continue
         this_run[digest] = str(path)
         try:
-            items = list(reader(path, key_fields=src.key_fields))  # whole, so a file-level error discards its records
+            # whole, so a file-level error discards its records
+            items = list(parser(data, str(path), key_fields=src.key_fields) if parser is not None and data is not None else reader(path, key_fields=src.key_fields))
         except SourceFormatError as exc:
             reject_file(batch, rule=exc.rule, reason=str(exc), path=str(path), record={"path": str(path), "sha256": digest})
             manifest.append({"source": src.name, "sha256": digest, "path": str(path), "rows": 0})

@@ -392,13 +392,17 @@ class Catalog:
 
     def record_ingested(self, run_id: str, files: list[dict]) -> None:
         """Mark files as ingested (after their bronze rows were published); ignore ones already marked."""
-        with self.engine.begin() as c:
+        if not files:
+            return
+        with self.engine.begin() as c:  # one SELECT of what is known and one batched INSERT, not one of each per file
+            seen = {(r[0], r[1]) for r in c.execute(select(ingested_files.c.source, ingested_files.c.sha256).where(ingested_files.c.source.in_({f["source"] for f in files})))}
+            now, new = utcnow(), []
             for f in files:
-                seen = c.execute(
-                    select(ingested_files.c.id).where(ingested_files.c.source == f["source"], ingested_files.c.sha256 == f["sha256"])
-                ).first()
-                if not seen:
-                    c.execute(insert(ingested_files).values(run_id=run_id, ingested_at=utcnow(), **f))
+                if (f["source"], f["sha256"]) not in seen:
+                    seen.add((f["source"], f["sha256"]))
+                    new.append({"run_id": run_id, "ingested_at": now, **f})
+            if new:
+                c.execute(insert(ingested_files), new)
 
     def ingested(self) -> dict[str, dict[str, list[str]]]:
         """Every source's ingested (or rejected) files: source -> {sha256: [paths]}."""

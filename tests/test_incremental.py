@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from lawlake import config, pipeline
-from lawlake.cli import demo_legal_api
 from lawlake.catalog import Catalog
+from lawlake.cli import demo_legal_api
 from lawlake.declarations import Params, Table
 
 from .releasing import lake_content
