@@ -379,8 +379,11 @@ def lifecycle_in_process(sources: Path, lake: Path, profile: Path | None = None)
 
         profiler = Profiler(interval=0.01)
         profiler.start()
-    try:
-        pipeline.run_lifecycle(settings, run_id, sources=sources, progress=lambda msg: sampler.phase(msg.split()[0]))
+    from lawlake.cli import demo_legal_api
+
+    try:  # the demo legal services API served as `lawlake run` serves it
+        with demo_legal_api(sources, airflow=False, echo=lambda *_: None):
+            pipeline.run_lifecycle(settings, run_id, sources=sources, progress=lambda msg: sampler.phase(msg.split()[0]))
     except Exception as exc:  # reported, and the bench exits 1
         error = f"{type(exc).__name__}: {exc}"
     wall = time.perf_counter() - start
