@@ -34,6 +34,7 @@ withheld (sealed or pending) chain.
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
@@ -41,6 +42,7 @@ from pyspark.sql import functions as F
 
 from lawlake import sealing
 from lawlake.declarations import Stage, Table
+from lawlake.rules import time_limits as TL
 from lawlake.tables import first_row
 
 __all__ = [
@@ -489,25 +491,67 @@ def build_sealed_records(chain: DataFrame, mentions: DataFrame, person_records: 
     return by_case.unionByName(cases).unionByName(transfers).unionByName(courts).dropDuplicates(["source_table", "record_key", "chain_id"])
 
 
-def build_time_limit_warnings(chain: DataFrame) -> DataFrame:
-    """One row per chain stage over its statutory limit (CPL 2018; the longest term without special approval)."""
-    checks = [
-        # detention → arrest request 3 days, up to 30 in listed cases, plus 7 for the decision
-        ("detention_to_arrest_over_37_days", "detained_on", F.col("arrested_on"), F.lit(37)),
-        # review for prosecution: one month, plus 15 days for major cases
-        ("review_over_45_days", "prosecution_received_on", F.col("prosecution_decided_on"), F.lit(45)),
-        # first instance: three months at most without the higher court's approval
-        ("first_instance_over_3_months", "first_instance_filed_on", F.col("first_instance_judged_on"),
-         F.datediff(F.add_months(F.col("first_instance_filed_on"), 3), F.col("first_instance_filed_on"))),
+def _stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame) -> list[tuple[str, DataFrame]]:
+    """Per rule: the chain stages it judges, as ``(chain_id, police_case_id, region_code, _start, _end, _open, evidence, facts…)``."""
+    status = police_cases.select("police_case_id", F.col("status").alias("_status"))
+    appeals = court_cases.where(F.col("trial_level") == "appeal").select(F.col("case_number").alias("appeal_case_number"), F.col("filed_on").alias("_appeal_filed_on"))
+    c = chain.join(status, "police_case_id", "left").join(appeals, "appeal_case_number", "left")
+    police = F.concat(F.lit("silver.police_cases:"), F.col("police_case_id"))
+    review = F.concat(F.lit("silver.prosecutions review "), F.col("review_id"))
+    first = F.concat(F.lit("silver.court_cases:"), F.col("first_instance_case_number"))
+    appeal = F.concat(F.lit("silver.court_cases:"), F.col("appeal_case_number"))
+    withdrawn = F.coalesce(F.col("_status") == "撤案", F.lit(False))
+    never_transferred = F.col("transferred_on").isNull() & F.col("prosecution_first_received_on").isNull() & F.col("prosecution_received_on").isNull()
+    undecided = F.col("prosecution_decided_on").isNull() & F.col("prosecution_decision").isNull()
+
+    def stage(where: Column, start: str, end: Column, is_open: Column, evidence: Column) -> DataFrame:
+        return c.where(F.col(start).isNotNull() & where).select(
+            "chain_id", "police_case_id", "region_code", F.col(start).alias("_start"), end.alias("_end"), is_open.alias("_open"),
+            F.concat_ws("; ", evidence).alias("evidence"), *[F.col(f) for f in _FACTS if f in c.columns],
+        )
+
+    return [
+        # detention → arrest: judged once the arrest is recorded (a release on bail is not in the sources)
+        ("detention_to_arrest", stage(F.col("arrested_on").isNotNull(), "detained_on", F.col("arrested_on"), F.lit(False), police)),
+        ("custody_after_arrest", stage(F.col("transferred_on").isNotNull(), "arrested_on", F.col("transferred_on"), F.lit(False), police)),
+        ("arrested_not_transferred", stage(never_transferred & ~withdrawn, "arrested_on", F.lit(None).cast("date"), F.lit(True), police)),
+        # the latest receipt: a resubmission after supplementary investigation restarts the clock (art. 175)
+        ("review_for_prosecution", stage(F.col("prosecution_decided_on").isNotNull() | undecided, "prosecution_received_on",
+                                         F.col("prosecution_decided_on"), undecided, F.concat_ws("; ", police, review))),
+        ("first_instance", stage(F.col("first_instance_judged_on").isNotNull(), "first_instance_filed_on", F.col("first_instance_judged_on"), F.lit(False), first)),
+        ("appeal", stage(F.col("appeal_judged_on").isNotNull(), "_appeal_filed_on", F.col("appeal_judged_on"), F.lit(False), F.concat_ws("; ", first, appeal))),
     ]
+
+
+# Extension facts the deadlines apply when the chain carries them (lawlake.rules.time_limits.deadline).
+_FACTS = ("is_roaming_serial_gang", "detention_extension_on", "custody_extension_156_on", "custody_extension_158_on",
+          "custody_extension_159_on", "review_extension_on")
+
+
+def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame, *, data_date: date, warning_days: int = 5) -> DataFrame:
+    """One row per (chain stage, rule) over its statutory limit (``exceeded``), or still open and within
+    ``warning_days`` of it (``approaching``), judged at its end date or, while open, at ``data_date``.
+
+    Rules, articles and deadlines: :mod:`lawlake.rules.time_limits`.
+    """
+    judged_at = F.lit(data_date).cast("date")
     parts = []
-    for rule, start, end, limit in checks:
-        actual = F.datediff(end, F.col(start))
+    for rule, stages in _stages(chain, police_cases, court_cases):
+        r = TL.RULES[rule]
+        facts = {f: F.col(f) for f in _FACTS if f in stages.columns}
+        deadline = TL.deadline_column(rule, F.col("_start"), facts)
+        judged_on = F.when(F.col("_open"), judged_at).otherwise(F.col("_end"))
+        days_over = F.datediff(F.col("judged_on"), F.col("deadline"))
+        status = F.when(days_over > 0, "exceeded").when(F.col("_open") & (days_over >= -warning_days), "approaching")
         parts.append(
-            chain.where(actual > limit).select(
-                "chain_id", "police_case_id", F.lit(rule).alias("rule"), limit.cast("int").alias("limit_days"),
-                actual.cast("int").alias("actual_days"), F.col(start).alias("started_on"),
+            stages.where(~F.col("_open") | (F.col("_start") <= judged_at))
+            .select("*", deadline.alias("deadline"), judged_on.alias("judged_on"))
+            .select(
+                "chain_id", "police_case_id", "region_code", F.lit(rule).alias("rule"), F.lit(r.article).alias("article"), F.lit(r.agency).alias("agency"),
+                F.col("_start").alias("clock_started_on"), "deadline", F.when(~F.col("_open"), F.col("_end")).alias("ended_on"), "judged_on",
+                days_over.cast("int").alias("days_over"), status.alias("status"), "evidence",
             )
+            .where(F.col("status").isNotNull())
         )
     out = parts[0]
     for p in parts[1:]:
@@ -562,7 +606,8 @@ STAGE = Stage(
             quarantine=lambda chain, police_cases, suspects, *rest: chain_orphans(police_cases, suspects, rest[-2]),
             tally=lambda chain, police_cases, suspects, *rest: chain_tally(police_cases, suspects, rest[-2]),
         ),
-        Table("gold.time_limit_warnings", build_time_limit_warnings, inputs=("gold.case_chain",), materialize=False),
+        Table("gold.time_limit_warnings", build_time_limit_warnings, inputs=("gold.case_chain", "silver.police_cases", "silver.court_cases"),
+              params=("data_date", "warning_days"), materialize=False),
         Table("gold.sealed_records", build_sealed_records, inputs=("gold.case_chain", "work.mentions", "gold.person_records", "silver.police_transfers"), materialize=False),
     ),
     doc=__doc__ or "",
