@@ -82,10 +82,10 @@ def test_spark_and_python_agree_on_a_seeded_batch_of_month_edges(spark):
     rows = []
     for _ in range(300):
         start = rng.choice(edges) if rng.random() < 0.7 else D(2015, 1, 1) + timedelta(days=rng.randint(0, 3650))
-        pick = lambda: start + timedelta(days=rng.randint(-5, 200)) if rng.random() < 0.5 else None  # noqa: E731
-        rows.append({"start": start, "is_roaming_serial_gang": rng.choice([None, True, False]), "detention_extension_on": pick(),
-                     "custody_extension_156_on": pick(), "custody_extension_158_on": pick(), "custody_extension_159_on": pick(),
-                     "review_extension_on": pick()})
+        row = {"start": start, "is_roaming_serial_gang": rng.choice([None, True, False])}
+        for name in FACT_NAMES[1:]:  # an approval date around the deadlines, or none
+            row[name] = start + timedelta(days=rng.randint(-5, 200)) if rng.random() < 0.5 else None
+        rows.append(row)
     df = spark.createDataFrame(rows, FACT_SCHEMA)
     facts = {n: F.col(n) for n in FACT_NAMES}
     got = df.select("*", *[TL.deadline_column(r, F.col("start"), facts).alias(r) for r in TL.RULE_NAMES]).collect()

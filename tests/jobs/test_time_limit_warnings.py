@@ -1,0 +1,87 @@
+"""gold.time_limit_warnings on inline chain rows: each rule's exceeded and approaching stages, open stages at the data date."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from jobs import integrate
+from lawlake import contracts
+
+from .frames import table
+
+D = dt.date
+COLUMNS = ("chain_id", "rule", "clock_started_on", "deadline", "ended_on", "judged_on", "days_over", "status")
+
+
+def _warnings(spark, chains, *, police=(), courts=(), data_date=D(2023, 6, 30), warning_days=5):
+    base = dict(person_key="P1", region_code="330102", charge_code="C264", filed_on=D(2023, 1, 1))
+    chain = table(spark, "gold.case_chain", [dict(base, **c) for c in chains])
+    police_cases = table(spark, "silver.police_cases", list(police))
+    court_cases = table(spark, "silver.court_cases", list(courts))
+    out = contracts.enforce(
+        integrate.build_time_limit_warnings(chain, police_cases, court_cases, data_date=data_date, warning_days=warning_days),
+        contracts.load("gold.time_limit_warnings"),
+    )
+    return sorted(tuple(r[c] for c in COLUMNS) for r in out.collect()), out
+
+
+def test_closed_stages_at_and_over_each_limit(spark):
+    got, out = _warnings(spark, [
+        # exactly at every limit: 10 days, 2 months (31 Jan → 31 Mar), 1 month, 2 months: nothing
+        dict(chain_id="C_at", police_case_id="A1", detained_on=D(2023, 1, 21), arrested_on=D(2023, 1, 31), transferred_on=D(2023, 3, 31),
+             review_id="R1", prosecution_received_on=D(2023, 4, 1), prosecution_decision="prosecute", prosecution_decided_on=D(2023, 5, 1),
+             first_instance_case_number="F1", first_instance_filed_on=D(2023, 5, 10), first_instance_judged_on=D(2023, 7, 10)),
+        # one day over each, the appeal too
+        dict(chain_id="C_over", police_case_id="A2", detained_on=D(2023, 1, 20), arrested_on=D(2023, 1, 31), transferred_on=D(2023, 4, 1),
+             review_id="R2", prosecution_received_on=D(2016, 2, 22), prosecution_decision="prosecute", prosecution_decided_on=D(2016, 4, 7),
+             first_instance_case_number="F2", first_instance_filed_on=D(2023, 5, 10), first_instance_judged_on=D(2023, 7, 11),
+             appeal_case_number="AP2", appeal_judged_on=D(2023, 11, 1)),
+    ], courts=[dict(case_number="AP2", trial_level="appeal", filed_on=D(2023, 8, 31))], data_date=D(2024, 1, 1))
+    assert got == [
+        ("C_over", "appeal", D(2023, 8, 31), D(2023, 10, 31), D(2023, 11, 1), D(2023, 11, 1), 1, "exceeded"),  # 31 Aug + 2 months = 31 Oct
+        ("C_over", "custody_after_arrest", D(2023, 1, 31), D(2023, 3, 31), D(2023, 4, 1), D(2023, 4, 1), 1, "exceeded"),
+        ("C_over", "detention_to_arrest", D(2023, 1, 20), D(2023, 1, 30), D(2023, 1, 31), D(2023, 1, 31), 1, "exceeded"),  # 11 days > 10
+        ("C_over", "first_instance", D(2023, 5, 10), D(2023, 7, 10), D(2023, 7, 11), D(2023, 7, 11), 1, "exceeded"),
+        # received 2016-02-22, decided 2016-04-07: 45 flat days, but over one calendar month by 16 days
+        ("C_over", "review_for_prosecution", D(2016, 2, 22), D(2016, 3, 22), D(2016, 4, 7), D(2016, 4, 7), 16, "exceeded"),
+    ]
+    row = out.where("rule = 'appeal'").first()
+    assert (row.article, row.agency, row.region_code, row.evidence) == ("CPL art. 243", "court", "330102", "silver.court_cases:F2; silver.court_cases:AP2")
+
+
+def test_open_stages_judged_at_the_data_date_never_the_wall_clock(spark):
+    got, out = _warnings(spark, [
+        # arrested 2023-04-30, not transferred: deadline 30 Jun; at the data date 2023-06-27, 3 days left → approaching
+        dict(chain_id="C_soon", police_case_id="A1", arrested_on=D(2023, 4, 30)),
+        # arrested 2023-04-20: deadline 20 Jun, 10 days past at the data date → exceeded
+        dict(chain_id="C_late", police_case_id="A2", arrested_on=D(2023, 4, 20)),
+        # arrested 2023-05-30: 33 days left → nothing yet
+        dict(chain_id="C_early", police_case_id="A3", arrested_on=D(2023, 5, 30)),
+        # withdrawn (撤案): the custody ended on a date the sources do not give → not judged as open
+        dict(chain_id="C_gone", police_case_id="A4", arrested_on=D(2023, 1, 1)),
+        # review received 2023-05-31 and undecided: deadline 30 Jun, approaching
+        dict(chain_id="C_review", police_case_id="A5", arrested_on=D(2023, 4, 1), transferred_on=D(2023, 5, 30),
+             review_id="R5", prosecution_received_on=D(2023, 5, 31)),
+    ], police=[dict(police_case_id="A4", status="撤案")], data_date=D(2023, 6, 27))
+    assert got == [
+        ("C_late", "arrested_not_transferred", D(2023, 4, 20), D(2023, 6, 20), None, D(2023, 6, 27), 7, "exceeded"),
+        ("C_review", "review_for_prosecution", D(2023, 5, 31), D(2023, 6, 30), None, D(2023, 6, 27), -3, "approaching"),
+        ("C_soon", "arrested_not_transferred", D(2023, 4, 30), D(2023, 6, 30), None, D(2023, 6, 27), -3, "approaching"),
+    ]
+    # a wider window (a setting) reaches the early one too; a narrower one drops the approaching ones
+    wide, _ = _warnings(spark, [dict(chain_id="C_early", police_case_id="A3", arrested_on=D(2023, 5, 30))], data_date=D(2023, 6, 27), warning_days=40)
+    assert [(r[0], r[7], r[6]) for r in wide] == [("C_early", "approaching", -33)]
+    narrow, _ = _warnings(spark, [dict(chain_id="C_soon", police_case_id="A1", arrested_on=D(2023, 4, 30))], data_date=D(2023, 6, 27), warning_days=2)
+    assert narrow == []  # 3 days left, window 2
+
+
+def test_a_resubmission_restarts_the_review_clock_and_an_unrecorded_extension_is_not_given(spark):
+    got, _ = _warnings(spark, [
+        # first received 1 Mar, returned, resubmitted 20 Apr (the latest receipt), decided 19 May: within one month of the resubmission
+        dict(chain_id="C_resub", police_case_id="A1", review_id="R1", prosecution_first_received_on=D(2023, 3, 1), supplementary_rounds=1,
+             prosecution_received_on=D(2023, 4, 20), prosecution_decision="prosecute", prosecution_decided_on=D(2023, 5, 19)),
+        # 40 days with no recorded extension: the 15 extra days of a major case are not assumed
+        dict(chain_id="C_major", police_case_id="A2", review_id="R2", prosecution_received_on=D(2023, 3, 1),
+             prosecution_decision="prosecute", prosecution_decided_on=D(2023, 4, 10)),
+    ], data_date=D(2023, 12, 31))
+    assert got == [("C_major", "review_for_prosecution", D(2023, 3, 1), D(2023, 4, 1), D(2023, 4, 10), D(2023, 4, 10), 9, "exceeded")]
