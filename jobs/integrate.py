@@ -493,7 +493,7 @@ def build_sealed_records(chain: DataFrame, mentions: DataFrame, person_records: 
 
 def _stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame) -> list[tuple[str, DataFrame]]:
     """Per rule: the chain stages it judges, as ``(chain_id, police_case_id, region_code, _start, _end, _open, evidence, facts…)``."""
-    status = police_cases.select("police_case_id", F.col("status").alias("_status"))
+    status = police_cases.select("police_case_id", F.col("status").alias("_status"), *[f for f in _FACTS if f in police_cases.columns])
     appeals = court_cases.where(F.col("trial_level") == "appeal").select(F.col("case_number").alias("appeal_case_number"), F.col("filed_on").alias("_appeal_filed_on"))
     c = chain.join(status, "police_case_id", "left").join(appeals, "appeal_case_number", "left")
     police = F.concat(F.lit("silver.police_cases:"), F.col("police_case_id"))

@@ -296,7 +296,29 @@ def police_case_rules() -> list[Rule]:
         required("charge", "charge"),
         charge_rule(),
         *[date_rule(n, n.replace("_", " ")) for n in ("occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on")],
+        *time_limit_fact_rules(),
     ])
+
+
+TIME_LIMIT_DATES = ("detention_extension_on", "custody_extension_156_on", "custody_extension_158_on", "custody_extension_159_on")
+MARK_VALUES = {"1": True, "0": False}  # the police system's 1/0 flag
+
+
+def time_limit_fact_rules() -> list[Rule]:
+    """Rules of the police case's time-limit facts (CPL arts. 91, 156, 158, 159): a mark other than 1/0, an approval that is not a date."""
+    unknown_mark = ~_blank(F.col("raw_is_roaming_serial_gang")) & ~F.trim(F.col("raw_is_roaming_serial_gang")).isin(*MARK_VALUES)
+    return [
+        Rule("is_roaming_serial_gang.unknown", "roaming/serial/gang mark is not 1 or 0", unknown_mark, F.col("raw_is_roaming_serial_gang")),
+        *[date_rule(n, n.replace("_", " ")) for n in TIME_LIMIT_DATES],
+    ]
+
+
+def with_time_limit_facts(df: DataFrame) -> DataFrame:
+    """The facts that lengthen a time limit, parsed. A missing or unreadable mark is false: the longer limit is never assumed."""
+    out = df.withColumn("is_roaming_serial_gang", F.coalesce(F.trim(F.col("raw_is_roaming_serial_gang")) == "1", F.lit(False)))
+    for name in TIME_LIMIT_DATES:
+        out = out.withColumn(name, R.parse_date(F.col(f"raw_{name}")))
+    return out
 
 
 CASE_ID_REGION = r"^A([0-9]{6})[0-9]{4}[0-9]{6}$"  # A{county GB/T 2260 code}{year}{seq:06d}, see lawlake.demo.world
@@ -326,7 +348,8 @@ def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
     The region falls back to the one in the case id when the recorded one is empty or not
     a GB/T 2260 code (``region_source``: ``recorded`` or ``case_id``; null when neither).
     """
-    df = raw_fields(bronze, {c: c for c in ("case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at")})
+    df = raw_fields(bronze, {c: c for c in ("case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status",
+                                            "updated_at", "is_roaming_serial_gang", *TIME_LIMIT_DATES)})
     df = (
         df.withColumn("police_case_id", F.trim("raw_case_id"))
         .transform(lambda d: with_region(d, refs))
@@ -338,6 +361,7 @@ def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("transferred_on", R.parse_date(F.col("raw_transferred_on")))
         .withColumn("status", F.trim("raw_status"))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+        .transform(with_time_limit_facts)
     )
     rules = police_case_rules()
     checked = (

@@ -35,9 +35,9 @@ from pathlib import Path
 from lawlake.demo.defects import DEFECT_KINDS, DEFECT_RATES, DefectPlan
 from lawlake.demo.reference import load_reference
 from lawlake.demo.sources import Truth, write_corrections, write_courts, write_police, write_procuratorate
-from lawlake.demo.world import AS_OF, World, build_world
+from lawlake.demo.world import AS_OF, World, add_time_limit_facts, build_world
 
-__all__ = ["generate", "BASE_POLICE_CASES", "LAYOUT"]
+__all__ = ["generate", "world_of", "BASE_POLICE_CASES", "LAYOUT"]
 
 BASE_POLICE_CASES = 2000  # police cases at scale 1
 LAYOUT = ("police", "procuratorate", "courts", "corrections", "_truth")  # everything generate() writes
@@ -128,6 +128,15 @@ def _injected(plans: list[DefectPlan]) -> dict[str, dict]:
     return totals
 
 
+def world_of(*, scale: float = 1, seed: int = 7) -> World:
+    """The true world :func:`generate` writes for ``scale`` and ``seed`` (time-limit facts included), without writing it."""
+    master = random.Random(seed)
+    streams = [random.Random(master.getrandbits(64)) for _ in range(5)]
+    world = build_world(streams[0], load_reference(), max(1, round(BASE_POLICE_CASES * scale)))
+    add_time_limit_facts(world, random.Random(master.getrandbits(64)))
+    return world
+
+
 def generate(out_dir: str | Path, *, scale: float = 1, seed: int = 7) -> dict:
     """Write the agencies' source systems and the ground truth into ``out_dir``; return the summary.
 
@@ -142,6 +151,7 @@ def generate(out_dir: str | Path, *, scale: float = 1, seed: int = 7) -> dict:
     streams = [random.Random(master.getrandbits(64)) for _ in range(5)]
     reference = load_reference()
     world = build_world(streams[0], reference, max(1, round(BASE_POLICE_CASES * scale)))
+    add_time_limit_facts(world, random.Random(master.getrandbits(64)))  # a stream of its own, drawn after the others
     truth_dir = out / "_truth"
     truth_dir.mkdir()
     plans = [DefectPlan(rng) for rng in streams[1:]]

@@ -32,7 +32,7 @@ from openpyxl import Workbook
 from lawlake.demo.defects import DATE_STYLES, DefectPlan, PersonView, case_number_variant, format_date, join_defects, person_view
 from lawlake.demo.identity import GBK_SAFE_DOTS, UNICODE_DOTS
 from lawlake.demo.reference import Charge
-from lawlake.demo.world import AS_OF, CourtCase, Party, Review, Suspect, World, at_time
+from lawlake.demo.world import AS_OF, CourtCase, Party, PoliceCase, Review, Suspect, World, at_time
 
 __all__ = ["Truth", "write_police", "write_procuratorate", "write_courts", "write_corrections", "REVIEW_HEADER", "CUSTODY_HEADER"]
 
@@ -99,7 +99,9 @@ class Truth:
 
 POLICE_DDL = (
     """CREATE TABLE cases (case_id TEXT PRIMARY KEY, region_code TEXT, charge TEXT, occurred_on TEXT, filed_on TEXT,
-       detained_on TEXT, arrested_on TEXT, transferred_on TEXT, status TEXT, updated_at TEXT NOT NULL)""",
+       detained_on TEXT, arrested_on TEXT, transferred_on TEXT, status TEXT, updated_at TEXT NOT NULL,
+       is_roaming_serial_gang TEXT, detention_extension_on TEXT,
+       custody_extension_156_on TEXT, custody_extension_158_on TEXT, custody_extension_159_on TEXT)""",
     """CREATE TABLE suspects (suspect_id TEXT PRIMARY KEY, case_id TEXT NOT NULL REFERENCES cases (case_id),
        name TEXT, id_number TEXT, sex TEXT, birth_date TEXT, updated_at TEXT NOT NULL)""",
     """CREATE TABLE transfers (transfer_id TEXT PRIMARY KEY, case_id TEXT NOT NULL REFERENCES cases (case_id),
@@ -131,6 +133,7 @@ def _police_rows(world: World, plan: DefectPlan, truth: Truth) -> tuple[list[tup
             "transferred_on": _iso(case.transferred_on),
             "status": case.status,
             "updated_at": _timestamp(case.updated_at),
+            **_time_limit_columns(case),
         }
         missing = plan.missing_field("police.cases", ("charge", "region_code"))
         if missing:
@@ -177,6 +180,18 @@ def _police_rows(world: World, plan: DefectPlan, truth: Truth) -> tuple[list[tup
     return cases, suspects, transfers
 
 
+def _time_limit_columns(case: PoliceCase) -> dict:
+    """The case's time-limit facts as the police system records them: a 1/0 mark and approval dates (延长侦查羁押期限)."""
+    f = case.facts
+    return {
+        "is_roaming_serial_gang": "1" if f.is_roaming_serial_gang else "0",
+        "detention_extension_on": _iso(f.detention_extension_on),
+        "custody_extension_156_on": _iso(f.custody_extension_156_on),
+        "custody_extension_158_on": _iso(f.custody_extension_158_on),
+        "custody_extension_159_on": _iso(f.custody_extension_159_on),
+    }
+
+
 def write_police(directory: Path, world: World, plan: DefectPlan, truth: Truth) -> int:
     """``police/police.db``; returns the number of files written."""
     directory.mkdir(parents=True)
@@ -186,7 +201,7 @@ def write_police(directory: Path, world: World, plan: DefectPlan, truth: Truth) 
         with conn:  # one transaction: executemany of hundreds of thousands of rows stays fast
             for ddl in POLICE_DDL:
                 conn.execute(ddl)
-            conn.executemany("INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", cases)
+            conn.executemany(f"INSERT INTO cases VALUES ({', '.join(['?'] * 15)})", cases)
             conn.executemany("INSERT INTO suspects VALUES (?, ?, ?, ?, ?, ?, ?)", suspects)
             conn.executemany("INSERT INTO transfers VALUES (?, ?, ?, ?, ?)", transfers)
     finally:

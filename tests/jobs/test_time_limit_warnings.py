@@ -85,3 +85,25 @@ def test_a_resubmission_restarts_the_review_clock_and_an_unrecorded_extension_is
              prosecution_decision="prosecute", prosecution_decided_on=D(2023, 4, 10)),
     ], data_date=D(2023, 12, 31))
     assert got == [("C_major", "review_for_prosecution", D(2023, 3, 1), D(2023, 4, 1), D(2023, 4, 10), D(2023, 4, 10), 9, "exceeded")]
+
+
+def test_extensions_recorded_by_the_police_lengthen_the_limit_and_only_those(spark):
+    got, _ = _warnings(spark, [
+        # 20 days detention → arrest, marked roaming/serial/gang: 37 days allowed, in time
+        dict(chain_id="C_gang", police_case_id="A1", detained_on=D(2023, 1, 1), arrested_on=D(2023, 1, 21), transferred_on=D(2023, 3, 1)),
+        # the same 20 days without the mark: over 10 days by 10
+        dict(chain_id="C_plain", police_case_id="A2", detained_on=D(2023, 1, 1), arrested_on=D(2023, 1, 21), transferred_on=D(2023, 3, 1)),
+        # custody 31 Jan → 20 Apr with an art. 156 approval on 25 Mar: deadline 30 Apr, in time
+        dict(chain_id="C_ext", police_case_id="A3", arrested_on=D(2023, 1, 31), transferred_on=D(2023, 4, 20)),
+        # the same custody with the approval dated after the 2-month deadline: not applied, over by 20 days
+        dict(chain_id="C_late_ext", police_case_id="A4", arrested_on=D(2023, 1, 31), transferred_on=D(2023, 4, 20)),
+    ], police=[
+        dict(police_case_id="A1", is_roaming_serial_gang=True),
+        dict(police_case_id="A2", is_roaming_serial_gang=False),
+        dict(police_case_id="A3", custody_extension_156_on=D(2023, 3, 25)),
+        dict(police_case_id="A4", custody_extension_156_on=D(2023, 4, 1)),
+    ], data_date=D(2023, 12, 31))
+    assert got == [
+        ("C_late_ext", "custody_after_arrest", D(2023, 1, 31), D(2023, 3, 31), D(2023, 4, 20), D(2023, 4, 20), 20, "exceeded"),
+        ("C_plain", "detention_to_arrest", D(2023, 1, 1), D(2023, 1, 11), D(2023, 1, 21), D(2023, 1, 21), 10, "exceeded"),
+    ]
