@@ -26,7 +26,8 @@ REVIEW_HEADER = "受案号,公安案件编号,犯罪嫌疑人姓名,身份证号
 CUSTODY_HEADER = "记录编号,法院案号,姓名,身份证号,执行机构,执行类型,入监日期,出监日期,更新时间".split(",")
 COURT_FIELDS = ["case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at"]
 POLICE_COLUMNS = {
-    "cases": ["case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at"],
+    "cases": ["case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at",
+              "is_roaming_serial_gang", "detention_extension_on", "custody_extension_156_on", "custody_extension_158_on", "custody_extension_159_on"],
     "suspects": ["suspect_id", "case_id", "name", "id_number", "sex", "birth_date", "updated_at"],
     "transfers": ["transfer_id", "case_id", "procuratorate", "transferred_on", "updated_at"],
 }
