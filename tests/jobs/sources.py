@@ -16,7 +16,8 @@ CUSTODY_HEADER = "记录编号,法院案号,姓名,身份证号,执行机构,执
 def write_police(root: Path, cases: list[dict], suspects: list[dict], transfers: list[dict] = ()) -> None:
     (root / "police").mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(root / "police" / "police.db")
-    con.execute("CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, region_code TEXT, charge TEXT, occurred_on TEXT, filed_on TEXT, detained_on TEXT, arrested_on TEXT, transferred_on TEXT, status TEXT, updated_at TEXT)")
+    con.execute("CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, region_code TEXT, charge TEXT, occurred_on TEXT, filed_on TEXT, detained_on TEXT, arrested_on TEXT, transferred_on TEXT, status TEXT, updated_at TEXT, "
+                "is_roaming_serial_gang TEXT, detention_extension_on TEXT, custody_extension_156_on TEXT, custody_extension_158_on TEXT, custody_extension_159_on TEXT)")
     con.execute("CREATE TABLE IF NOT EXISTS suspects (suspect_id TEXT PRIMARY KEY, case_id TEXT, name TEXT, id_number TEXT, sex TEXT, birth_date TEXT, updated_at TEXT)")
     con.execute("CREATE TABLE IF NOT EXISTS transfers (transfer_id TEXT PRIMARY KEY, case_id TEXT, procuratorate TEXT, transferred_on TEXT, updated_at TEXT)")
     for table, rows in (("cases", cases), ("suspects", suspects), ("transfers", transfers)):

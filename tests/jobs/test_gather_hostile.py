@@ -253,7 +253,8 @@ def test_missing_agency_folder_is_a_source_missing_file_reject(tmp_path):
 def test_police_row_updated_exactly_at_the_watermark_is_read(tmp_path):
     db = police(tmp_path, [case("A1", "2023-03-01 10:00:00"), case("A2", "2023-03-01 10:00:00")])  # A2 committed after the last run, same second
     a1 = {"case_id": "A1", "region_code": "330102", "charge": "盗窃", "occurred_on": None, "filed_on": None, "detained_on": None, "arrested_on": None,
-          "transferred_on": None, "status": "立案", "updated_at": "2023-03-01 10:00:00"}
+          "transferred_on": None, "status": "立案", "updated_at": "2023-03-01 10:00:00", "is_roaming_serial_gang": None, "detention_extension_on": None,
+          "custody_extension_156_on": None, "custody_extension_158_on": None, "custody_extension_159_on": None}
     batch, wm = collect_police(db, watermark="2023-03-01 10:00:00", published={gather.record_hash(a1)})
     assert [r["case_id"] for r in batch.rows] == ["A2"]  # strict > lost it
     assert batch.rows_in == 1 and batch.rejects == []  # A1 was our own overlap: not counted, not quarantined
