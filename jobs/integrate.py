@@ -29,6 +29,11 @@ custody — each stage found by the case-number chain or, where a link is missin
 person — and carries its seal status (``lawlake.sealing``: sealed / not_sealed /
 pending, failing closed). ``gold.sealed_records`` lists every silver record of a
 withheld (sealed or pending) chain.
+
+``gold.time_limit_warnings`` judges each chain stage against the statutory time limits
+of :mod:`lawlake.rules.time_limits` (calendar months, extensions only where silver
+records them): stages that ended after their deadline, and stages still open at the
+run's data date that are past it or within the warning window before it.
 """
 
 from __future__ import annotations
@@ -491,7 +496,7 @@ def build_sealed_records(chain: DataFrame, mentions: DataFrame, person_records: 
     return by_case.unionByName(cases).unionByName(transfers).unionByName(courts).dropDuplicates(["source_table", "record_key", "chain_id"])
 
 
-def _stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame) -> list[tuple[str, DataFrame]]:
+def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame) -> list[tuple[str, DataFrame]]:
     """Per rule: the chain stages it judges, as ``(chain_id, police_case_id, region_code, _start, _end, _open, evidence, facts…)``."""
     status = police_cases.select("police_case_id", F.col("status").alias("_status"), *[f for f in _FACTS if f in police_cases.columns])
     appeals = court_cases.where(F.col("trial_level") == "appeal").select(F.col("case_number").alias("appeal_case_number"), F.col("filed_on").alias("_appeal_filed_on"))
@@ -536,7 +541,7 @@ def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_c
     """
     judged_at = F.lit(data_date).cast("date")
     parts = []
-    for rule, stages in _stages(chain, police_cases, court_cases):
+    for rule, stages in _limit_stages(chain, police_cases, court_cases):
         r = TL.RULES[rule]
         facts = {f: F.col(f) for f in _FACTS if f in stages.columns}
         deadline = TL.deadline_column(rule, F.col("_start"), facts)

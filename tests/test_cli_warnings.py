@@ -69,3 +69,12 @@ def test_a_bad_region_is_refused_with_exit_2(lake, capsys):
 def test_nothing_released_is_a_clear_error(tmp_path, capsys):
     assert cli.main(["warnings", "--lake", str(tmp_path / "empty")]) == 2
     assert "lawlake warnings:" in capsys.readouterr().err
+
+
+def test_the_warning_window_is_a_setting(tmp_path, monkeypatch):
+    assert config.load(lake=tmp_path).warning_days_before == 5  # the default
+    monkeypatch.setenv("LAWLAKE_WARNING_DAYS_BEFORE", "10")
+    assert config.load(lake=tmp_path).warning_days_before == 10
+    monkeypatch.setenv("LAWLAKE_WARNING_DAYS_BEFORE", "-1")
+    with pytest.raises(ValueError, match="LAWLAKE_WARNING_DAYS_BEFORE"):
+        config.load(lake=tmp_path)  # a negative window is refused, not silently read as none
