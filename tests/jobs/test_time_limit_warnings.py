@@ -107,3 +107,29 @@ def test_extensions_recorded_by_the_police_lengthen_the_limit_and_only_those(spa
         ("C_late_ext", "custody_after_arrest", D(2023, 1, 31), D(2023, 3, 31), D(2023, 4, 20), D(2023, 4, 20), 20, "exceeded"),
         ("C_plain", "detention_to_arrest", D(2023, 1, 1), D(2023, 1, 11), D(2023, 1, 21), D(2023, 1, 21), 10, "exceeded"),
     ]
+
+
+def test_normalize_parses_the_police_time_limit_facts_and_quarantines_bad_ones(spark):
+    from jobs import normalize
+
+    from .frames import bronze
+
+    base = {"region_code": "330102", "charge": "盗窃", "filed_on": "2023-01-03"}
+    rows = [
+        # marked roaming/serial/gang, an art. 156 approval in a Chinese date form: both kept
+        {"case_id": "P1", **base, "is_roaming_serial_gang": "1", "custody_extension_156_on": "2023年3月20日"},
+        # no mark delivered: not marked (the 30-day period is never assumed)
+        {"case_id": "P2", **base},
+        # a mark that is neither 1 nor 0, an approval that is not a date: nulled, named, quarantined
+        {"case_id": "P3", **base, "is_roaming_serial_gang": "maybe", "custody_extension_158_on": "soon"},
+    ]
+    checked = normalize.build_police_cases(bronze(spark, "bronze.police_cases", rows), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.police_cases", target_table="silver.police_cases")
+    cur = {r["police_case_id"]: r for r in current.collect()}
+    assert (cur["P1"]["is_roaming_serial_gang"], cur["P1"]["custody_extension_156_on"], cur["P1"]["invalid_fields"]) == (True, D(2023, 3, 20), [])
+    assert (cur["P2"]["is_roaming_serial_gang"], cur["P2"]["invalid_fields"]) == (False, [])
+    assert (cur["P3"]["is_roaming_serial_gang"], cur["P3"]["custody_extension_158_on"]) == (None, None)
+    assert sorted(cur["P3"]["invalid_fields"]) == ["custody_extension_158_on", "is_roaming_serial_gang"]
+    assert sorted((r["rule"], r["record_key"], r["raw_value"]) for r in rejected.collect()) == [
+        ("custody_extension_158_on.unparseable", "P3", "soon"), ("is_roaming_serial_gang.unknown", "P3", "maybe"),
+    ]
