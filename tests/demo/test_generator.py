@@ -476,3 +476,30 @@ def test_refuses_to_overwrite_what_it_did_not_write(tmp_path, setup, message):
 def test_rejects_a_scale_that_is_not_positive(tmp_path, scale):
     with pytest.raises(ValueError, match="scale"):
         generate(tmp_path / "demo", scale=scale)
+
+
+def test_time_limit_facts_give_every_limit_cases_over_near_and_within():
+    from lawlake.demo.generator import world_of
+
+    world = world_of(scale=1, seed=7)
+    again = world_of(scale=1, seed=7)
+    assert [c.facts for c in world.cases] == [c.facts for c in again.cases]  # deterministic for a seed
+    detention = [(c.arrested_on - c.detained_on).days for c in world.cases if c.detained_on and c.arrested_on]
+    assert min(detention) <= 10 and any(10 < d <= 14 for d in detention) and any(d > 37 for d in detention)  # within, near, over
+    facts = [c.facts for c in world.cases]
+    assert sum(f.is_roaming_serial_gang for f in facts) > 10 and sum(f.detention_extension_on is not None for f in facts) > 10
+    for name in ("custody_extension_156_on", "custody_extension_158_on", "custody_extension_159_on"):
+        assert sum(getattr(f, name) is not None for f in facts) > 3, name  # each article's approval occurs
+    # some approvals came after the deadline they were meant to extend (they must not count)
+    late = [c for c in world.cases if c.facts.custody_extension_156_on and c.facts.custody_extension_156_on > _months(c.arrested_on, 2)]
+    assert late
+    open_custody = [c for c in world.cases if c.arrested_on and not c.transferred_on and not c.withdrawn_on]
+    assert open_custody  # stages still open at the snapshot
+
+
+def _months(day, n):
+    import calendar
+
+    y, m = divmod(day.year * 12 + day.month - 1 + n, 12)
+    last = calendar.monthrange(y, m + 1)[1]
+    return date(y, m + 1, last if day.day == calendar.monthrange(day.year, day.month)[1] else min(day.day, last))
