@@ -61,7 +61,10 @@ RULES: dict[str, Rule] = {r.name: r for r in (
          extensions="as custody_after_arrest"),
     Rule("review_for_prosecution", "CPL art. 172", "procuratorate", "receipt of the case, or its resubmission after supplementary "
          "investigation (the clock restarts, art. 175)", "the decision to prosecute or not (or a return)", months=1,
-         extensions="+15 days for a major or complex case with a recorded extension (延长审查起诉)"),
+         extensions="+15 days with a recorded extension (延长审查起诉) approved on or before the deadline, or for a case the "
+                    "procuratorate marks major or complex (重大、复杂)"),
+    Rule("supplementary_investigation", "CPL art. 175", "police", "the procuratorate's return for supplementary investigation "
+         "(退回补充侦查), each round (at most two)", "the resubmission to the procuratorate (重新移送), or still out at the data date", months=1),
     Rule("first_instance", "CPL art. 208", "court", "the court's acceptance of the public prosecution (受理)", "the first-instance judgment", months=2,
          extensions="none recorded in the sources (3 months at the latest, +3 with the higher court's approval)"),
     Rule("appeal", "CPL art. 243", "court", "the appeal court's acceptance (受理)", "the second-instance judgment", months=2,
@@ -96,7 +99,7 @@ def add_months(day: date, months: int) -> date:
 def deadline(rule: str, start: date, facts: Mapping[str, object] | None = None) -> date:
     """The last day of ``rule``'s limit for a clock started on ``start``, with the extensions ``facts`` record.
 
-    Facts by name: ``is_roaming_serial_gang`` (bool), ``detention_extension_on``,
+    Facts by name: ``is_roaming_serial_gang``, ``is_major_complex`` (bool), ``detention_extension_on``,
     ``custody_extension_156_on``/``_158_on``/``_159_on``, ``review_extension_on`` (dates).
     """
     facts = facts or {}
@@ -119,7 +122,7 @@ def deadline(rule: str, start: date, facts: Mapping[str, object] | None = None) 
             end = add_months(start, months)
     elif rule == "review_for_prosecution":
         approved = facts.get("review_extension_on")
-        if isinstance(approved, date) and start <= approved <= end:
+        if facts.get("is_major_complex") is True or (isinstance(approved, date) and start <= approved <= end):
             end = add_days(end, REVIEW_EXTENSION_DAYS)
     return end
 
@@ -186,5 +189,6 @@ def deadline_column(rule: str, start: Column, facts: Mapping[str, Column] | None
             result = F.when(approved_by(name, before), result).otherwise(before)
         return result
     if rule == "review_for_prosecution":
-        return F.when(approved_by("review_extension_on", end), F.date_add(end, REVIEW_EXTENSION_DAYS)).otherwise(end)
+        major = F.coalesce(fact("is_major_complex").cast("boolean"), F.lit(False))
+        return F.when(major | approved_by("review_extension_on", end), F.date_add(end, REVIEW_EXTENSION_DAYS)).otherwise(end)
     return end

@@ -41,7 +41,7 @@ def test_add_months_by_the_calendar(spark, start, months, expected):
 
 
 FACT_SCHEMA = ("start date, is_roaming_serial_gang boolean, detention_extension_on date, custody_extension_156_on date, "
-               "custody_extension_158_on date, custody_extension_159_on date, review_extension_on date")
+               "custody_extension_158_on date, custody_extension_159_on date, review_extension_on date, is_major_complex boolean")
 FACT_NAMES = [c.split()[0] for c in FACT_SCHEMA.split(", ")][1:]
 
 EXTENSIONS = [
@@ -63,6 +63,15 @@ EXTENSIONS = [
     ("review_for_prosecution", {}, D(2016, 2, 22), D(2016, 3, 22)),  # one month (the 2016-02-22 case)
     ("review_for_prosecution", {"review_extension_on": D(2016, 3, 20)}, D(2016, 2, 22), D(2016, 4, 6)),  # +15 days for a major case
     ("review_for_prosecution", {"review_extension_on": D(2016, 3, 23)}, D(2016, 2, 22), D(2016, 3, 22)),  # approved too late: none
+    ("review_for_prosecution", {"review_extension_on": D(2016, 2, 21)}, D(2016, 2, 22), D(2016, 3, 22)),  # dated before the receipt: none
+    ("review_for_prosecution", {"is_major_complex": True}, D(2016, 2, 22), D(2016, 4, 6)),  # marked major/complex: +15 without an approval
+    ("review_for_prosecution", {"is_major_complex": False}, D(2016, 2, 22), D(2016, 3, 22)),  # marked not: one month
+    ("review_for_prosecution", {"review_extension_on": D(2023, 2, 28)}, D(2023, 1, 31), D(2023, 3, 15)),  # 31 Jan + 1 month = 28 Feb, +15
+    ("review_for_prosecution", {}, D(2024, 1, 31), D(2024, 2, 29)),  # a resubmission on 31 Jan restarts: leap February's last day
+    ("supplementary_investigation", {}, D(2023, 1, 31), D(2023, 2, 28)),  # one month from the return, 31st into February
+    ("supplementary_investigation", {}, D(2024, 2, 29), D(2024, 3, 31)),  # returned on a leap February's last day: 31 March
+    ("supplementary_investigation", {"review_extension_on": D(2024, 3, 1), "is_major_complex": True},
+     D(2024, 3, 15), D(2024, 4, 15)),  # no extension of the police's month (art. 175), whatever the review records
     ("first_instance", {}, D(2024, 12, 31), D(2025, 2, 28)),  # two months
     ("appeal", {}, D(2023, 12, 30), D(2024, 2, 29)),  # two months, into a leap February
 ]
@@ -83,8 +92,9 @@ def test_spark_and_python_agree_on_a_seeded_batch_of_month_edges(spark):
     for _ in range(300):
         start = rng.choice(edges) if rng.random() < 0.7 else D(2015, 1, 1) + timedelta(days=rng.randint(0, 3650))
         row = {"start": start, "is_roaming_serial_gang": rng.choice([None, True, False])}
-        for name in FACT_NAMES[1:]:  # an approval date around the deadlines, or none
+        for name in FACT_NAMES[1:-1]:  # an approval date around the deadlines, or none
             row[name] = start + timedelta(days=rng.randint(-5, 200)) if rng.random() < 0.5 else None
+        row["is_major_complex"] = rng.choice([None, True, False])
         rows.append(row)
     df = spark.createDataFrame(rows, FACT_SCHEMA)
     facts = {n: F.col(n) for n in FACT_NAMES}
@@ -120,7 +130,7 @@ def test_open_stage_before_and_after_its_deadline(ended_on, data_date, expected)
 
 def test_every_rule_names_its_article_agency_and_clock():
     assert set(TL.RULE_NAMES) == {"detention_to_arrest", "custody_after_arrest", "arrested_not_transferred",
-                                  "review_for_prosecution", "first_instance", "appeal"}
+                                  "review_for_prosecution", "first_instance", "appeal", "supplementary_investigation"}
     for rule in TL.RULES.values():
         assert rule.article.startswith("CPL art. ") and rule.agency in TL.AGENCIES and rule.clock and rule.ends
     with pytest.raises(KeyError):
