@@ -56,6 +56,12 @@ __all__ = [
 ]
 
 AGENCY = {"silver.suspects": "police", "silver.prosecutions": "procuratorate", "silver.court_defendants": "courts", "silver.custody": "corrections"}
+# silver.prosecutions' time-limit facts (CPL arts. 172, 175) as the chain carries them: (silver column, chain column, type)
+REVIEW_FACT_COLUMNS = [
+    *[(f"{what}_on_{k}", f"supplementary_{what}_on_{k}", "date") for k in (1, 2) for what in ("returned", "resubmitted")],
+    ("review_extension_on", "review_extension_on", "date"),
+    ("is_major_complex", "is_major_complex", "boolean"),
+]
 POLICE_CASE_COLUMNS = ["police_case_id", "region_code", "charge_code", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on"]
 MENTION_COLUMNS = ["source_table", "record_key", "name", "id_number", "sex", "birth_date", "police_case_id", "review_id", "court_case", "case_number"]
 
@@ -372,6 +378,7 @@ def build_case_chain(
         F.col("received_on").alias("prosecution_received_on"),
         F.col("decision").alias("prosecution_decision"),
         F.col("decided_on").alias("prosecution_decided_on"),
+        *[(F.col(src) if src in p.columns else F.lit(None).cast(kind)).alias(dst) for src, dst, kind in REVIEW_FACT_COLUMNS],
     ).join(review_stats, ["police_case_id", "person_key"])
 
     judged = _with_person(defendants, person_records, "silver.court_defendants", "defendant_id").join(
@@ -508,6 +515,13 @@ def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFr
     withdrawn = F.coalesce(F.col("_status") == "撤案", F.lit(False))
     never_transferred = F.col("transferred_on").isNull() & F.col("prosecution_first_received_on").isNull() & F.col("prosecution_received_on").isNull()
     undecided = F.col("prosecution_decided_on").isNull() & F.col("prosecution_decision").isNull()
+    for _src, name, kind in REVIEW_FACT_COLUMNS:
+        if name not in c.columns:
+            c = c.withColumn(name, F.lit(None).cast(kind))
+    # the latest receipt: a resubmission after supplementary investigation restarts the clock (art. 175); a record whose
+    # latest word is a return, resubmitted since, is a review open again from the resubmission
+    c = c.withColumn("_review_start", F.greatest("prosecution_received_on", "supplementary_resubmitted_on_1", "supplementary_resubmitted_on_2"))
+    reopened = F.coalesce((F.col("prosecution_decision") == "supplementary_investigation") & (F.col("_review_start") > F.col("prosecution_decided_on")), F.lit(False))
 
     def stage(where: Column, start: str, end: Column, is_open: Column, evidence: Column) -> DataFrame:
         return c.where(F.col(start).isNotNull() & where).select(
@@ -520,9 +534,12 @@ def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFr
         ("detention_to_arrest", stage(F.col("arrested_on").isNotNull(), "detained_on", F.col("arrested_on"), F.lit(False), police)),
         ("custody_after_arrest", stage(F.col("transferred_on").isNotNull(), "arrested_on", F.col("transferred_on"), F.lit(False), police)),
         ("arrested_not_transferred", stage(never_transferred & ~withdrawn, "arrested_on", F.lit(None).cast("date"), F.lit(True), police)),
-        # the latest receipt: a resubmission after supplementary investigation restarts the clock (art. 175)
-        ("review_for_prosecution", stage(F.col("prosecution_decided_on").isNotNull() | undecided, "prosecution_received_on",
-                                         F.col("prosecution_decided_on"), undecided, F.concat_ws("; ", police, review))),
+        ("review_for_prosecution", stage(F.col("prosecution_decided_on").isNotNull() | undecided, "_review_start",
+                                         F.when(~reopened, F.col("prosecution_decided_on")), undecided | reopened, F.concat_ws("; ", police, review))),
+        # each return for supplementary investigation gives the police one month to resubmit (art. 175); still out: open
+        *[("supplementary_investigation", stage(~withdrawn, f"supplementary_returned_on_{k}", F.col(f"supplementary_resubmitted_on_{k}"),
+                                                F.col(f"supplementary_resubmitted_on_{k}").isNull(),
+                                                F.concat_ws("; ", police, F.concat(review, F.lit(f" round {k}"))))) for k in (1, 2)],
         ("first_instance", stage(F.col("first_instance_judged_on").isNotNull(), "first_instance_filed_on", F.col("first_instance_judged_on"), F.lit(False), first)),
         ("appeal", stage(F.col("appeal_judged_on").isNotNull(), "_appeal_filed_on", F.col("appeal_judged_on"), F.lit(False), F.concat_ws("; ", first, appeal))),
     ]
@@ -530,7 +547,7 @@ def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFr
 
 # Extension facts the deadlines apply when the chain carries them (lawlake.rules.time_limits.deadline).
 _FACTS = ("is_roaming_serial_gang", "detention_extension_on", "custody_extension_156_on", "custody_extension_158_on",
-          "custody_extension_159_on", "review_extension_on")
+          "custody_extension_159_on", "review_extension_on", "is_major_complex")
 
 
 def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame, *, data_date: date, warning_days: int = 5) -> DataFrame:
@@ -561,7 +578,9 @@ def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_c
     out = parts[0]
     for p in parts[1:]:
         out = out.unionByName(p)
-    return out
+    # one row per (chain, rule): of a rule's several stages (the two supplementary rounds), the one most over its limit
+    worst = Window.partitionBy("chain_id", "rule").orderBy(F.col("days_over").desc(), F.col("clock_started_on").desc())
+    return out.withColumn("_n", F.row_number().over(worst)).where(F.col("_n") == 1).drop("_n")
 
 
 def _suspect_pairs(suspects: DataFrame, person_records: DataFrame) -> DataFrame:

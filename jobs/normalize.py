@@ -433,7 +433,33 @@ def prosecution_rules() -> list[Rule]:
         date_rule("birth_date", "birth date"),
         required("charge", "charge"),
         charge_rule(),
+        *review_time_limit_rules(),
     ])
+
+
+REVIEW_ROUND_DATES = ("returned_on_1", "resubmitted_on_1", "returned_on_2", "resubmitted_on_2")
+REVIEW_TIME_LIMIT_DATES = (*REVIEW_ROUND_DATES, "review_extension_on")
+
+
+def review_time_limit_rules() -> list[Rule]:
+    """Rules of a review's time-limit facts (CPL arts. 172, 175): a date that is not one, a resubmission dated before
+    its return (nulled: the round counts as still out, the safe reading), a mark other than 1/0."""
+    unknown_mark = ~_blank(F.col("raw_is_major_complex")) & ~F.trim(F.col("raw_is_major_complex")).isin(*MARK_VALUES)
+    rules = [date_rule(n, n.replace("_", " ")) for n in REVIEW_TIME_LIMIT_DATES]
+    for k in (1, 2):
+        back, returned = F.col(f"resubmitted_on_{k}"), F.col(f"returned_on_{k}")
+        rules.append(Rule(f"resubmitted_on_{k}.before_return", f"resubmission of round {k} is dated before its return for supplementary investigation",
+                          back.isNotNull() & returned.isNotNull() & (back < returned), F.col(f"raw_resubmitted_on_{k}")))
+    rules.append(Rule("is_major_complex.unknown", "major/complex mark is not 1 or 0", unknown_mark, F.col("raw_is_major_complex")))
+    return rules
+
+
+def with_review_time_limit_facts(df: DataFrame) -> DataFrame:
+    """The review's rounds and art. 172 facts, parsed. A missing or unreadable mark is false: the longer limit is never assumed."""
+    out = df.withColumn("is_major_complex", F.coalesce(F.trim(F.col("raw_is_major_complex")) == "1", F.lit(False)))
+    for name in REVIEW_TIME_LIMIT_DATES:
+        out = out.withColumn(name, R.parse_date(F.col(f"raw_{name}")))
+    return out
 
 
 def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -446,7 +472,8 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
     df = raw_fields(
         bronze,
         {"review_id": "review_id", "police_case_id": "police_case_id", "suspect_name": "name", "id_number": "id_number", "sex": "sex", "birth_date": "birth_date",
-         "received_on": "received_on", "decision": "decision", "decided_on": "decided_on", "charge": "charge", "procuratorate": "procuratorate", "updated_at": "updated_at"},
+         "received_on": "received_on", "decision": "decision", "decided_on": "decided_on", "charge": "charge", "procuratorate": "procuratorate", "updated_at": "updated_at",
+         **{n: n for n in (*REVIEW_TIME_LIMIT_DATES, "is_major_complex")}},
     )
     df = (
         df.withColumn("review_id", F.trim("raw_review_id"))
@@ -459,6 +486,7 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
         .transform(lambda d: with_charge(d, refs))
         .withColumn("procuratorate", F.trim("raw_procuratorate"))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+        .transform(with_review_time_limit_facts)
     )
     rules = prosecution_rules()
     ranked = rank_versions(check(df, rules), F.col("prosecution_id"))
@@ -466,7 +494,11 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
     versions = Window.partitionBy("_key", F.col("_rule").isNull())
     return (
         ranked.withColumn("first_received_on", F.min("received_on").over(versions))
-        .withColumn("supplementary_rounds", F.sum(F.when(F.col("decision") == "supplementary_investigation", 1).otherwise(0)).over(versions).cast("int"))
+        # distinct returns (a record re-exported on the resubmission repeats its return), or the rounds the row records
+        .withColumn("supplementary_rounds", F.greatest(
+            F.size(F.collect_set(F.when(F.col("decision") == "supplementary_investigation", F.coalesce(F.col("decided_on"), F.col("received_on")))).over(versions)),
+            F.col("returned_on_1").isNotNull().cast("int") + F.col("returned_on_2").isNotNull().cast("int"),
+        ).cast("int"))
         .withColumn("_record", record_json(df))
     )
 

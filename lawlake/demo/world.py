@@ -22,7 +22,7 @@ from lawlake.demo.reference import Charge, County, Reference
 
 __all__ = [
     "START", "AS_OF", "ART_17_2_CHARGES", "SEAL_STATUSES", "World", "Person", "Suspect", "PoliceCase", "Review", "CourtCase", "Party", "Custody",
-    "SealStatus", "Quota", "build_world", "age_on", "legal_age", "at_time", "TimeLimitFacts", "add_time_limit_facts",
+    "SealStatus", "Quota", "build_world", "age_on", "legal_age", "at_time", "TimeLimitFacts", "ReviewFacts", "add_time_limit_facts",
 ]  # fmt: skip
 
 
@@ -157,6 +157,19 @@ class TimeLimitFacts:
     custody_extension_159_on: date | None = None  # … art. 159 (+2 months)
 
 
+@dataclass(slots=True)
+class ReviewFacts:
+    """What the procuratorate records about a review's time limits (CPL arts. 172, 175; drawn by :func:`add_time_limit_facts`)."""
+
+    rounds: list[tuple[date, date | None]] = field(default_factory=list)  # (退回补充侦查, 重新移送 or None while out) per round, at most two
+    review_extension_on: date | None = None  # art. 172: 延长审查起诉 (+15 days) approved on
+    is_major_complex: bool = False  # art. 172: marked 重大、复杂 (+15 days)
+
+    def latest_receipt(self, received_on: date) -> date:
+        """The receipt the review-for-prosecution clock runs from: the last resubmission, else the first receipt."""
+        return next((resub for _ret, resub in reversed(self.rounds) if resub), received_on)
+
+
 @dataclass(slots=True, eq=False)
 class PoliceCase:
     case_id: str
@@ -193,6 +206,7 @@ class Review:
     decided_on: date | None  # the final decision; None while still under review
     decisions: list[tuple[Suspect, str]]  # (suspect, 起诉 / 不起诉) once decided
     review_id: str = ""
+    facts: ReviewFacts = field(default_factory=lambda: ReviewFacts())  # see add_time_limit_facts
 
 
 @dataclass(slots=True, eq=False)
@@ -745,8 +759,49 @@ def _approval_on(rng: random.Random, start: date, due: date) -> date:
     return max(start + timedelta(days=1), due - timedelta(days=rng.randint(*APPROVAL_LEAD_DAYS)))
 
 
+SECOND_RETURN_SHARE = 0.35  # of reviews resubmitted after a first return: returned a second time (art. 175 allows two)
+SECOND_RETURN_LAG = (10, 30)  # days from the resubmission to the second return, for a review still open at AS_OF
+SECOND_SUPPLEMENTARY_LAG = bands((80, 10, 30), (20, 31, 45))  # the police's month, and past it
+MAJOR_COMPLEX_SHARE = {True: 0.4, False: 0.03}  # by heavy charge: the procuratorate marks the case 重大、复杂
+REVIEW_APPROVAL_SHARE = 0.6  # of reviews not so marked running past their month: a recorded 延长审查起诉
+STRAY_REVIEW_APPROVAL_SHARE = 0.02  # of the others: an approval though the review ended in its month
+
+
+def _review_facts(review: Review, rng: random.Random) -> ReviewFacts:
+    """The review's supplementary rounds (the first from the world, a second drawn here) and its art. 172 facts."""
+    facts = ReviewFacts()
+    if review.returned_on:
+        facts.rounds.append((review.returned_on, review.rereceived_on))
+        resub = review.rereceived_on
+        if resub and rng.random() < SECOND_RETURN_SHARE:
+            if review.decided_on:  # both rounds fall between the first resubmission and the decision
+                gap = (review.decided_on - resub).days
+                if gap >= 6:
+                    returned = resub + timedelta(days=rng.randint(2, max(2, gap // 3)))
+                    back = returned + timedelta(days=rng.randint(1, (review.decided_on - returned).days - 1))
+                    facts.rounds.append((returned, back))
+            else:
+                returned = resub + timedelta(days=rng.randint(*SECOND_RETURN_LAG))
+                if returned <= AS_OF:
+                    back = returned + timedelta(days=Lags(rng).draw(SECOND_SUPPLEMENTARY_LAG))
+                    facts.rounds.append((returned, back if back <= AS_OF else None))
+    open_round = bool(facts.rounds) and facts.rounds[-1][1] is None
+    facts.is_major_complex = rng.random() < MAJOR_COMPLEX_SHARE[review.case.charge.code in HEAVY_CHARGES]
+    if not open_round and not facts.is_major_complex:
+        start = facts.latest_receipt(review.received_on)
+        due = _add_months_last_day(start, 1)
+        end = review.decided_on or AS_OF
+        share = REVIEW_APPROVAL_SHARE if end > due - timedelta(days=5) else STRAY_REVIEW_APPROVAL_SHARE
+        if rng.random() < share:
+            approved = _approval_on(rng, start, due)
+            if approved <= min(end, AS_OF):
+                facts.review_extension_on = approved
+    return facts
+
+
 def add_time_limit_facts(world: World, rng: random.Random) -> None:
-    """Draw each police case's :class:`TimeLimitFacts`: roaming marks and approvals where a stage runs long."""
+    """Draw each police case's :class:`TimeLimitFacts` (roaming marks and approvals where a stage runs long), then
+    each review's :class:`ReviewFacts` (a second supplementary round, major/complex marks, 延长审查起诉 approvals)."""
     for case in world.cases:
         facts = TimeLimitFacts()
         if case.detained_on and case.arrested_on:
@@ -770,6 +825,8 @@ def add_time_limit_facts(world: World, rng: random.Random) -> None:
                     break  # too late: the police asked for no further extension
                 months += more
         case.facts = facts
+    for review in world.reviews:  # after every police draw, so the police facts are unchanged by these
+        review.facts = _review_facts(review, rng)
 
 
 def _add_months_last_day(day: date, months: int) -> date:

@@ -22,7 +22,8 @@ from sqlalchemy import create_engine, inspect
 from lawlake.demo import generate
 from lawlake.demo.defects import DEFECT_KINDS, DEFECT_RATES
 
-REVIEW_HEADER = "受案号,公安案件编号,犯罪嫌疑人姓名,身份证号,性别,出生日期,受理日期,审查结论,决定日期,涉嫌罪名,承办检察院,更新时间".split(",")
+REVIEW_HEADER = ("受案号,公安案件编号,犯罪嫌疑人姓名,身份证号,性别,出生日期,受理日期,审查结论,决定日期,涉嫌罪名,承办检察院,更新时间,"
+                 "第一次退回补充侦查日期,第一次重新移送日期,第二次退回补充侦查日期,第二次重新移送日期,延长审查起诉批准日期,重大复杂案件").split(",")
 CUSTODY_HEADER = "记录编号,法院案号,姓名,身份证号,执行机构,执行类型,入监日期,出监日期,更新时间".split(",")
 COURT_FIELDS = ["case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at"]
 POLICE_COLUMNS = {
