@@ -133,3 +133,81 @@ def test_normalize_parses_the_police_time_limit_facts_and_quarantines_bad_ones(s
     assert sorted((r["rule"], r["record_key"], r["raw_value"]) for r in rejected.collect()) == [
         ("custody_extension_158_on.unparseable", "P3", "soon"), ("is_roaming_serial_gang.unknown", "P3", "maybe"),
     ]
+
+
+def test_each_supplementary_round_gives_the_police_one_calendar_month(spark):
+    got, out = _warnings(spark, [
+        # returned on the last day of February, resubmitted on 31 March: exactly one month (last day to last day), in time
+        dict(chain_id="C_in", police_case_id="A0", review_id="R0", supplementary_returned_on_1=D(2023, 2, 28), supplementary_resubmitted_on_1=D(2023, 3, 31),
+             prosecution_received_on=D(2023, 3, 31), prosecution_decision="prosecute", prosecution_decided_on=D(2023, 4, 20)),
+        # returned 31 Jan, resubmitted 1 Mar: the month ended 28 Feb, one day over
+        dict(chain_id="C_over", police_case_id="A1", review_id="R1", supplementary_returned_on_1=D(2023, 1, 31), supplementary_resubmitted_on_1=D(2023, 3, 1),
+             prosecution_received_on=D(2023, 3, 1), prosecution_decision="prosecute", prosecution_decided_on=D(2023, 3, 20)),
+        # round 1 in time; round 2 returned 31 May and still out at the data date 27 Jun: 3 days left
+        dict(chain_id="C_open", police_case_id="A2", review_id="R2", supplementary_returned_on_1=D(2023, 4, 20), supplementary_resubmitted_on_1=D(2023, 5, 10),
+             supplementary_returned_on_2=D(2023, 5, 31), prosecution_received_on=D(2023, 5, 10), prosecution_decision="supplementary_investigation",
+             prosecution_decided_on=D(2023, 5, 31)),
+        # both rounds over (by 5 and by 10 days): one warning, the round most over its limit
+        dict(chain_id="C_two", police_case_id="A3", review_id="R3", supplementary_returned_on_1=D(2023, 1, 10), supplementary_resubmitted_on_1=D(2023, 2, 15),
+             supplementary_returned_on_2=D(2023, 3, 1), supplementary_resubmitted_on_2=D(2023, 4, 11),
+             prosecution_received_on=D(2023, 4, 11), prosecution_decision="prosecute", prosecution_decided_on=D(2023, 5, 1)),
+    ], data_date=D(2023, 6, 27))
+    assert got == [
+        ("C_open", "supplementary_investigation", D(2023, 5, 31), D(2023, 6, 30), None, D(2023, 6, 27), -3, "approaching"),
+        ("C_over", "supplementary_investigation", D(2023, 1, 31), D(2023, 2, 28), D(2023, 3, 1), D(2023, 3, 1), 1, "exceeded"),
+        ("C_two", "supplementary_investigation", D(2023, 3, 1), D(2023, 4, 1), D(2023, 4, 11), D(2023, 4, 11), 10, "exceeded"),
+    ]
+    row = out.where("chain_id = 'C_two'").first()
+    assert (row.article, row.agency, row.evidence) == ("CPL art. 175", "police", "silver.police_cases:A3; silver.prosecutions review R3 round 2")
+
+
+def test_review_extension_only_with_a_timely_approval_or_the_major_mark_and_a_resubmission_reopens_it(spark):
+    review = dict(prosecution_received_on=D(2023, 3, 1), prosecution_decision="prosecute")
+    got, _ = _warnings(spark, [
+        # 40 days with an approval on 25 Mar (before the 1 Apr deadline): 1 Apr + 15 = 16 Apr, in time
+        dict(chain_id="C_ext", police_case_id="A1", review_id="R1", **review, prosecution_decided_on=D(2023, 4, 10), review_extension_on=D(2023, 3, 25)),
+        # 40 days, marked major/complex: +15 without an approval, in time
+        dict(chain_id="C_major", police_case_id="A2", review_id="R2", **review, prosecution_decided_on=D(2023, 4, 10), is_major_complex=True),
+        # 50 days, the approval dated after the deadline: not applied, 19 days over one month
+        dict(chain_id="C_late", police_case_id="A3", review_id="R3", **review, prosecution_decided_on=D(2023, 4, 20), review_extension_on=D(2023, 4, 5)),
+        # 50 days, marked major: over the extended 16 Apr by 4
+        dict(chain_id="C_major_over", police_case_id="A4", review_id="R4", **review, prosecution_decided_on=D(2023, 4, 20), is_major_complex=True),
+        # returned 20 Apr and resubmitted 25 May (5 days late); the record's latest word is still the return: the review is
+        # open again from 25 May, past its 25 Jun deadline at the data date 27 Jun
+        dict(chain_id="C_reopen", police_case_id="A5", review_id="R5", prosecution_received_on=D(2023, 4, 1), prosecution_decision="supplementary_investigation",
+             prosecution_decided_on=D(2023, 4, 20), supplementary_returned_on_1=D(2023, 4, 20), supplementary_resubmitted_on_1=D(2023, 5, 25)),
+    ], data_date=D(2023, 6, 27))
+    assert got == [
+        ("C_late", "review_for_prosecution", D(2023, 3, 1), D(2023, 4, 1), D(2023, 4, 20), D(2023, 4, 20), 19, "exceeded"),
+        ("C_major_over", "review_for_prosecution", D(2023, 3, 1), D(2023, 4, 16), D(2023, 4, 20), D(2023, 4, 20), 4, "exceeded"),
+        ("C_reopen", "review_for_prosecution", D(2023, 5, 25), D(2023, 6, 25), None, D(2023, 6, 27), 2, "exceeded"),
+        ("C_reopen", "supplementary_investigation", D(2023, 4, 20), D(2023, 5, 20), D(2023, 5, 25), D(2023, 5, 25), 5, "exceeded"),
+    ]
+
+
+def test_normalize_parses_the_review_time_limit_facts_and_quarantines_bad_ones(spark):
+    from jobs import normalize
+
+    from .frames import bronze
+
+    base = {"police_case_id": "A1", "suspect_name": "张三", "received_on": "2023-05-10", "decision": "起诉", "decided_on": "2023-06-01", "charge": "盗窃"}
+    rows = [
+        # two rounds (one date in a Chinese form), an approval, marked major: all kept
+        {"review_id": "R1", **base, "returned_on_1": "2023年3月20日", "resubmitted_on_1": "2023-04-10", "returned_on_2": "2023-04-20",
+         "resubmitted_on_2": "2023-05-10", "review_extension_on": "2023-05-30", "is_major_complex": "1"},
+        # nothing recorded: no rounds, not marked (the extra 15 days are never assumed)
+        {"review_id": "R2", **base},
+        # a resubmission dated before its return, a mark that is neither 1 nor 0: nulled, named, quarantined
+        {"review_id": "R3", **base, "returned_on_1": "2023-04-20", "resubmitted_on_1": "2023-04-01", "is_major_complex": "是"},
+    ]
+    checked = normalize.build_prosecutions(bronze(spark, "bronze.procuratorate_reviews", rows), normalize.reference_tables(spark))
+    current, rejected, _ = normalize.split(checked, source_table="bronze.procuratorate_reviews", target_table="silver.prosecutions")
+    cur = {r["review_id"]: r for r in current.collect()}
+    r1 = cur["R1"]
+    assert (r1["returned_on_1"], r1["resubmitted_on_1"], r1["returned_on_2"], r1["resubmitted_on_2"], r1["review_extension_on"], r1["is_major_complex"]) == (
+        D(2023, 3, 20), D(2023, 4, 10), D(2023, 4, 20), D(2023, 5, 10), D(2023, 5, 30), True)
+    assert (r1["supplementary_rounds"], r1["invalid_fields"]) == (2, [])  # the rounds the latest version records
+    assert (cur["R2"]["is_major_complex"], cur["R2"]["supplementary_rounds"], cur["R2"]["invalid_fields"]) == (False, 0, [])
+    assert (cur["R3"]["returned_on_1"], cur["R3"]["resubmitted_on_1"], cur["R3"]["is_major_complex"]) == (D(2023, 4, 20), None, None)
+    assert sorted(cur["R3"]["invalid_fields"]) == ["is_major_complex", "resubmitted_on_1"]
+    assert sorted((r["rule"], r["raw_value"]) for r in rejected.collect()) == [("is_major_complex.unknown", "是"), ("resubmitted_on_1.before_return", "2023-04-01")]
