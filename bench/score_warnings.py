@@ -30,7 +30,8 @@ from pathlib import Path
 
 __all__ = ["truth_warnings", "score_seed", "main"]
 
-RULES = ("detention_to_arrest", "custody_after_arrest", "arrested_not_transferred", "review_for_prosecution", "first_instance", "appeal")
+RULES = ("detention_to_arrest", "custody_after_arrest", "arrested_not_transferred", "supplementary_investigation", "review_for_prosecution",
+         "first_instance", "appeal")
 Warning = tuple[str, str, str]  # (police_case_id, rule, status)
 
 
@@ -91,14 +92,34 @@ def truth_warnings(world, data_date: date, warning_days: int) -> set[Warning]:
         elif case.arrested_on and not case.withdrawn_on:
             add(case.case_id, "arrested_not_transferred", _status(_custody_deadline(case.arrested_on, f), None, data_date, warning_days))
     for review in world.reviews:
-        # every review period: to the return, and from the resubmission (the clock restarts, art. 175) to the decision
-        periods = []
-        if review.returned_on:
-            periods.append((review.received_on, review.returned_on))
-        if review.decided_on:
-            periods.append((review.rereceived_on or review.received_on, review.decided_on))
-        for start, end in periods:
-            add(review.case.case_id, "review_for_prosecution", _status(_months_on(start, 1), end, data_date, warning_days))
+        f = review.facts
+        # art. 175: one month from each return to the resubmission (still out: judged at the data date); a chain's
+        # warning is its round most over the limit among those flagged
+        rounds = []
+        for returned, back in f.rounds:
+            due = _months_on(returned, 1)
+            status = _status(due, back, data_date, warning_days)
+            if status:
+                rounds.append((((back or data_date) - due).days, returned, status))
+        if rounds:
+            add(review.case.case_id, "supplementary_investigation", max(rounds)[2])
+        # every review period: to each return, and from each resubmission (the clock restarts, art. 175) to the next
+        # return, the decision, or (resubmitted, undecided) the data date; art. 172: +15 days for a case marked major
+        # or complex, or with an approval dated within the period's month
+        periods: list[tuple[date, date | None]] = []
+        start: date | None = review.received_on
+        for returned, back in f.rounds:
+            if start is not None:
+                periods.append((start, returned))
+            start = back
+        if start is not None and (review.decided_on or f.rounds):
+            periods.append((start, review.decided_on))
+        for begin, end in periods:
+            due = _months_on(begin, 1)
+            approved = f.review_extension_on
+            if f.is_major_complex or (approved is not None and begin <= approved <= due):
+                due += timedelta(days=15)
+            add(review.case.case_id, "review_for_prosecution", _status(due, end, data_date, warning_days))
     for court_case in world.court_cases:
         rule = "first_instance" if court_case.level == "first_instance" else "appeal"
         add(court_case.review.case.case_id, rule, _status(_months_on(court_case.filed_on, 2), court_case.judged_on, data_date, warning_days))

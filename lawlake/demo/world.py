@@ -760,7 +760,7 @@ def _approval_on(rng: random.Random, start: date, due: date) -> date:
 
 
 SECOND_RETURN_SHARE = 0.35  # of reviews resubmitted after a first return: returned a second time (art. 175 allows two)
-SECOND_RETURN_LAG = (10, 30)  # days from the resubmission to the second return, for a review still open at AS_OF
+SECOND_RETURN_LAG = (10, 28)  # days from the resubmission to the second return, for a review still open at AS_OF (within its month)
 SECOND_SUPPLEMENTARY_LAG = bands((80, 10, 30), (20, 31, 45))  # the police's month, and past it
 MAJOR_COMPLEX_SHARE = {True: 0.4, False: 0.03}  # by heavy charge: the procuratorate marks the case 重大、复杂
 REVIEW_APPROVAL_SHARE = 0.6  # of reviews not so marked running past their month: a recorded 延长审查起诉
@@ -777,7 +777,7 @@ def _review_facts(review: Review, rng: random.Random) -> ReviewFacts:
             if review.decided_on:  # both rounds fall between the first resubmission and the decision
                 gap = (review.decided_on - resub).days
                 if gap >= 6:
-                    returned = resub + timedelta(days=rng.randint(2, max(2, gap // 3)))
+                    returned = resub + timedelta(days=rng.randint(2, max(2, min(gap // 3, 28))))  # returned within the review's month
                     back = returned + timedelta(days=rng.randint(1, (review.decided_on - returned).days - 1))
                     facts.rounds.append((returned, back))
             else:
