@@ -504,3 +504,32 @@ def _months(day, n):
     y, m = divmod(day.year * 12 + day.month - 1 + n, 12)
     last = calendar.monthrange(y, m + 1)[1]
     return date(y, m + 1, last if day.day == calendar.monthrange(day.year, day.month)[1] else min(day.day, last))
+
+
+def test_review_facts_give_supplementary_rounds_and_review_extensions_and_the_export_carries_them(demo):
+    from lawlake.demo.generator import world_of
+    from lawlake.rules.dates import parse
+
+    world = world_of(scale=1, seed=7)
+    assert [r.facts for r in world.reviews] == [r.facts for r in world_of(scale=1, seed=7).reviews]  # deterministic for a seed
+    rounds = [(r, k, ret, back) for r in world.reviews for k, (ret, back) in enumerate(r.facts.rounds, 1)]
+    assert any(k == 2 for _, k, _, _ in rounds)  # second rounds occur (at most two: art. 175)
+    assert all(len(r.facts.rounds) <= 2 for r in world.reviews)
+    months = [(back - _months(ret, 1)).days for _, _, ret, back in rounds if back]
+    assert any(m > 0 for m in months) and any(m <= 0 for m in months)  # rounds over and within the police's month
+    for r, _k, ret, back in rounds:  # each round lies between the receipt and the decision
+        assert r.received_on < ret and (back is None or ret < back) and (r.decided_on is None or back is None or back < r.decided_on)
+    facts = [r.facts for r in world.reviews]
+    assert sum(f.is_major_complex for f in facts) > 10 and sum(f.review_extension_on is not None for f in facts) > 10
+    late = [r for r in world.reviews if r.facts.review_extension_on
+            and r.facts.review_extension_on > _months(r.facts.latest_receipt(r.received_on), 1)]
+    assert late  # approvals dated after the deadline (they must not count)
+    # the final export row of a twice-returned, decided review carries both rounds and restarts at the last resubmission
+    two = next(r for r in world.reviews if len(r.facts.rounds) == 2 and r.decided_on)
+    rows = [row for row in _review_rows(demo) if row["受案号"] == two.review_id and row["审查结论"] in ("起诉", "不起诉")]
+    assert rows
+    row = max(rows, key=lambda x: x["更新时间"])
+    (ret1, back1), (ret2, back2) = two.facts.rounds
+    got = [parse(row[c]) for c in ("第一次退回补充侦查日期", "第一次重新移送日期", "第二次退回补充侦查日期", "第二次重新移送日期", "受理日期")]
+    assert got == [ret1, back1, ret2, back2, back2]
+    assert row["重大复杂案件"] == ("1" if two.facts.is_major_complex else "0")
