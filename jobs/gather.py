@@ -133,6 +133,12 @@ REVIEW_HEADER = {
     "涉嫌罪名": "charge",
     "承办检察院": "procuratorate",
     "更新时间": "updated_at",
+    "第一次退回补充侦查日期": "returned_on_1",
+    "第一次重新移送日期": "resubmitted_on_1",
+    "第二次退回补充侦查日期": "returned_on_2",
+    "第二次重新移送日期": "resubmitted_on_2",
+    "延长审查起诉批准日期": "review_extension_on",
+    "重大复杂案件": "is_major_complex",
 }
 CUSTODY_HEADER = {
     "记录编号": "record_id",

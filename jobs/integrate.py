@@ -29,11 +29,17 @@ custody — each stage found by the case-number chain or, where a link is missin
 person — and carries its seal status (``lawlake.sealing``: sealed / not_sealed /
 pending, failing closed). ``gold.sealed_records`` lists every silver record of a
 withheld (sealed or pending) chain.
+
+``gold.time_limit_warnings`` judges each chain stage against the statutory time limits
+of :mod:`lawlake.rules.time_limits` (calendar months, extensions only where silver
+records them): stages that ended after their deadline, and stages still open at the
+run's data date that are past it or within the warning window before it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
@@ -41,6 +47,7 @@ from pyspark.sql import functions as F
 
 from lawlake import sealing
 from lawlake.declarations import Stage, Table
+from lawlake.rules import time_limits as TL
 from lawlake.tables import first_row
 
 __all__ = [
@@ -49,6 +56,12 @@ __all__ = [
 ]
 
 AGENCY = {"silver.suspects": "police", "silver.prosecutions": "procuratorate", "silver.court_defendants": "courts", "silver.custody": "corrections"}
+# silver.prosecutions' time-limit facts (CPL arts. 172, 175) as the chain carries them: (silver column, chain column, type)
+REVIEW_FACT_COLUMNS = [
+    *[(f"{what}_on_{k}", f"supplementary_{what}_on_{k}", "date") for k in (1, 2) for what in ("returned", "resubmitted")],
+    ("review_extension_on", "review_extension_on", "date"),
+    ("is_major_complex", "is_major_complex", "boolean"),
+]
 POLICE_CASE_COLUMNS = ["police_case_id", "region_code", "charge_code", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on"]
 MENTION_COLUMNS = ["source_table", "record_key", "name", "id_number", "sex", "birth_date", "police_case_id", "review_id", "court_case", "case_number"]
 
@@ -367,6 +380,7 @@ def build_case_chain(
         F.col("received_on").alias("prosecution_received_on"),
         F.col("decision").alias("prosecution_decision"),
         F.col("decided_on").alias("prosecution_decided_on"),
+        *[(F.col(src) if src in p.columns else F.lit(None).cast(kind)).alias(dst) for src, dst, kind in REVIEW_FACT_COLUMNS],
     ).join(review_stats, ["police_case_id", "person_key"])
 
     judged = _with_person(defendants, person_records, "silver.court_defendants", "defendant_id").join(
@@ -513,30 +527,84 @@ def build_sealed_records(chain: DataFrame, mentions: DataFrame, person_records: 
     return by_case.unionByName(cases).unionByName(transfers).unionByName(courts).dropDuplicates(["source_table", "record_key", "chain_id"])
 
 
-def build_time_limit_warnings(chain: DataFrame) -> DataFrame:
-    """One row per chain stage over its statutory limit (CPL 2018; the longest term without special approval)."""
-    checks = [
-        # detention → arrest request 3 days, up to 30 in listed cases, plus 7 for the decision
-        ("detention_to_arrest_over_37_days", "detained_on", F.col("arrested_on"), F.lit(37)),
-        # review for prosecution: one month, plus 15 days for major cases
-        ("review_over_45_days", "prosecution_received_on", F.col("prosecution_decided_on"), F.lit(45)),
-        # first instance: three months at most without the higher court's approval
-        ("first_instance_over_3_months", "first_instance_filed_on", F.col("first_instance_judged_on"),
-         F.datediff(F.add_months(F.col("first_instance_filed_on"), 3), F.col("first_instance_filed_on"))),
+def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame) -> list[tuple[str, DataFrame]]:
+    """Per rule: the chain stages it judges, as ``(chain_id, police_case_id, region_code, _start, _end, _open, evidence, facts…)``."""
+    status = police_cases.select("police_case_id", F.col("status").alias("_status"), *[f for f in _FACTS if f in police_cases.columns])
+    appeals = court_cases.where(F.col("trial_level") == "appeal").select(F.col("case_number").alias("appeal_case_number"), F.col("filed_on").alias("_appeal_filed_on"))
+    c = chain.join(status, "police_case_id", "left").join(appeals, "appeal_case_number", "left")
+    police = F.concat(F.lit("silver.police_cases:"), F.col("police_case_id"))
+    review = F.concat(F.lit("silver.prosecutions review "), F.col("review_id"))
+    first = F.concat(F.lit("silver.court_cases:"), F.col("first_instance_case_number"))
+    appeal = F.concat(F.lit("silver.court_cases:"), F.col("appeal_case_number"))
+    withdrawn = F.coalesce(F.col("_status") == "撤案", F.lit(False))
+    never_transferred = F.col("transferred_on").isNull() & F.col("prosecution_first_received_on").isNull() & F.col("prosecution_received_on").isNull()
+    undecided = F.col("prosecution_decided_on").isNull() & F.col("prosecution_decision").isNull()
+    for _src, name, kind in REVIEW_FACT_COLUMNS:
+        if name not in c.columns:
+            c = c.withColumn(name, F.lit(None).cast(kind))
+    # the latest receipt: a resubmission after supplementary investigation restarts the clock (art. 175); a record whose
+    # latest word is a return, resubmitted since, is a review open again from the resubmission
+    c = c.withColumn("_review_start", F.greatest("prosecution_received_on", "supplementary_resubmitted_on_1", "supplementary_resubmitted_on_2"))
+    reopened = F.coalesce((F.col("prosecution_decision") == "supplementary_investigation") & (F.col("_review_start") > F.col("prosecution_decided_on")), F.lit(False))
+
+    def stage(where: Column, start: str, end: Column, is_open: Column, evidence: Column) -> DataFrame:
+        return c.where(F.col(start).isNotNull() & where).select(
+            "chain_id", "police_case_id", "region_code", F.col(start).alias("_start"), end.alias("_end"), is_open.alias("_open"),
+            F.concat_ws("; ", evidence).alias("evidence"), *[F.col(f) for f in _FACTS if f in c.columns],
+        )
+
+    return [
+        # detention → arrest: judged once the arrest is recorded (a release on bail is not in the sources)
+        ("detention_to_arrest", stage(F.col("arrested_on").isNotNull(), "detained_on", F.col("arrested_on"), F.lit(False), police)),
+        ("custody_after_arrest", stage(F.col("transferred_on").isNotNull(), "arrested_on", F.col("transferred_on"), F.lit(False), police)),
+        ("arrested_not_transferred", stage(never_transferred & ~withdrawn, "arrested_on", F.lit(None).cast("date"), F.lit(True), police)),
+        ("review_for_prosecution", stage(F.col("prosecution_decided_on").isNotNull() | undecided, "_review_start",
+                                         F.when(~reopened, F.col("prosecution_decided_on")), undecided | reopened, F.concat_ws("; ", police, review))),
+        # each return for supplementary investigation gives the police one month to resubmit (art. 175); still out: open
+        *[("supplementary_investigation", stage(~withdrawn, f"supplementary_returned_on_{k}", F.col(f"supplementary_resubmitted_on_{k}"),
+                                                F.col(f"supplementary_resubmitted_on_{k}").isNull(),
+                                                F.concat_ws("; ", police, F.concat(review, F.lit(f" round {k}"))))) for k in (1, 2)],
+        ("first_instance", stage(F.col("first_instance_judged_on").isNotNull(), "first_instance_filed_on", F.col("first_instance_judged_on"), F.lit(False), first)),
+        ("appeal", stage(F.col("appeal_judged_on").isNotNull(), "_appeal_filed_on", F.col("appeal_judged_on"), F.lit(False), F.concat_ws("; ", first, appeal))),
     ]
+
+
+# Extension facts the deadlines apply when the chain carries them (lawlake.rules.time_limits.deadline).
+_FACTS = ("is_roaming_serial_gang", "detention_extension_on", "custody_extension_156_on", "custody_extension_158_on",
+          "custody_extension_159_on", "review_extension_on", "is_major_complex")
+
+
+def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame, *, data_date: date, warning_days: int = 5) -> DataFrame:
+    """One row per (chain stage, rule) over its statutory limit (``exceeded``), or still open and within
+    ``warning_days`` of it (``approaching``), judged at its end date or, while open, at ``data_date``.
+
+    Rules, articles and deadlines: :mod:`lawlake.rules.time_limits`.
+    """
+    judged_at = F.lit(data_date).cast("date")
     parts = []
-    for rule, start, end, limit in checks:
-        actual = F.datediff(end, F.col(start))
+    for rule, stages in _limit_stages(chain, police_cases, court_cases):
+        r = TL.RULES[rule]
+        facts = {f: F.col(f) for f in _FACTS if f in stages.columns}
+        deadline = TL.deadline_column(rule, F.col("_start"), facts)
+        judged_on = F.when(F.col("_open"), judged_at).otherwise(F.col("_end"))
+        days_over = F.datediff(F.col("judged_on"), F.col("deadline"))
+        status = F.when(days_over > 0, "exceeded").when(F.col("_open") & (days_over >= -warning_days), "approaching")
         parts.append(
-            chain.where(actual > limit).select(
-                "chain_id", "police_case_id", F.lit(rule).alias("rule"), limit.cast("int").alias("limit_days"),
-                actual.cast("int").alias("actual_days"), F.col(start).alias("started_on"),
+            stages.where(~F.col("_open") | (F.col("_start") <= judged_at))
+            .select("*", deadline.alias("deadline"), judged_on.alias("judged_on"))
+            .select(
+                "chain_id", "police_case_id", "region_code", F.lit(rule).alias("rule"), F.lit(r.article).alias("article"), F.lit(r.agency).alias("agency"),
+                F.col("_start").alias("clock_started_on"), "deadline", F.when(~F.col("_open"), F.col("_end")).alias("ended_on"), "judged_on",
+                days_over.cast("int").alias("days_over"), status.alias("status"), "evidence",
             )
+            .where(F.col("status").isNotNull())
         )
     out = parts[0]
     for p in parts[1:]:
         out = out.unionByName(p)
-    return out
+    # one row per (chain, rule): of a rule's several stages (the two supplementary rounds), the one most over its limit
+    worst = Window.partitionBy("chain_id", "rule").orderBy(F.col("days_over").desc(), F.col("clock_started_on").desc())
+    return out.withColumn("_n", F.row_number().over(worst)).where(F.col("_n") == 1).drop("_n")
 
 
 def _suspect_pairs(suspects: DataFrame, person_records: DataFrame) -> DataFrame:
@@ -587,7 +655,8 @@ STAGE = Stage(
             quarantine=lambda chain, police_cases, suspects, *rest: chain_orphans(police_cases, suspects, rest[-3]),
             tally=lambda chain, police_cases, suspects, *rest: chain_tally(police_cases, suspects, rest[-3]),
         ),
-        Table("gold.time_limit_warnings", build_time_limit_warnings, inputs=("gold.case_chain",), materialize=False),
+        Table("gold.time_limit_warnings", build_time_limit_warnings, inputs=("gold.case_chain", "silver.police_cases", "silver.court_cases"),
+              params=("data_date", "warning_days"), materialize=False),
         Table("gold.sealed_records", build_sealed_records, inputs=("gold.case_chain", "work.mentions", "gold.person_records", "silver.police_transfers"), materialize=False),
     ),
     doc=__doc__ or "",

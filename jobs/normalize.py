@@ -296,7 +296,29 @@ def police_case_rules() -> list[Rule]:
         required("charge", "charge"),
         charge_rule(),
         *[date_rule(n, n.replace("_", " ")) for n in ("occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on")],
+        *time_limit_fact_rules(),
     ])
+
+
+TIME_LIMIT_DATES = ("detention_extension_on", "custody_extension_156_on", "custody_extension_158_on", "custody_extension_159_on")
+MARK_VALUES = {"1": True, "0": False}  # the police system's 1/0 flag
+
+
+def time_limit_fact_rules() -> list[Rule]:
+    """Rules of the police case's time-limit facts (CPL arts. 91, 156, 158, 159): a mark other than 1/0, an approval that is not a date."""
+    unknown_mark = ~_blank(F.col("raw_is_roaming_serial_gang")) & ~F.trim(F.col("raw_is_roaming_serial_gang")).isin(*MARK_VALUES)
+    return [
+        Rule("is_roaming_serial_gang.unknown", "roaming/serial/gang mark is not 1 or 0", unknown_mark, F.col("raw_is_roaming_serial_gang")),
+        *[date_rule(n, n.replace("_", " ")) for n in TIME_LIMIT_DATES],
+    ]
+
+
+def with_time_limit_facts(df: DataFrame) -> DataFrame:
+    """The facts that lengthen a time limit, parsed. A missing or unreadable mark is false: the longer limit is never assumed."""
+    out = df.withColumn("is_roaming_serial_gang", F.coalesce(F.trim(F.col("raw_is_roaming_serial_gang")) == "1", F.lit(False)))
+    for name in TIME_LIMIT_DATES:
+        out = out.withColumn(name, R.parse_date(F.col(f"raw_{name}")))
+    return out
 
 
 CASE_ID_REGION = r"^A([0-9]{6})[0-9]{4}[0-9]{6}$"  # A{county GB/T 2260 code}{year}{seq:06d}, see lawlake.demo.world
@@ -326,7 +348,8 @@ def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
     The region falls back to the one in the case id when the recorded one is empty or not
     a GB/T 2260 code (``region_source``: ``recorded`` or ``case_id``; null when neither).
     """
-    df = raw_fields(bronze, {c: c for c in ("case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at")})
+    df = raw_fields(bronze, {c: c for c in ("case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status",
+                                            "updated_at", "is_roaming_serial_gang", *TIME_LIMIT_DATES)})
     df = (
         df.withColumn("police_case_id", F.trim("raw_case_id"))
         .transform(lambda d: with_region(d, refs))
@@ -338,6 +361,7 @@ def build_police_cases(bronze: DataFrame, refs: Refs) -> DataFrame:
         .withColumn("transferred_on", R.parse_date(F.col("raw_transferred_on")))
         .withColumn("status", F.trim("raw_status"))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+        .transform(with_time_limit_facts)
     )
     rules = police_case_rules()
     checked = (
@@ -424,7 +448,33 @@ def prosecution_rules() -> list[Rule]:
         date_rule("birth_date", "birth date"),
         required("charge", "charge"),
         charge_rule(),
+        *review_time_limit_rules(),
     ])
+
+
+REVIEW_ROUND_DATES = ("returned_on_1", "resubmitted_on_1", "returned_on_2", "resubmitted_on_2")
+REVIEW_TIME_LIMIT_DATES = (*REVIEW_ROUND_DATES, "review_extension_on")
+
+
+def review_time_limit_rules() -> list[Rule]:
+    """Rules of a review's time-limit facts (CPL arts. 172, 175): a date that is not one, a resubmission dated before
+    its return (nulled: the round counts as still out, the safe reading), a mark other than 1/0."""
+    unknown_mark = ~_blank(F.col("raw_is_major_complex")) & ~F.trim(F.col("raw_is_major_complex")).isin(*MARK_VALUES)
+    rules = [date_rule(n, n.replace("_", " ")) for n in REVIEW_TIME_LIMIT_DATES]
+    for k in (1, 2):
+        back, returned = F.col(f"resubmitted_on_{k}"), F.col(f"returned_on_{k}")
+        rules.append(Rule(f"resubmitted_on_{k}.before_return", f"resubmission of round {k} is dated before its return for supplementary investigation",
+                          back.isNotNull() & returned.isNotNull() & (back < returned), F.col(f"raw_resubmitted_on_{k}")))
+    rules.append(Rule("is_major_complex.unknown", "major/complex mark is not 1 or 0", unknown_mark, F.col("raw_is_major_complex")))
+    return rules
+
+
+def with_review_time_limit_facts(df: DataFrame) -> DataFrame:
+    """The review's rounds and art. 172 facts, parsed. A missing or unreadable mark is false: the longer limit is never assumed."""
+    out = df.withColumn("is_major_complex", F.coalesce(F.trim(F.col("raw_is_major_complex")) == "1", F.lit(False)))
+    for name in REVIEW_TIME_LIMIT_DATES:
+        out = out.withColumn(name, R.parse_date(F.col(f"raw_{name}")))
+    return out
 
 
 def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
@@ -437,7 +487,8 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
     df = raw_fields(
         bronze,
         {"review_id": "review_id", "police_case_id": "police_case_id", "suspect_name": "name", "id_number": "id_number", "sex": "sex", "birth_date": "birth_date",
-         "received_on": "received_on", "decision": "decision", "decided_on": "decided_on", "charge": "charge", "procuratorate": "procuratorate", "updated_at": "updated_at"},
+         "received_on": "received_on", "decision": "decision", "decided_on": "decided_on", "charge": "charge", "procuratorate": "procuratorate", "updated_at": "updated_at",
+         **{n: n for n in (*REVIEW_TIME_LIMIT_DATES, "is_major_complex")}},
     )
     df = (
         df.withColumn("review_id", F.trim("raw_review_id"))
@@ -450,6 +501,7 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
         .transform(lambda d: with_charge(d, refs))
         .withColumn("procuratorate", F.trim("raw_procuratorate"))
         .withColumn("updated_at", parse_timestamp(F.col("raw_updated_at")))
+        .transform(with_review_time_limit_facts)
     )
     rules = prosecution_rules()
     ranked = rank_versions(check(df, rules), F.col("prosecution_id"))
@@ -457,7 +509,11 @@ def build_prosecutions(bronze: DataFrame, refs: Refs) -> DataFrame:
     versions = Window.partitionBy("_key", F.col("_rule").isNull())
     return (
         ranked.withColumn("first_received_on", F.min("received_on").over(versions))
-        .withColumn("supplementary_rounds", F.sum(F.when(F.col("decision") == "supplementary_investigation", 1).otherwise(0)).over(versions).cast("int"))
+        # distinct returns (a record re-exported on the resubmission repeats its return), or the rounds the row records
+        .withColumn("supplementary_rounds", F.greatest(
+            F.size(F.collect_set(F.when(F.col("decision") == "supplementary_investigation", F.coalesce(F.col("decided_on"), F.col("received_on")))).over(versions)),
+            F.col("returned_on_1").isNotNull().cast("int") + F.col("returned_on_2").isNotNull().cast("int"),
+        ).cast("int"))
         .withColumn("_record", record_json(df))
     )
 

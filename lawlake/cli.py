@@ -10,6 +10,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from lawlake import config, tables
 from lawlake.console import RunProgress
 from lawlake.console import print_table as _print_table
 
-__all__ = ["main", "run_via_airflow"]
+__all__ = ["main", "run_via_airflow", "warnings_query"]
 
 
 def _settings(args) -> config.Settings:
@@ -401,6 +402,57 @@ def cmd_sql(args) -> int:
     return 0
 
 
+WARNING_COLUMNS = ["status", "days_over", "rule", "article", "agency", "region_code", "police_case_id", "clock_started_on", "deadline", "ended_on", "judged_on", "evidence"]
+
+
+def warnings_query(*, agency: str | None = None, region: str | None = None, status: str | None = None) -> str:
+    """The released statutory time-limit warnings as one read-only query: exceeded first, the most overdue first.
+
+    ``region`` is a GB/T 2260 code or its prefix (``3301`` a prefecture, ``330102`` a county).
+    """
+    from lawlake.rules import time_limits
+
+    where = []
+    if agency is not None:
+        if agency not in time_limits.AGENCIES:
+            raise ValueError(f"unknown agency {agency!r}; agencies: {', '.join(time_limits.AGENCIES)}")
+        where.append(f"agency = '{agency}'")
+    if status is not None:
+        if status not in time_limits.STATUSES:
+            raise ValueError(f"unknown status {status!r}; statuses: {', '.join(time_limits.STATUSES)}")
+        where.append(f"status = '{status}'")
+    if region is not None:
+        if not re.fullmatch(r"[0-9]{2,6}", region):
+            raise ValueError(f"region must be a GB/T 2260 code or its prefix (2 to 6 digits), got {region!r}")
+        where.append(f"region_code LIKE '{region}%'")
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return (f"SELECT {', '.join(WARNING_COLUMNS)} FROM gold.time_limit_warnings{clause} "
+            "ORDER BY status = 'exceeded' DESC, days_over DESC, police_case_id, rule")
+
+
+def cmd_warnings(args) -> int:
+    from lawlake import engine
+    from lawlake.sql import SqlRefused
+
+    settings = _settings(args)
+    try:
+        query = warnings_query(agency=args.agency, region=args.region, status=args.status)
+    except ValueError as exc:
+        print(f"lawlake warnings: {exc}", file=sys.stderr)
+        return 2
+    spark = engine.session(settings.engine)
+    try:
+        df = resolve_sql(spark, settings, query, at=args.at)  # sealed and pending chains hidden, as in lawlake sql
+    except (SqlRefused, LookupError, ValueError) as exc:  # nothing released yet, or a release reference that names nothing
+        print(f"lawlake warnings: {exc}", file=sys.stderr)
+        return 2
+    rows = [r.asDict() for r in (df.limit(args.limit).collect() if args.limit else df.collect())]
+    _print_table(rows, WARNING_COLUMNS)
+    if args.limit and len(rows) == args.limit:
+        print(f"(first {args.limit} warnings; --limit 0 for all)")
+    return 0
+
+
 def cmd_gates(args) -> int:
     from lawlake.catalog import Catalog
 
@@ -579,6 +631,14 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=("table", "csv"), default="table")
     sp.add_argument("--limit", type=int, default=50, help="rows to show (0: all; default 50)")
     sp.set_defaults(func=cmd_sql)
+
+    sp = with_lake(sub.add_parser("warnings", help="statutory time limits exceeded or approaching (CPL 2018), from the released gold.time_limit_warnings"))
+    sp.add_argument("--agency", choices=["police", "procuratorate", "court"], help="the agency responsible for the limit")
+    sp.add_argument("--region", help="a GB/T 2260 region code or prefix: 3301 (Hangzhou), 330102 (one county)")
+    sp.add_argument("--status", choices=["approaching", "exceeded"], help="exceeded, or still open and within the warning window")
+    sp.add_argument("--at", help="release:N or run:RUN_ID: the warnings as that release left them")
+    sp.add_argument("--limit", type=int, default=100, help="rows to print (0: all)")
+    sp.set_defaults(func=cmd_warnings)
 
     sp = with_lake(sub.add_parser("gates", help="gate results of the last run (or --run), with quarantine counts"))
     sp.add_argument("--run", help="run id (default: the last run)")

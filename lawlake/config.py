@@ -1,7 +1,8 @@
 """Configuration, chosen once per process: lake root, catalog URL, engine.
 
 Order of precedence: explicit arguments (CLI flags, DAG params) > environment
-(``LAWLAKE_LAKE``, ``LAWLAKE_CATALOG_URL``, ``LAWLAKE_ENGINE``, ``LAWLAKE_OPENLINEAGE_URL``) > defaults
+(``LAWLAKE_LAKE``, ``LAWLAKE_CATALOG_URL``, ``LAWLAKE_ENGINE``, ``LAWLAKE_OPEN_MIN_CELL``,
+``LAWLAKE_WARNING_DAYS_BEFORE``, ``LAWLAKE_OPENLINEAGE_URL``) > defaults
 (``./lake``, a SQLite catalog inside the lake, the embedded Sail engine).
 """
 
@@ -28,6 +29,8 @@ class Settings:
     engine: str = "embedded"
     # Smallest count an open dataset may publish; smaller cells are suppressed.
     open_min_cell: int = 10
+    # Days before a statutory deadline from which an open stage is warned about (gold.time_limit_warnings).
+    warning_days_before: int = 5
     thresholds: dict = field(default_factory=dict)
     # Where OpenLineage events go: a Marquez-compatible HTTP endpoint, or None for files under <lake>/_lineage/.
     openlineage_url: str | None = None
@@ -70,5 +73,8 @@ def load(lake: str | Path | None = None, catalog_url: str | None = None, engine:
     url = catalog_url or os.environ.get("LAWLAKE_CATALOG_URL") or f"sqlite:///{lake_path / '_catalog' / 'catalog.db'}"
     eng = engine or os.environ.get("LAWLAKE_ENGINE") or "embedded"
     min_cell = int(os.environ.get("LAWLAKE_OPEN_MIN_CELL", "10"))
-    return Settings(lake=lake_path, catalog_url=url, engine=eng, open_min_cell=min_cell, thresholds=load_thresholds(),
+    warning_days = int(os.environ.get("LAWLAKE_WARNING_DAYS_BEFORE", "5"))
+    if warning_days < 0:
+        raise ValueError(f"LAWLAKE_WARNING_DAYS_BEFORE must be a number of days >= 0, got {warning_days}")
+    return Settings(lake=lake_path, catalog_url=url, engine=eng, open_min_cell=min_cell, warning_days_before=warning_days, thresholds=load_thresholds(),
                     openlineage_url=os.environ.get("LAWLAKE_OPENLINEAGE_URL") or None)

@@ -44,6 +44,7 @@ class Params:
     data_date: date  # the date the run's data describes: "today" for deadlines and expiries, never the wall clock
     sources: Path | None = None  # the agencies' exports (gather)
     min_cell: int = 10  # smallest count an open dataset may publish
+    warning_days: int = 5  # an open stage this many days or fewer before its statutory deadline is warned about
     secret_key: bytes = b""  # pseudonyms (share)
     watermarks: Mapping[str, str] = field(default_factory=dict)  # source feed -> last released watermark (gather)
     ingested: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)  # source feed -> {sha256: [paths]} released (gather)

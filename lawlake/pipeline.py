@@ -102,6 +102,7 @@ def _params(settings: Settings, catalog: Catalog, run_id: str, sources: Path | N
         data_date=data_date or now.date(),
         sources=Path(sources) if sources else None,
         min_cell=settings.open_min_cell,
+        warning_days=settings.warning_days_before,
         secret_key=settings.secret_key,
         watermarks=catalog.watermarks(),
         ingested=catalog.ingested(),

@@ -37,9 +37,9 @@ from lawlake.demo.defects import DEFECT_KINDS, DEFECT_RATES, DefectPlan
 from lawlake.demo.legal import write_legal
 from lawlake.demo.reference import load_reference
 from lawlake.demo.sources import Truth, write_corrections, write_courts, write_police, write_procuratorate
-from lawlake.demo.world import AS_OF, World, build_world
+from lawlake.demo.world import AS_OF, World, add_time_limit_facts, build_world
 
-__all__ = ["generate", "BASE_POLICE_CASES", "LAYOUT"]
+__all__ = ["generate", "world_of", "BASE_POLICE_CASES", "LAYOUT"]
 
 BASE_POLICE_CASES = 2000  # police cases at scale 1
 LAYOUT = ("police", "procuratorate", "courts", "corrections", "legal", "_truth")  # everything generate() writes
@@ -130,6 +130,26 @@ def _injected(plans: list[DefectPlan]) -> dict[str, dict]:
     return totals
 
 
+def world_of(*, scale: float = 1, seed: int = 7) -> World:
+    """The true world :func:`generate` writes for ``scale`` and ``seed`` (time-limit facts included), without writing it."""
+    streams, _legal, facts = _streams(seed)
+    world = build_world(streams[0], load_reference(), max(1, round(BASE_POLICE_CASES * scale)))
+    add_time_limit_facts(world, facts)
+    return world
+
+
+def _streams(seed: int) -> tuple[list[random.Random], random.Random, random.Random]:
+    """The generator's random streams, in the order they are drawn: one per stage, then the legal services, then the time-limit facts.
+
+    Each later source draws a stream of its own after the earlier ones, so adding it changed none of them.
+    """
+    master = random.Random(seed)
+    streams = [random.Random(master.getrandbits(64)) for _ in range(5)]
+    legal = random.Random(master.getrandbits(64))
+    facts = random.Random(master.getrandbits(64))
+    return streams, legal, facts
+
+
 def generate(out_dir: str | Path, *, scale: float = 1, seed: int = 7) -> dict:
     """Write the agencies' source systems and the ground truth into ``out_dir``; return the summary.
 
@@ -140,11 +160,10 @@ def generate(out_dir: str | Path, *, scale: float = 1, seed: int = 7) -> dict:
         raise ValueError(f"scale must be positive, got {scale!r}")
     out = Path(out_dir)
     _prepare_out_dir(out)
-    master = random.Random(seed)
-    streams = [random.Random(master.getrandbits(64)) for _ in range(5)]
-    legal_rng = random.Random(master.getrandbits(64))  # drawn after the others: adding the source changed none of them
+    streams, legal_rng, facts_rng = _streams(seed)
     reference = load_reference()
     world = build_world(streams[0], reference, max(1, round(BASE_POLICE_CASES * scale)))
+    add_time_limit_facts(world, facts_rng)
     truth_dir = out / "_truth"
     truth_dir.mkdir()
     plans = [DefectPlan(rng) for rng in streams[1:]]

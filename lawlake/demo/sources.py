@@ -33,11 +33,12 @@ from openpyxl import Workbook
 from lawlake.demo.defects import DATE_STYLES, DefectPlan, PersonView, case_number_variant, format_date, join_defects, person_view
 from lawlake.demo.identity import GBK_SAFE_DOTS, UNICODE_DOTS
 from lawlake.demo.reference import Charge
-from lawlake.demo.world import AS_OF, CourtCase, Party, Review, Suspect, World, at_time
+from lawlake.demo.world import AS_OF, CourtCase, Party, PoliceCase, Review, Suspect, World, at_time
 
 __all__ = ["Truth", "write_police", "write_procuratorate", "write_courts", "write_corrections", "REVIEW_HEADER", "CUSTODY_HEADER"]
 
-REVIEW_HEADER = ("受案号", "公安案件编号", "犯罪嫌疑人姓名", "身份证号", "性别", "出生日期", "受理日期", "审查结论", "决定日期", "涉嫌罪名", "承办检察院", "更新时间")
+REVIEW_HEADER = ("受案号", "公安案件编号", "犯罪嫌疑人姓名", "身份证号", "性别", "出生日期", "受理日期", "审查结论", "决定日期", "涉嫌罪名", "承办检察院", "更新时间",
+                 "第一次退回补充侦查日期", "第一次重新移送日期", "第二次退回补充侦查日期", "第二次重新移送日期", "延长审查起诉批准日期", "重大复杂案件")
 CUSTODY_HEADER = ("记录编号", "法院案号", "姓名", "身份证号", "执行机构", "执行类型", "入监日期", "出监日期", "更新时间")
 TRUTH_HEADER = ("source", "record_key", "person_id", "police_case_id", "defects")
 
@@ -100,7 +101,9 @@ class Truth:
 
 POLICE_DDL = (
     """CREATE TABLE cases (case_id TEXT PRIMARY KEY, region_code TEXT, charge TEXT, occurred_on TEXT, filed_on TEXT,
-       detained_on TEXT, arrested_on TEXT, transferred_on TEXT, status TEXT, updated_at TEXT NOT NULL)""",
+       detained_on TEXT, arrested_on TEXT, transferred_on TEXT, status TEXT, updated_at TEXT NOT NULL,
+       is_roaming_serial_gang TEXT, detention_extension_on TEXT,
+       custody_extension_156_on TEXT, custody_extension_158_on TEXT, custody_extension_159_on TEXT)""",
     """CREATE TABLE suspects (suspect_id TEXT PRIMARY KEY, case_id TEXT NOT NULL REFERENCES cases (case_id),
        name TEXT, id_number TEXT, sex TEXT, birth_date TEXT, updated_at TEXT NOT NULL)""",
     """CREATE TABLE transfers (transfer_id TEXT PRIMARY KEY, case_id TEXT NOT NULL REFERENCES cases (case_id),
@@ -145,6 +148,7 @@ def _police_rows(world: World, plan: DefectPlan, truth: Truth) -> tuple[list[tup
             "transferred_on": _iso(case.transferred_on),
             "status": case.status,
             "updated_at": _timestamp(case.updated_at),
+            **_time_limit_columns(case),
         }
         missing = plan.missing_field("police.cases", ("charge", "region_code"))
         if missing:
@@ -192,6 +196,18 @@ def _police_rows(world: World, plan: DefectPlan, truth: Truth) -> tuple[list[tup
     return cases, suspects, transfers
 
 
+def _time_limit_columns(case: PoliceCase) -> dict:
+    """The case's time-limit facts as the police system records them: a 1/0 mark and approval dates (延长侦查羁押期限)."""
+    f = case.facts
+    return {
+        "is_roaming_serial_gang": "1" if f.is_roaming_serial_gang else "0",
+        "detention_extension_on": _iso(f.detention_extension_on),
+        "custody_extension_156_on": _iso(f.custody_extension_156_on),
+        "custody_extension_158_on": _iso(f.custody_extension_158_on),
+        "custody_extension_159_on": _iso(f.custody_extension_159_on),
+    }
+
+
 def write_police(directory: Path, world: World, plan: DefectPlan, truth: Truth) -> int:
     """``police/police.db``; returns the number of files written."""
     directory.mkdir(parents=True)
@@ -201,7 +217,7 @@ def write_police(directory: Path, world: World, plan: DefectPlan, truth: Truth) 
         with conn:  # one transaction: executemany of hundreds of thousands of rows stays fast
             for ddl in POLICE_DDL:
                 conn.execute(ddl)
-            conn.executemany("INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", cases)
+            conn.executemany(f"INSERT INTO cases VALUES ({', '.join(['?'] * 15)})", cases)
             conn.executemany("INSERT INTO suspects VALUES (?, ?, ?, ?, ?, ?, ?)", suspects)
             conn.executemany("INSERT INTO transfers VALUES (?, ?, ?, ?, ?, ?)", transfers)
     finally:
@@ -254,7 +270,7 @@ class ReviewRecord:
     missing: str | None  # the column left empty
     key: str
 
-    def row(self, conclusion: str, received: date, decided: date, charge: str, updated: datetime) -> tuple:
+    def row(self, conclusion: str, received: date, decided: date, charge: str, updated: datetime, limits: dict[str, str]) -> tuple:
         values = {
             "受案号": self.review_id,
             "公安案件编号": self.police_case_id,
@@ -268,6 +284,7 @@ class ReviewRecord:
             "涉嫌罪名": charge,
             "承办检察院": self.procuratorate,
             "更新时间": _timestamp(updated),
+            **limits,
         }
         if self.missing:
             values[self.missing] = ""
@@ -288,24 +305,46 @@ def _review_record(plan: DefectPlan, review: Review, suspect: Suspect) -> Review
     return ReviewRecord(review.review_id, review.case.case_id, review.case.county.procuratorate, suspect.person.person_id, view, charge, style, missing, key)
 
 
-def _review_versions(review: Review, decision: str) -> list[tuple[str, date, date]]:
-    """(审查结论, 受理日期, 决定日期) of each state the record went through."""
+def _review_versions(review: Review, decision: str) -> list[tuple[str, date, date, date]]:
+    """(审查结论, 受理日期, 决定日期, the day the record changed) of each state the record went through: each return for
+    supplementary investigation, a resubmission of a review still open (the record re-exported with its date), the decision."""
     versions = []
-    if review.returned_on:
-        versions.append(("退回补充侦查", review.received_on, review.returned_on))
+    receipt = review.received_on
+    rounds = review.facts.rounds or ([(review.returned_on, review.rereceived_on)] if review.returned_on else [])
+    for i, (returned, back) in enumerate(rounds):
+        versions.append(("退回补充侦查", receipt, returned, returned))
+        if back and i == len(rounds) - 1 and not review.decided_on:
+            versions.append(("退回补充侦查", receipt, returned, back))
+        receipt = back or receipt
     if review.decided_on:
-        versions.append((decision, review.rereceived_on or review.received_on, review.decided_on))
+        versions.append((decision, review.facts.latest_receipt(review.received_on), review.decided_on, review.decided_on))
     return versions
+
+
+def _review_limit_columns(review: Review, known_on: date, style: str | None) -> dict[str, str]:
+    """The review's time-limit facts as recorded by ``known_on``: each round's return and resubmission dates,
+    the 延长审查起诉 approval (art. 172) and the 1/0 major-or-complex mark."""
+    f = review.facts
+
+    def on(day: date | None) -> str:
+        return format_date(day, style) if day and day <= known_on else ""
+
+    rounds = [*f.rounds, (None, None), (None, None)][:2]
+    return {
+        "第一次退回补充侦查日期": on(rounds[0][0]), "第一次重新移送日期": on(rounds[0][1]),
+        "第二次退回补充侦查日期": on(rounds[1][0]), "第二次重新移送日期": on(rounds[1][1]),
+        "延长审查起诉批准日期": on(f.review_extension_on), "重大复杂案件": "1" if f.is_major_complex else "0",
+    }
 
 
 def _deliver_review(plan: DefectPlan, truth: Truth, feed: Feed, record: ReviewRecord, row: tuple, updated: datetime, extra: list[str]) -> None:
     """A row in the export of the day it changed, and maybe again in a later one."""
     source = "procuratorate.reviews"
     day = updated.date()
-    feed.add(day, (row[-1], record.key), row)
+    feed.add(day, (_timestamp(updated), record.key), row)
     truth.add(source, record.key, record.person_id, record.police_case_id, record.view.defects + extra)
     if day < AS_OF and plan.draw("duplicate_delivery", source):
-        feed.add(_redelivery_day(plan.rng, day), (row[-1], record.key), row)
+        feed.add(_redelivery_day(plan.rng, day), (_timestamp(updated), record.key), row)
         truth.add(source, record.key, record.person_id, record.police_case_id, record.view.defects + extra + ["duplicate_delivery"])
 
 
@@ -316,17 +355,18 @@ def _review_records(world: World, charges: tuple[Charge, ...], plan: DefectPlan,
         for suspect in review.case.suspects:
             record = _review_record(plan, review, suspect)
             versions = _review_versions(review, decisions.get(suspect, ""))
-            for i, (conclusion, received, decided) in enumerate(versions):
-                updated = at_time(rng, decided)
+            for i, (conclusion, received, decided, known) in enumerate(versions):
+                limits = _review_limit_columns(review, known, record.date_style)
+                updated = at_time(rng, known)
                 final = i == len(versions) - 1 and review.decided_on is not None
                 if final and decided + timedelta(days=REVIEW_LATE_UPDATE_DAYS[0]) <= AS_OF and plan.draw("late_update", "procuratorate.reviews"):
                     # first exported under a wrong charge, corrected later
                     wrong = rng.choice([c.name for c in charges if c is not review.case.charge])
-                    _deliver_review(plan, truth, feed, record, record.row(conclusion, received, decided, wrong, updated), updated, [])
+                    _deliver_review(plan, truth, feed, record, record.row(conclusion, received, decided, wrong, updated, limits), updated, [])
                     updated = _later(rng, updated, REVIEW_LATE_UPDATE_DAYS)
-                    _deliver_review(plan, truth, feed, record, record.row(conclusion, received, decided, record.charge, updated), updated, ["late_update"])
+                    _deliver_review(plan, truth, feed, record, record.row(conclusion, received, decided, record.charge, updated, limits), updated, ["late_update"])
                 else:
-                    _deliver_review(plan, truth, feed, record, record.row(conclusion, received, decided, record.charge, updated), updated, [])
+                    _deliver_review(plan, truth, feed, record, record.row(conclusion, received, decided, record.charge, updated, limits), updated, [])
 
 
 def write_procuratorate(directory: Path, world: World, charges: tuple[Charge, ...], plan: DefectPlan, truth: Truth) -> int:

@@ -22,7 +22,7 @@ from lawlake.demo.reference import Charge, County, Reference
 
 __all__ = [
     "START", "AS_OF", "ART_17_2_CHARGES", "SEAL_STATUSES", "World", "Person", "Suspect", "PoliceCase", "Review", "CourtCase", "Party", "Custody",
-    "SealStatus", "Quota", "build_world", "age_on", "legal_age", "at_time",
+    "SealStatus", "Quota", "build_world", "age_on", "legal_age", "at_time", "TimeLimitFacts", "ReviewFacts", "add_time_limit_facts",
 ]  # fmt: skip
 
 
@@ -146,6 +146,30 @@ class Suspect:
     minor: bool  # under 18 at the case's occurred_on
 
 
+@dataclass(slots=True)
+class TimeLimitFacts:
+    """What the police record that lengthens a statutory time limit (CPL 2018; drawn by :func:`add_time_limit_facts`)."""
+
+    is_roaming_serial_gang: bool = False  # art. 91: 流窜作案、多次作案、结伙作案 — arrest request within 30 days
+    detention_extension_on: date | None = None  # art. 91: the arrest request period extended by 1–4 days, approved on
+    custody_extension_156_on: date | None = None  # 延长侦查羁押期限 approvals: art. 156 (+1 month) …
+    custody_extension_158_on: date | None = None  # … art. 158 (+2 months) …
+    custody_extension_159_on: date | None = None  # … art. 159 (+2 months)
+
+
+@dataclass(slots=True)
+class ReviewFacts:
+    """What the procuratorate records about a review's time limits (CPL arts. 172, 175; drawn by :func:`add_time_limit_facts`)."""
+
+    rounds: list[tuple[date, date | None]] = field(default_factory=list)  # (退回补充侦查, 重新移送 or None while out) per round, at most two
+    review_extension_on: date | None = None  # art. 172: 延长审查起诉 (+15 days) approved on
+    is_major_complex: bool = False  # art. 172: marked 重大、复杂 (+15 days)
+
+    def latest_receipt(self, received_on: date) -> date:
+        """The receipt the review-for-prosecution clock runs from: the last resubmission, else the first receipt."""
+        return next((resub for _ret, resub in reversed(self.rounds) if resub), received_on)
+
+
 @dataclass(slots=True, eq=False)
 class PoliceCase:
     case_id: str
@@ -160,6 +184,7 @@ class PoliceCase:
     updated_at: datetime  # when the case row last changed
     transfer_id: str | None = None
     suspects: list[Suspect] = field(default_factory=list)
+    facts: TimeLimitFacts = field(default_factory=lambda: TimeLimitFacts())  # see add_time_limit_facts
 
     @property
     def status(self) -> str:
@@ -181,6 +206,7 @@ class Review:
     decided_on: date | None  # the final decision; None while still under review
     decisions: list[tuple[Suspect, str]]  # (suspect, 起诉 / 不起诉) once decided
     review_id: str = ""
+    facts: ReviewFacts = field(default_factory=lambda: ReviewFacts())  # see add_time_limit_facts
 
 
 @dataclass(slots=True, eq=False)
@@ -708,3 +734,104 @@ def build_world(rng: random.Random, ref: Reference, n_cases: int) -> World:
     world = World(population.persons, cases, reviews, court_cases, custody, _sealed(reviews, court_cases))
     world.seal_statuses = _seal_statuses(world)
     return world
+
+
+# -- time-limit facts (issue 10) ---------------------------------------------------------
+# Drawn from their own random stream after the world is built, so the rest of the world
+# (and every other writer's output) is unchanged by them. The shares are chosen so that
+# each limit has stages over it, stages just inside it and stages well within it, with
+# and without the extension the law allows, and approvals that came too late to count.
+
+ROAMING_SHARE = ((14, 0.45), (10, 0.15), (0, 0.03))  # (lag over days, share marked roaming/serial/gang)
+DETENTION_EXTENSION_SHARE = ((14, 0.25), (10, 0.6), (0, 0.03))  # an approved +1–4 days, by the same lag bands
+CUSTODY_APPROVAL_SHARE = 0.75  # of custody stages running past a deadline: the next extension was approved
+LATE_APPROVAL_SHARE = 0.1  # of approvals: dated after the deadline they were meant to extend (they do not count)
+APPROVAL_LEAD_DAYS = (0, 20)  # how long before the deadline an approval is dated
+
+
+def _share(bands: tuple[tuple[int, float], ...], lag: int) -> float:
+    return next(share for over, share in bands if lag > over)
+
+
+def _approval_on(rng: random.Random, start: date, due: date) -> date:
+    if rng.random() < LATE_APPROVAL_SHARE:
+        return due + timedelta(days=rng.randint(1, 5))
+    return max(start + timedelta(days=1), due - timedelta(days=rng.randint(*APPROVAL_LEAD_DAYS)))
+
+
+SECOND_RETURN_SHARE = 0.35  # of reviews resubmitted after a first return: returned a second time (art. 175 allows two)
+SECOND_RETURN_LAG = (10, 28)  # days from the resubmission to the second return, for a review still open at AS_OF (within its month)
+SECOND_SUPPLEMENTARY_LAG = bands((80, 10, 30), (20, 31, 45))  # the police's month, and past it
+MAJOR_COMPLEX_SHARE = {True: 0.4, False: 0.03}  # by heavy charge: the procuratorate marks the case 重大、复杂
+REVIEW_APPROVAL_SHARE = 0.6  # of reviews not so marked running past their month: a recorded 延长审查起诉
+STRAY_REVIEW_APPROVAL_SHARE = 0.02  # of the others: an approval though the review ended in its month
+
+
+def _review_facts(review: Review, rng: random.Random) -> ReviewFacts:
+    """The review's supplementary rounds (the first from the world, a second drawn here) and its art. 172 facts."""
+    facts = ReviewFacts()
+    if review.returned_on:
+        facts.rounds.append((review.returned_on, review.rereceived_on))
+        resub = review.rereceived_on
+        if resub and rng.random() < SECOND_RETURN_SHARE:
+            if review.decided_on:  # both rounds fall between the first resubmission and the decision
+                gap = (review.decided_on - resub).days
+                if gap >= 6:
+                    returned = resub + timedelta(days=rng.randint(2, max(2, min(gap // 3, 28))))  # returned within the review's month
+                    back = returned + timedelta(days=rng.randint(1, (review.decided_on - returned).days - 1))
+                    facts.rounds.append((returned, back))
+            else:
+                returned = resub + timedelta(days=rng.randint(*SECOND_RETURN_LAG))
+                if returned <= AS_OF:
+                    back = returned + timedelta(days=Lags(rng).draw(SECOND_SUPPLEMENTARY_LAG))
+                    facts.rounds.append((returned, back if back <= AS_OF else None))
+    open_round = bool(facts.rounds) and facts.rounds[-1][1] is None
+    facts.is_major_complex = rng.random() < MAJOR_COMPLEX_SHARE[review.case.charge.code in HEAVY_CHARGES]
+    if not open_round and not facts.is_major_complex:
+        start = facts.latest_receipt(review.received_on)
+        due = _add_months_last_day(start, 1)
+        end = review.decided_on or AS_OF
+        share = REVIEW_APPROVAL_SHARE if end > due - timedelta(days=5) else STRAY_REVIEW_APPROVAL_SHARE
+        if rng.random() < share:
+            approved = _approval_on(rng, start, due)
+            if approved <= min(end, AS_OF):
+                facts.review_extension_on = approved
+    return facts
+
+
+def add_time_limit_facts(world: World, rng: random.Random) -> None:
+    """Draw each police case's :class:`TimeLimitFacts` (roaming marks and approvals where a stage runs long), then
+    each review's :class:`ReviewFacts` (a second supplementary round, major/complex marks, 延长审查起诉 approvals)."""
+    for case in world.cases:
+        facts = TimeLimitFacts()
+        if case.detained_on and case.arrested_on:
+            lag = (case.arrested_on - case.detained_on).days
+            facts.is_roaming_serial_gang = rng.random() < _share(ROAMING_SHARE, lag)
+            if not facts.is_roaming_serial_gang and rng.random() < _share(DETENTION_EXTENSION_SHARE, lag):
+                facts.detention_extension_on = case.detained_on + timedelta(days=rng.randint(1, 3))
+        if case.arrested_on and not case.withdrawn_on:
+            end = case.transferred_on or AS_OF
+            months = 2
+            for name, more in (("custody_extension_156_on", 1), ("custody_extension_158_on", 2), ("custody_extension_159_on", 2)):
+                due = _add_months_last_day(case.arrested_on, months)
+                # approved when the stage ran (or, still open, is about to run) past the deadline
+                if end <= due - timedelta(days=APPROVAL_LEAD_DAYS[1]) or rng.random() >= CUSTODY_APPROVAL_SHARE:
+                    break
+                approved = _approval_on(rng, case.arrested_on, due)
+                if approved > AS_OF:
+                    break
+                setattr(facts, name, approved)
+                if approved > due:
+                    break  # too late: the police asked for no further extension
+                months += more
+        case.facts = facts
+    for review in world.reviews:  # after every police draw, so the police facts are unchanged by these
+        review.facts = _review_facts(review, rng)
+
+
+def _add_months_last_day(day: date, months: int) -> date:
+    """``day`` plus calendar months, a month-end start giving the month-end (CPL art. 105)."""
+    nxt = day + timedelta(days=1)
+    if nxt.month != day.month:  # the last day of its month
+        return _add_months(nxt, months) - timedelta(days=1)
+    return _add_months(day, months)

@@ -22,11 +22,13 @@ from sqlalchemy import create_engine, inspect
 from lawlake.demo import generate
 from lawlake.demo.defects import DEFECT_KINDS, DEFECT_RATES
 
-REVIEW_HEADER = "受案号,公安案件编号,犯罪嫌疑人姓名,身份证号,性别,出生日期,受理日期,审查结论,决定日期,涉嫌罪名,承办检察院,更新时间".split(",")
+REVIEW_HEADER = ("受案号,公安案件编号,犯罪嫌疑人姓名,身份证号,性别,出生日期,受理日期,审查结论,决定日期,涉嫌罪名,承办检察院,更新时间,"
+                 "第一次退回补充侦查日期,第一次重新移送日期,第二次退回补充侦查日期,第二次重新移送日期,延长审查起诉批准日期,重大复杂案件").split(",")
 CUSTODY_HEADER = "记录编号,法院案号,姓名,身份证号,执行机构,执行类型,入监日期,出监日期,更新时间".split(",")
 COURT_FIELDS = ["case_number", "court_name", "trial_level", "original_case_number", "review_id", "charge", "filed_on", "judged_on", "parties", "updated_at"]
 POLICE_COLUMNS = {
-    "cases": ["case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at"],
+    "cases": ["case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at",
+              "is_roaming_serial_gang", "detention_extension_on", "custody_extension_156_on", "custody_extension_158_on", "custody_extension_159_on"],
     "suspects": ["suspect_id", "case_id", "name", "id_number", "sex", "birth_date", "updated_at"],
     "transfers": ["transfer_id", "case_id", "procuratorate", "transferred_on", "updated_at"],
 }
@@ -475,3 +477,75 @@ def test_refuses_to_overwrite_what_it_did_not_write(tmp_path, setup, message):
 def test_rejects_a_scale_that_is_not_positive(tmp_path, scale):
     with pytest.raises(ValueError, match="scale"):
         generate(tmp_path / "demo", scale=scale)
+
+
+def test_time_limit_facts_give_every_limit_cases_over_near_and_within():
+    from lawlake.demo.generator import world_of
+
+    world = world_of(scale=1, seed=7)
+    again = world_of(scale=1, seed=7)
+    assert [c.facts for c in world.cases] == [c.facts for c in again.cases]  # deterministic for a seed
+    detention = [(c.arrested_on - c.detained_on).days for c in world.cases if c.detained_on and c.arrested_on]
+    assert min(detention) <= 10 and any(10 < d <= 14 for d in detention) and any(d > 37 for d in detention)  # within, near, over
+    facts = [c.facts for c in world.cases]
+    assert sum(f.is_roaming_serial_gang for f in facts) > 10 and sum(f.detention_extension_on is not None for f in facts) > 10
+    for name in ("custody_extension_156_on", "custody_extension_158_on", "custody_extension_159_on"):
+        assert sum(getattr(f, name) is not None for f in facts) > 3, name  # each article's approval occurs
+    # some approvals came after the deadline they were meant to extend (they must not count)
+    late = [c for c in world.cases if c.facts.custody_extension_156_on and c.facts.custody_extension_156_on > _months(c.arrested_on, 2)]
+    assert late
+    open_custody = [c for c in world.cases if c.arrested_on and not c.transferred_on and not c.withdrawn_on]
+    assert open_custody  # stages still open at the snapshot
+
+
+def _months(day, n):
+    import calendar
+
+    y, m = divmod(day.year * 12 + day.month - 1 + n, 12)
+    last = calendar.monthrange(y, m + 1)[1]
+    return date(y, m + 1, last if day.day == calendar.monthrange(day.year, day.month)[1] else min(day.day, last))
+
+
+def test_review_facts_give_supplementary_rounds_and_review_extensions_and_the_export_carries_them(demo):
+    from lawlake.demo.generator import world_of
+    from lawlake.rules.dates import parse
+
+    world = world_of(scale=1, seed=7)
+    assert [r.facts for r in world.reviews] == [r.facts for r in world_of(scale=1, seed=7).reviews]  # deterministic for a seed
+    rounds = [(r, k, ret, back) for r in world.reviews for k, (ret, back) in enumerate(r.facts.rounds, 1)]
+    assert any(k == 2 for _, k, _, _ in rounds)  # second rounds occur (at most two: art. 175)
+    assert all(len(r.facts.rounds) <= 2 for r in world.reviews)
+    months = [(back - _months(ret, 1)).days for _, _, ret, back in rounds if back]
+    assert any(m > 0 for m in months) and any(m <= 0 for m in months)  # rounds over and within the police's month
+    for r, _k, ret, back in rounds:  # each round lies between the receipt and the decision
+        assert r.received_on < ret and (back is None or ret < back) and (r.decided_on is None or back is None or back < r.decided_on)
+    facts = [r.facts for r in world.reviews]
+    assert sum(f.is_major_complex for f in facts) > 10 and sum(f.review_extension_on is not None for f in facts) > 10
+    late = [r for r in world.reviews if r.facts.review_extension_on
+            and r.facts.review_extension_on > _months(r.facts.latest_receipt(r.received_on), 1)]
+    assert late  # approvals dated after the deadline (they must not count)
+    # the final export row of a twice-returned, decided review carries both rounds and restarts at the last resubmission
+    two = next(r for r in world.reviews if len(r.facts.rounds) == 2 and r.decided_on)
+    rows = [row for row in _review_rows(demo) if row["受案号"] == two.review_id and row["审查结论"] in ("起诉", "不起诉")]
+    assert rows
+    row = max(rows, key=lambda x: x["更新时间"])
+    (ret1, back1), (ret2, back2) = two.facts.rounds
+    got = [parse(row[c]) for c in ("第一次退回补充侦查日期", "第一次重新移送日期", "第二次退回补充侦查日期", "第二次重新移送日期", "受理日期")]
+    assert got == [ret1, back1, ret2, back2, back2]
+    assert row["重大复杂案件"] == ("1" if two.facts.is_major_complex else "0")
+
+
+def test_world_of_is_the_world_generate_writes(tmp_path):
+    """bench/score_warnings judges against world_of: its time-limit facts must be the ones the police database holds."""
+    import sqlite3
+
+    from lawlake.demo.generator import generate, world_of
+
+    generate(tmp_path / "demo", scale=0.05, seed=7)
+    with sqlite3.connect(tmp_path / "demo" / "police" / "police.db") as db:
+        written = {r[0]: (r[1] == "1", r[2]) for r in db.execute("SELECT case_id, is_roaming_serial_gang, custody_extension_156_on FROM cases")}
+    world = world_of(scale=0.05, seed=7)
+    true = {c.case_id: (c.facts.is_roaming_serial_gang, c.facts.custody_extension_156_on.isoformat() if c.facts.custody_extension_156_on else None)
+            for c in world.cases}
+    assert written and all(written[k] == v for k, v in true.items() if k in written)  # every written case carries the world's facts
+    assert any(v[0] for v in true.values())  # the comparison covers marked cases

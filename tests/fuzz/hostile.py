@@ -28,7 +28,8 @@ NAMES = ["张三", "李四", "䶮𠮷", "阿卜杜·热合曼", "王五", "赵�
 
 def _review(f: int, i: int) -> list[str]:
     return [f"JC{f}{i:04d}", f"A{f}{i:04d}", NAMES[i % len(NAMES)], f"33010219900101{i:03d}X", "男", "1990/1/1", "2023年3月2日", "起诉",
-            "2023-03-20", "盗窃罪", "杭州市上城区人民检察院", f"2023-03-2{f} 12:00:{i:02d}"]
+            "2023-03-20", "盗窃罪", "杭州市上城区人民检察院", f"2023-03-2{f} 12:00:{i:02d}",
+            "", "", "", "", "", "0"]
 
 
 def _court(f: int, i: int) -> dict:
@@ -70,12 +71,13 @@ def build_tree(root: Path) -> Path:
         (root / "courts" / f"court_cases_2023050{f}.jsonl").write_text("".join(json.dumps(_court(f, i), ensure_ascii=False) + "\n" for i in range(ROWS)), encoding="utf-8")
         write_workbook(root / "corrections" / f"custody_20230{f}.xlsx", [_custody(f, i) for i in range(ROWS)])
     con = sqlite3.connect(root / "police" / "police.db")
-    con.execute("CREATE TABLE cases (case_id TEXT PRIMARY KEY, region_code TEXT, charge TEXT, occurred_on TEXT, filed_on TEXT, detained_on TEXT, arrested_on TEXT, transferred_on TEXT, status TEXT, updated_at TEXT)")
+    con.execute("CREATE TABLE cases (case_id TEXT PRIMARY KEY, region_code TEXT, charge TEXT, occurred_on TEXT, filed_on TEXT, detained_on TEXT, arrested_on TEXT, transferred_on TEXT, status TEXT, updated_at TEXT, "
+                "is_roaming_serial_gang TEXT, detention_extension_on TEXT, custody_extension_156_on TEXT, custody_extension_158_on TEXT, custody_extension_159_on TEXT)")
     con.execute("CREATE TABLE suspects (suspect_id TEXT PRIMARY KEY, case_id TEXT, name TEXT, id_number TEXT, sex TEXT, birth_date TEXT, updated_at TEXT)")
     con.execute("CREATE TABLE transfers (transfer_id TEXT PRIMARY KEY, case_id TEXT, procuratorate TEXT, transferred_on TEXT, updated_at TEXT)")
     for i in range(ROWS):
         ts = f"2023-03-01 10:00:{i:02d}"
-        con.execute("INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?,?)", (f"A{i:06d}", "330102", "盗窃", "2023-01-02", "2023-01-03", None, None, None, "立案", ts))
+        con.execute("INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (f"A{i:06d}", "330102", "盗窃", "2023-01-02", "2023-01-03", None, None, None, "立案", ts, "0", None, None, None, None))
         con.execute("INSERT INTO suspects VALUES (?,?,?,?,?,?,?)", (f"S{i:09d}", f"A{i:06d}", NAMES[i % len(NAMES)], f"33010219900101{i:03d}X", "男", "1990-01-01", ts))
         con.execute("INSERT INTO transfers VALUES (?,?,?,?,?)", (f"T{i:09d}", f"A{i:06d}", "杭州市上城区人民检察院", "2023-03-01", ts))
     con.commit()

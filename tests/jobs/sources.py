@@ -9,14 +9,17 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-REVIEW_HEADER = "受案号,公安案件编号,犯罪嫌疑人姓名,身份证号,性别,出生日期,受理日期,审查结论,决定日期,涉嫌罪名,承办检察院,更新时间".split(",")
+REVIEW_HEADER = ("受案号,公安案件编号,犯罪嫌疑人姓名,身份证号,性别,出生日期,受理日期,审查结论,决定日期,涉嫌罪名,承办检察院,更新时间,"
+                 "第一次退回补充侦查日期,第一次重新移送日期,第二次退回补充侦查日期,第二次重新移送日期,延长审查起诉批准日期,重大复杂案件").split(",")
+REVIEW_BASE_FIELDS = 12  # up to 更新时间; the time-limit columns (CPL arts. 172, 175) follow
 CUSTODY_HEADER = "记录编号,法院案号,姓名,身份证号,执行机构,执行类型,入监日期,出监日期,更新时间".split(",")
 
 
 def write_police(root: Path, cases: list[dict], suspects: list[dict], transfers: list[dict] = ()) -> None:
     (root / "police").mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(root / "police" / "police.db")
-    con.execute("CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, region_code TEXT, charge TEXT, occurred_on TEXT, filed_on TEXT, detained_on TEXT, arrested_on TEXT, transferred_on TEXT, status TEXT, updated_at TEXT)")
+    con.execute("CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, region_code TEXT, charge TEXT, occurred_on TEXT, filed_on TEXT, detained_on TEXT, arrested_on TEXT, transferred_on TEXT, status TEXT, updated_at TEXT, "
+                "is_roaming_serial_gang TEXT, detention_extension_on TEXT, custody_extension_156_on TEXT, custody_extension_158_on TEXT, custody_extension_159_on TEXT)")
     con.execute("CREATE TABLE IF NOT EXISTS suspects (suspect_id TEXT PRIMARY KEY, case_id TEXT, name TEXT, id_number TEXT, sex TEXT, birth_date TEXT, updated_at TEXT)")
     con.execute("CREATE TABLE IF NOT EXISTS transfers (transfer_id TEXT PRIMARY KEY, case_id TEXT, procuratorate TEXT, transferred_on TEXT, updated_at TEXT)")
     for table, rows in (("cases", cases), ("suspects", suspects), ("transfers", transfers)):
@@ -28,11 +31,12 @@ def write_police(root: Path, cases: list[dict], suspects: list[dict], transfers:
 
 
 def write_reviews(root: Path, day: str, rows: list[list[str]], *, extra_lines: list[bytes] = ()) -> Path:
+    """A daily export; a row of only the first 12 columns (to 更新时间) gets empty time-limit columns."""
     (root / "procuratorate").mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(REVIEW_HEADER)
-    w.writerows(rows)
+    w.writerows([r + [""] * (len(REVIEW_HEADER) - REVIEW_BASE_FIELDS) if len(r) == REVIEW_BASE_FIELDS else r for r in rows])
     path = root / "procuratorate" / f"reviews_{day}.csv"
     path.write_bytes(buf.getvalue().encode("gbk") + b"".join(extra_lines))
     return path

@@ -28,7 +28,7 @@ def test_reviews_csv_reads_gbk_and_rejects_short_lines(tmp_path):
     items = list(gather.read_reviews_csv(path, key_fields=("review_id",)))
     assert items[0].fields["suspect_name"] == "李四"  # decoded from GBK
     assert items[0].fields["id_number"] is None  # empty cell: missing, not ""
-    assert isinstance(items[1], gather.Unreadable) and "expected 12 fields, got 2" in items[1].reason
+    assert isinstance(items[1], gather.Unreadable) and "expected 18 fields, got 2" in items[1].reason
 
 
 def test_reviews_csv_with_another_header_is_schema_drift(tmp_path):

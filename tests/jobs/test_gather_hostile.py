@@ -23,7 +23,8 @@ from .sources import CUSTODY_HEADER, REVIEW_HEADER, small_sources, write_courts,
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 PARAMS = gather.GatherParams(data_date=date(2026, 12, 1))
 SRC = {s.name: s for s in gather.SOURCES}
-REVIEW = ["JC1", "A1", "张三", "11010519491231002X", "女", "1949/12/31", "2023年3月2日", "起诉", "2023-03-20", "盗窃罪", "某院", "2023-03-20 12:00:00"]
+REVIEW = ["JC1", "A1", "张三", "11010519491231002X", "女", "1949/12/31", "2023年3月2日", "起诉", "2023-03-20", "盗窃罪", "某院", "2023-03-20 12:00:00",
+          "", "", "", "", "", "0"]  # no supplementary rounds, no art. 172 extension, not marked major
 CUSTODY = ["JY1", "（2023）浙0102刑初12号", "张三", "11010519491231002X", "浙江省第一监狱", "监狱", datetime(2023, 5, 20), None, "2023-05-20 08:00:00"]
 
 
@@ -68,13 +69,13 @@ def test_csv_carriage_return_inside_a_line_rejects_that_record_only(tmp_path):
     batch, _ = collect(tmp_path, "procuratorate.reviews")
     assert [r["review_id"] for r in batch.rows] == ["JC2"]  # the next record is read
     assert rules(batch) == [("record", "gather.unreadable"), ("record", "gather.unreadable")]  # the line falls apart into two pieces
-    assert "row 1" in batch.rejects[0]["reason"] and "expected 12 fields" in batch.rejects[0]["reason"]
+    assert "row 1" in batch.rejects[0]["reason"] and "expected 18 fields" in batch.rejects[0]["reason"]
 
 
 def test_csv_quoted_newline_and_carriage_return_crlf_and_a_field_over_128_kib_are_read(tmp_path):
     (tmp_path / "procuratorate").mkdir()
     long_name = "长" * 70_000  # 140 KB in GBK, over csv's default 128 KiB field limit
-    rows = [["JC1"] + REVIEW[1:10] + ['"某\r\n院"', REVIEW[11]], ["JC2", REVIEW[1], long_name] + REVIEW[3:]]
+    rows = [["JC1"] + REVIEW[1:10] + ['"某\r\n院"', *REVIEW[11:]], ["JC2", REVIEW[1], long_name] + REVIEW[3:]]
     (tmp_path / "procuratorate" / "reviews_20230101.csv").write_bytes(csv_bytes(rows, end="\r\n").encode("gbk"))
     batch, manifest = collect(tmp_path, "procuratorate.reviews")
     assert batch.rejects == []
@@ -93,8 +94,8 @@ def test_csv_quoted_newline_and_carriage_return_crlf_and_a_field_over_128_kib_ar
 ])
 def test_csv_in_utf8_or_gb18030_where_gbk_was_promised_keeps_rare_characters_byte_for_byte(tmp_path, encode):
     (tmp_path / "procuratorate").mkdir()
-    rare = ["JC1", "A1", "䶮𠮷", "", "男", "", "", "起诉", "", "盗窃", "某院", ""]  # 䶮 and 𠮷 are not in GBK
-    dotted = ["JC2", "A1", "阿卜杜·热合曼", "", "男", "", "", "起诉", "", "盗窃", "某院", ""]  # a name with a middle dot
+    rare = ["JC1", "A1", "䶮𠮷", "", "男", "", "", "起诉", "", "盗窃", "某院", ""] + [""] * 6  # 䶮 and 𠮷 are not in GBK
+    dotted = ["JC2", "A1", "阿卜杜·热合曼", "", "男", "", "", "起诉", "", "盗窃", "某院", ""] + [""] * 6  # a name with a middle dot
     (tmp_path / "procuratorate" / "reviews_20230101.csv").write_bytes(encode(csv_bytes([rare, dotted])))
     batch, _ = collect(tmp_path, "procuratorate.reviews")
     assert [r["suspect_name"] for r in batch.rows] == ["䶮𠮷", "阿卜杜·热合曼"]
@@ -253,7 +254,8 @@ def test_missing_agency_folder_is_a_source_missing_file_reject(tmp_path):
 def test_police_row_updated_exactly_at_the_watermark_is_read(tmp_path):
     db = police(tmp_path, [case("A1", "2023-03-01 10:00:00"), case("A2", "2023-03-01 10:00:00")])  # A2 committed after the last run, same second
     a1 = {"case_id": "A1", "region_code": "330102", "charge": "盗窃", "occurred_on": None, "filed_on": None, "detained_on": None, "arrested_on": None,
-          "transferred_on": None, "status": "立案", "updated_at": "2023-03-01 10:00:00"}
+          "transferred_on": None, "status": "立案", "updated_at": "2023-03-01 10:00:00", "is_roaming_serial_gang": None, "detention_extension_on": None,
+          "custody_extension_156_on": None, "custody_extension_158_on": None, "custody_extension_159_on": None}
     batch, wm = collect_police(db, watermark="2023-03-01 10:00:00", published={gather.record_hash(a1)})
     assert [r["case_id"] for r in batch.rows] == ["A2"]  # strict > lost it
     assert batch.rows_in == 1 and batch.rejects == []  # A1 was our own overlap: not counted, not quarantined

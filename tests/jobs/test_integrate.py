@@ -460,26 +460,4 @@ def test_seal_status_python_and_column(spark, is_minor, outcome, status):
     assert df.select(sealing.seal_status(F.col("m"), F.col("o"))).first()[0] == status
 
 
-# -- time limits -----------------------------------------------------------------------
-
-
-def test_time_limit_warnings_one_row_per_rule_over_the_limit_none_at_it(spark):
-    base = dict(person_key="P1", region_code="330102", charge_code="C264", filed_on=D(2023, 1, 1))
-    chain = table(spark, "gold.case_chain", [
-        # exactly at every limit: 37 days, 45 days, 31 Jan → 30 Apr (three months = 89 days)
-        dict(base, chain_id="C_at", police_case_id="A1", detained_on=D(2023, 1, 1), arrested_on=D(2023, 2, 7),
-             prosecution_received_on=D(2023, 3, 1), prosecution_decided_on=D(2023, 4, 15),
-             first_instance_filed_on=D(2023, 1, 31), first_instance_judged_on=D(2023, 4, 30)),
-        # one day over each
-        dict(base, chain_id="C_over", police_case_id="A2", detained_on=D(2023, 1, 1), arrested_on=D(2023, 2, 8),
-             prosecution_received_on=D(2023, 3, 1), prosecution_decided_on=D(2023, 4, 16),
-             first_instance_filed_on=D(2023, 1, 31), first_instance_judged_on=D(2023, 5, 1)),
-        # stages not reached: no clock
-        dict(base, chain_id="C_open", police_case_id="A3", detained_on=D(2020, 1, 1), prosecution_received_on=D(2020, 1, 1)),
-    ])
-    out = contracts.enforce(integrate.build_time_limit_warnings(chain), contracts.load("gold.time_limit_warnings"))
-    assert sorted(tuple(r) for r in out.collect()) == [
-        ("C_over", "A2", "detention_to_arrest_over_37_days", 37, 38, D(2023, 1, 1)),
-        ("C_over", "A2", "first_instance_over_3_months", 89, 90, D(2023, 1, 31)),
-        ("C_over", "A2", "review_over_45_days", 45, 46, D(2023, 3, 1)),
-    ]
+# -- time limits: tests/jobs/test_time_limit_warnings.py ------------------------------

@@ -162,14 +162,14 @@ def test_partitioned_tables_carry_their_partition_values(lake_settings, tmp_path
     root = tmp_path / "partitioned"
     target = root / "share" / "hz_procuratorate" / "time_limit_warnings"
     data = DeltaTable(str(tables.location(lake_settings.lake, "share.hz_procuratorate.time_limit_warnings"))).to_pyarrow_table()
-    write_deltalake(str(target), data, partition_by=["rule", "started_on"])
+    write_deltalake(str(target), data, partition_by=["rule", "clock_started_on"])
     with start_in_thread(lake_settings, root=str(root)) as srv:
         profile = write_profile(lake_settings, "hz_procuratorate", tmp_path / "hz.share", endpoint=srv.endpoint)
         token = json.loads(profile.read_text())["bearerToken"]
         resp = requests.post(f"{srv.endpoint}/shares/hz_procuratorate/schemas/justice/tables/time_limit_warnings/query", json={}, headers={"Authorization": f"Bearer {token}"}, timeout=30)
         metadata, files = _lines(resp)[1]["metaData"], [line["file"] for line in _lines(resp)[2:]]
-        assert metadata["partitionColumns"] == ["rule", "started_on"]
-        assert all(set(f["partitionValues"]) == {"rule", "started_on"} for f in files) and len(files) > 1
+        assert metadata["partitionColumns"] == ["rule", "clock_started_on"]
+        assert all(set(f["partitionValues"]) == {"rule", "clock_started_on"} for f in files) and len(files) > 1
         pulled = delta_sharing.load_as_pandas(f"{profile}#hz_procuratorate.justice.time_limit_warnings")
     published = DeltaTable(str(target)).to_pandas()[list(pulled.columns)]
     pd.testing.assert_frame_equal(_canonical(pulled), _canonical(published), check_dtype=False)
