@@ -44,7 +44,7 @@ def count_tables(grid: Grid, cells: LinkedCells, values: np.ndarray, suppressed:
         return "province" if region == grid.province else "prefecture"
 
     by_region = []
-    funnel = []
+    funnel: list[tuple] = []
     for y in grid.all_years:
         for r in grid.regions:
             cases, sup = cell(("filed", y, r, TOTAL))
