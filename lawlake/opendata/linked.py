@@ -7,7 +7,7 @@ A cell is ``(stage, year, region, charge)``: the number of police cases filed in
 
 - ``open.cases_by_year_prefecture``      ``("filed", year, region, "total")``
 - ``open.cases_by_year_charge``          ``("filed", year, province, charge | category | "total")``
-- ``open.case_funnel_by_year_prefecture`` ``(stage, year, region, "total")``
+- ``open.case_funnel_by_year_prefecture`` ``(stage, year, region, "total")`` and ``(stage/channel, year, region, "total")``
 
 and the funnel's transfer stages split by channel, ``("transferred/online", year, region, "total")``
 (``CHANNELS``: online, paper, unknown — a case whose channel is not known is never online),
