@@ -17,7 +17,12 @@ What is recounted from where (none of it uses jobs/open.py or lawlake.opendata's
   (``gold.case_chain.seal_status``, chain coverage) and reports its size;
 - **the later funnel stages and the durations**: from ``gold.case_chain`` with
   pandas (linking reviews and judgments to police cases is the integrate stage's
-  job, scored by its own benchmark).
+  job, scored by its own benchmark);
+- **the transfer channels** (online, paper, unknown) of the two transfer stages: from
+  ``silver.police_transfers`` and the first-instance ``silver.court_cases`` (reached
+  through the chain's prosecuted rows) with pandas — a case is paper if any of its
+  transfers is, unknown if any channel is missing, else online — and every published
+  ``online_rate`` is checked against the recounted online / all.
 
 Then the LP attack (``lawlake.opendata.attack``) bounds every suppressed cell from the
 published tables, judged with the recounted values as the truth (``--integral``: also
@@ -126,9 +131,26 @@ def main(argv=None) -> int:
     reached = np.select([oc["sentenced"], oc["tried"], oc["prosecuted"], oc["transferred_on"].notna() | oc["review"]], [5, 4, 3, 2], 1)
     oc = oc.assign(reached=reached)
 
+    def case_channel(frame: pd.DataFrame, key: str) -> pd.Series:
+        ch = frame["transfer_channel"]
+        f = frame.assign(paper=ch.eq("paper"), unknown=~ch.eq("online"))
+        agg = f.groupby(key)[["paper", "unknown"]].any()
+        return pd.Series(np.where(agg["paper"], "paper", np.where(agg["unknown"], "unknown", "online")), index=agg.index)
+
+    transfers = read("silver.police_transfers")
+    courts = read("silver.court_cases")
+    first = courts[courts["trial_level"].eq("first_instance")]
+    by_number = case_channel(first, "case_number")
+    sent = chain[chain["prosecution_decision"].eq("prosecute")][["police_case_id", "first_instance_case_number"]].copy()
+    sent["transfer_channel"] = sent["first_instance_case_number"].map(by_number)
+    police_ch = case_channel(transfers, "police_case_id").reindex(oc.index)
+    court_ch = (case_channel(sent, "police_case_id") if len(sent) else pd.Series(dtype=object)).reindex(oc.index)
+    oc = oc.assign(police_ch=police_ch.fillna("unknown"), court_ch=court_ch.fillna("unknown"))
+
     truth: dict[tuple, int] = Counter()
     for r in oc.itertuples():
-        for s in STAGES[: r.reached]:
+        split = [f"transferred/{r.police_ch}"] * (r.reached >= 2) + [f"prosecuted/{r.court_ch}"] * (r.reached >= 3)
+        for s in list(STAGES[: r.reached]) + split:
             for y in (r.year, "total"):
                 for reg in (r.prefecture, P):
                     truth[(s, y, reg, "total")] += 1
@@ -145,6 +167,19 @@ def main(argv=None) -> int:
             checked += 1
             if int(value) != truth.get(key, 0):
                 wrong.append((table, key, int(value), truth.get(key, 0)))
+
+    # online rates, against the recounted channel counts
+    wrong_rates, checked_rates = [], 0
+    for r in published[FUNNEL].itertuples(index=False):
+        if pd.isna(r.online_rate):
+            continue
+        checked_rates += 1
+        n = truth.get((r.stage, r.year, r.region_code, "total"), 0)
+        expect = round(truth.get((f"{r.stage}/online", r.year, r.region_code, "total"), 0) / n, 3) if n else None
+        if expect is None or abs(float(r.online_rate) - expect) > 1e-9:
+            wrong_rates.append((r.year, r.region_code, r.stage, r.online_rate, expect))
+    funnel = published[FUNNEL]
+    transfer_rows = funnel[funnel["channel"].eq("all") & funnel["stage"].isin(["transferred", "prosecuted"])]
 
     # durations, recounted with numpy from the chain
     def span(frame, a, b):
@@ -189,6 +224,11 @@ def main(argv=None) -> int:
         "published_cells_checked": checked,
         "wrong_cells": len(wrong),
         "wrong_examples": [str(w) for w in wrong[:5]],
+        "online_rates_published": checked_rates,
+        "online_rates_withheld": int(transfer_rows["online_rate"].isna().sum()),
+        "wrong_online_rates": len(wrong_rates),
+        "wrong_online_rate_examples": [str(w) for w in wrong_rates[:3]],
+        "province_online_rate": {f"{r.stage} {r.year}": r.online_rate for r in transfer_rows[transfer_rows["region_code"].eq(P)].itertuples(index=False)},
         "duration_rows_checked": checked_durations,
         "wrong_duration_rows": len(wrong_durations),
         "wrong_duration_examples": [str(w) for w in wrong_durations[:3]],
@@ -202,7 +242,7 @@ def main(argv=None) -> int:
         "seconds": round(time.perf_counter() - start, 1),
     }
     print(json.dumps(report, ensure_ascii=False, indent=2))
-    ok = report["wrong_cells"] == 0 and report["recoverable_or_too_narrow"] == 0 and not integral and report["sealing_leaks"] == 0 and report["wrong_duration_rows"] == 0
+    ok = report["wrong_cells"] == 0 and report["recoverable_or_too_narrow"] == 0 and not integral and report["sealing_leaks"] == 0 and report["wrong_duration_rows"] == 0 and report["wrong_online_rates"] == 0
     return 0 if ok else 1
 
 

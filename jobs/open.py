@@ -9,7 +9,11 @@ the case chain for the later stages:
   (the Criminal Law's chapters), with category and overall totals;
 - ``open.case_funnel_by_year_prefecture`` — filed → transferred → prosecuted → tried →
   sentenced per filing year × prefecture (a case counts at every stage up to the
-  furthest it reached);
+  furthest it reached); the two transfer stages (police→procuratorate: ``transferred``;
+  procuratorate→court: ``prosecuted``) also by ``channel`` (online, paper, unknown —
+  from ``silver.police_transfers`` and the first-instance ``silver.court_cases``), as
+  cells of the same suppression system, with the ``online_rate`` computed only from
+  published cells;
 - ``open.stage_durations_by_year`` — percentiles of the days in each stage.
 
 **Withheld cases.** A police case is left out of every dataset when any of its chains
@@ -60,6 +64,7 @@ __all__ = [
     "charge_categories",
     "build_case_facts",
     "build_base_counts",
+    "build_channel_counts",
     "build_stage_durations",
     "build_grid",
     "build_count_tables",
@@ -125,8 +130,36 @@ def charge_categories() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     return tuple((code, name, tuple(sorted(members[code]))) for code, name, *_ in chapters if members[code])
 
 
-def build_case_facts(police_cases: DataFrame, chain: DataFrame, regions: DataFrame, *, province: str) -> DataFrame:
+def _channel(paper, unknown):
+    """A case's channel over its transfers: paper if any was on paper, else unknown if any channel is not known, else online."""
+    return F.when(paper == 1, "paper").when(unknown == 1, "unknown").otherwise("online")
+
+
+def _transfer_channels(chain: DataFrame, transfers: DataFrame | None, court_cases: DataFrame | None) -> tuple[DataFrame | None, DataFrame | None]:
+    """(police_case_id, police_transfer_channel) and (police_case_id, court_transfer_channel), one row per case that has one."""
+    def agg(df: DataFrame, key: str, name: str) -> DataFrame:
+        ch = F.col("transfer_channel")
+        return df.groupBy(key).agg(_channel(F.max((ch == "paper").cast("int")), F.max(F.coalesce(ch != "online", F.lit(True)).cast("int"))).alias(name))
+
+    police = agg(transfers, "police_case_id", "police_transfer_channel") if transfers is not None else None
+    court = None
+    if court_cases is not None:
+        first = court_cases.where(F.col("trial_level") == "first_instance").select(F.col("case_number").alias("first_instance_case_number"), "transfer_channel")
+        by_number = agg(first, "first_instance_case_number", "transfer_channel")
+        # Every chain the procuratorate prosecuted was transferred to court: one without its first-instance case has an unknown channel.
+        sent = chain.where(F.col("prosecution_decision") == "prosecute").select("police_case_id", "first_instance_case_number")
+        court = agg(sent.join(by_number, "first_instance_case_number", "left"), "police_case_id", "court_transfer_channel")
+    return police, court
+
+
+def build_case_facts(police_cases: DataFrame, chain: DataFrame, regions: DataFrame, *, province: str,
+                     transfers: DataFrame | None = None, court_cases: DataFrame | None = None) -> DataFrame:
     """One row per canonical police case: filing year, prefecture, charge, furthest stage, stage durations, and why it is withheld (null: it is not).
+
+    ``police_transfer_channel`` (a case that reached ``transferred``) and
+    ``court_transfer_channel`` (one that reached ``prosecuted``): online, paper (any of its
+    transfers on paper) or unknown (a channel not delivered, no transfer record, or
+    ``transfers`` / ``court_cases`` not given); null for a case that did not reach the stage.
 
     ``withheld_reason``: ``sealed`` (a chain is sealed), ``seal_pending`` (a chain's seal
     status is pending, missing or unknown), ``no_chain`` (no chain covers the case),
@@ -160,6 +193,9 @@ def build_case_facts(police_cases: DataFrame, chain: DataFrame, regions: DataFra
         .join(prefectures.withColumn("in_province", F.lit(True)), "prefecture_code", "left")
         .join(per_case.withColumn("has_chain", F.lit(True)), "police_case_id", "left")
     )
+    police_ch, court_ch = _transfer_channels(chain, transfers, court_cases)
+    cases = cases.join(police_ch, "police_case_id", "left") if police_ch is not None else cases.withColumn("police_transfer_channel", F.lit(None).cast("string"))
+    cases = cases.join(court_ch, "police_case_id", "left") if court_ch is not None else cases.withColumn("court_transfer_channel", F.lit(None).cast("string"))
     reached = (
         F.when(F.col("any_sentenced") == 1, 5)
         .when(F.col("any_tried") == 1, 4)
@@ -178,6 +214,8 @@ def build_case_facts(police_cases: DataFrame, chain: DataFrame, regions: DataFra
         F.col("prefecture_code").alias("region_code"),
         "charge_code",
         reached.cast("int").alias("furthest_stage"),
+        F.when(reached >= 2, F.coalesce(F.col("police_transfer_channel"), F.lit("unknown"))).alias("police_transfer_channel"),
+        F.when(reached >= 3, F.coalesce(F.col("court_transfer_channel"), F.lit("unknown"))).alias("court_transfer_channel"),
         days("filed_on", "transferred_on").alias("police_days"),
         days("review_from", "review_to").alias("review_days"),
         days("trial_from", "trial_to").alias("first_instance_days"),
@@ -198,6 +236,22 @@ def build_base_counts(facts: DataFrame) -> DataFrame:
         .groupBy("year", "region_code", "charge_code", "furthest_stage")
         .agg(F.count(F.lit(1)).cast("int").alias("cases"))
     )
+
+
+CHANNEL_COLUMNS = {"transferred": "police_transfer_channel", "prosecuted": "court_transfer_channel"}
+
+
+def build_channel_counts(facts: DataFrame) -> DataFrame:
+    """One row per (year, prefecture, transfer stage, channel) with the number of cases that may be published."""
+    open_facts = facts.where(F.col("withheld_reason").isNull())
+    parts = [open_facts.where(F.col(col).isNotNull()).groupBy("year", "region_code", F.col(col).alias("channel"))
+             .agg(F.count(F.lit(1)).cast("int").alias("cases")).withColumn("stage", F.lit(stage))
+             for stage, col in CHANNEL_COLUMNS.items()]
+    return parts[0].unionByName(parts[1]).select("year", "region_code", "stage", "channel", "cases")
+
+
+def _channel_rows(facts: DataFrame) -> list[tuple[str, str, str, str, int]]:
+    return [(r["year"], r["region_code"], r["stage"], r["channel"], r["cases"]) for r in build_channel_counts(facts).collect()]
 
 
 def build_stage_durations(facts: DataFrame, *, years: tuple[str, ...], min_cases: int) -> DataFrame:
@@ -261,16 +315,19 @@ def duration_lower_bounds(grid: Grid, cells, durations: pd.DataFrame) -> dict[in
     return out
 
 
-def build_count_tables(base: list[tuple[str, str, str, int, int]], grid: Grid, names: dict[str, str], policy: OpenPolicy, *, durations: pd.DataFrame):
+def build_count_tables(base: list[tuple[str, str, str, int, int]], grid: Grid, names: dict[str, str], policy: OpenPolicy, *, durations: pd.DataFrame,
+                       channels: list[tuple[str, str, str, str, int]] | None = None):
     """The three count datasets, protected together: ``(tables, truth, protection)``.
 
-    ``truth`` maps every cell key to its unsuppressed count (for the attack's judge; never published).
+    ``channels``: the transfer-channel counts (:func:`build_channel_counts`; None: every
+    transfer's channel is unknown). ``truth`` maps every cell key to its unsuppressed
+    count (for the attack's judge; never published).
     """
     from lawlake.opendata.render import count_tables
     from lawlake.opendata.suppress import protect
 
     cells = linked_cells(grid)
-    values = cell_values(cells, grid, base)
+    values = cell_values(cells, grid, base, channels)
     protection = protect(cells, values, min_cell=policy.min_cell, zeros_published=policy.zeros_published,
                          known_lower=duration_lower_bounds(grid, cells, durations))
     tables = count_tables(grid, cells, values, protection.suppressed, names=names)
@@ -342,13 +399,16 @@ def gate_results(spark, candidates: dict[str, Path], lake: Path, settings: Setti
         return {n: [failed("open_candidates_readable", exc)] for n in names}
     try:
         regions = reference.reference_dataframe(spark, "regions")
-        facts = build_case_facts(lake_tables.read(spark, lake_tables.location(lake, "silver.police_cases")),
-                                 lake_tables.read(spark, lake_tables.location(lake, "gold.case_chain")), regions, province=policy.province)
+        def read(name: str) -> DataFrame:
+            return lake_tables.read(spark, lake_tables.location(lake, name))
+
+        facts = build_case_facts(read("silver.police_cases"), read("gold.case_chain"), regions, province=policy.province,
+                                 transfers=read("silver.police_transfers"), court_cases=read("silver.court_cases"))
         years = [r["year"] for r in facts.where(F.col("year").isNotNull()).select("year").distinct().collect()]
         grid, _ = build_grid(years, [(r.code, r.name, r.level, r.parent_code) for r in reference.regions()], province=policy.province)
         cells = linked_cells(grid)
         base = [(r["year"], r["region_code"], r["charge_code"], r["furthest_stage"], r["cases"]) for r in build_base_counts(facts).collect()]
-        values = cell_values(cells, grid, base)
+        values = cell_values(cells, grid, base, _channel_rows(facts))
         truth = {k: int(values[i]) for i, k in enumerate(cells.keys)}
         results = disclosure_results(frames, policy, truth=truth)
         for r in results:
@@ -381,7 +441,14 @@ def checks(name: str, settings: Settings) -> dict:
             {"name": "no_small_duration_rows", "sql": f"SELECT * FROM {{candidate}} WHERE cases IS NOT NULL AND cases < {m}"},
             {"name": "suppressed_iff_null", "sql": "SELECT * FROM {candidate} WHERE is_suppressed <> (cases IS NULL) OR is_suppressed <> (median_days IS NULL)"},
         ]}
-    return {"checks": [
+    rate = [] if name != FUNNEL else [
+        {"name": "rate_null_iff_reason", "sql": "SELECT * FROM {candidate} WHERE (online_rate IS NULL) = (online_rate_withheld IS NULL)"},
+        {"name": "rate_only_from_published_counts", "sql": (
+            "SELECT a.* FROM {candidate} a LEFT JOIN {candidate} o ON o.year = a.year AND o.region_code = a.region_code "
+            "AND o.stage = a.stage AND o.channel = 'online' "
+            "WHERE a.online_rate IS NOT NULL AND (a.channel <> 'all' OR a.is_suppressed OR o.cases IS NULL)")},
+    ]
+    return {"checks": rate + [
         {"name": "no_small_cells", "sql": f"SELECT * FROM {{candidate}} WHERE cases IS NOT NULL AND cases < {m} AND cases <> 0"},
         {"name": "suppressed_iff_null", "sql": "SELECT * FROM {candidate} WHERE is_suppressed <> (cases IS NULL)"},
     ]}
@@ -390,14 +457,15 @@ def checks(name: str, settings: Settings) -> dict:
 _SCHEMAS = {
     BY_YEAR_PREFECTURE: "year string, region_code string, region_name string, region_level string, cases int, is_suppressed boolean",
     BY_YEAR_CHARGE: "year string, level string, category_code string, category_name string, charge_code string, charge_name string, cases int, is_suppressed boolean",
-    FUNNEL: "year string, region_code string, region_name string, region_level string, stage string, stage_order int, cases int, is_suppressed boolean",
+    FUNNEL: ("year string, region_code string, region_name string, region_level string, stage string, stage_order int, channel string, cases int, "
+             "is_suppressed boolean, online_rate double, online_rate_withheld string"),
 }
 
 
 WORK_SCHEMA = (
     "dataset string, year string, region_code string, region_name string, region_level string, level string, category_code string, "
-    "category_name string, charge_code string, charge_name string, stage string, stage_order int, cases int, is_suppressed boolean, "
-    "true_cases int, is_finest boolean"
+    "category_name string, charge_code string, charge_name string, stage string, stage_order int, channel string, cases int, is_suppressed boolean, "
+    "online_rate double, online_rate_withheld string, true_cases int, is_finest boolean"
 )
 COLUMNS = {name: [c.split()[0] for c in schema.split(", ")] for name, schema in _SCHEMAS.items()}
 
@@ -412,7 +480,9 @@ def _cell_key(name: str, row: dict, province: str) -> tuple:
     if name == BY_YEAR_CHARGE:
         code = {"total": TOTAL, "category": row["category_code"]}.get(row["level"], row["charge_code"])
         return ("filed", row["year"], province, code)
-    return (row.get("stage") or "filed", row["year"], row["region_code"], TOTAL)
+    stage = row.get("stage") or "filed"
+    channel = row.get("channel") or "all"
+    return (stage if channel == "all" else f"{stage}/{channel}", row["year"], row["region_code"], TOTAL)
 
 
 def _is_finest(name: str, row: dict) -> bool:
@@ -438,7 +508,7 @@ def build_protected_cells(facts: DataFrame, *, min_cell: int) -> DataFrame:
     grid, names = build_grid(years, [(r.code, r.name, r.level, r.parent_code) for r in reference.regions()], province=policy.province)
     durations = build_stage_durations(facts, years=grid.years, min_cases=policy.min_duration_cases).toPandas()
     base = [(r["year"], r["region_code"], r["charge_code"], r["furthest_stage"], r["cases"]) for r in build_base_counts(facts).collect()]
-    tables, truth, _ = build_count_tables(base, grid, names, policy, durations=durations)
+    tables, truth, _ = build_count_tables(base, grid, names, policy, durations=durations, channels=_channel_rows(facts))
     failed = [r for r in disclosure_results(dict(tables, **{DURATIONS: durations}), policy, truth=truth) if not r["success"]]
     if failed:
         raise DisclosureError("the suppression pattern fails the disclosure attack: " + "; ".join(f"{r['expectation']}: {r['observed']}" for r in failed))
@@ -519,8 +589,9 @@ def _durations(facts: DataFrame, *, min_cell: int) -> DataFrame:
 _durations.__wrapped__ = build_stage_durations  # type: ignore[attr-defined]
 
 
-def _facts(police_cases: DataFrame, chain: DataFrame, regions: DataFrame, *, min_cell: int) -> DataFrame:
-    return build_case_facts(police_cases, chain, regions, province=opendata_policy.load_policy(min_cell).province)
+def _facts(police_cases: DataFrame, chain: DataFrame, regions: DataFrame, transfers: DataFrame, court_cases: DataFrame, *, min_cell: int) -> DataFrame:
+    return build_case_facts(police_cases, chain, regions, province=opendata_policy.load_policy(min_cell).province,
+                            transfers=transfers, court_cases=court_cases)
 
 
 _facts.__wrapped__ = build_case_facts  # type: ignore[attr-defined]
@@ -535,7 +606,8 @@ def open_tables(params: Params) -> tuple[Table, ...]:
         for name in COUNT_DATASETS
     )
     return (
-        Table("work.case_facts", _facts, inputs=("silver.police_cases", "gold.case_chain", "reference.regions"), params=("min_cell",)),
+        Table("work.case_facts", _facts, inputs=("silver.police_cases", "gold.case_chain", "reference.regions",
+                                                    "silver.police_transfers", "silver.court_cases"), params=("min_cell",)),
         Table("work.open_cells", build_protected_cells, inputs=("work.case_facts",), params=("min_cell",)),
         *counts,
         Table(DURATIONS, _durations, inputs=("work.case_facts",), params=("min_cell",), materialize=False, suite=_suite(DURATIONS, m)),

@@ -9,6 +9,10 @@ re-derives from the tables' own columns, without the suppression's model):
 - a cell two datasets share is one value (the funnel's ``filed`` row is the year ×
   prefecture table; the charge table's all-charges rows are its province rows);
 - a later funnel stage never holds more cases than an earlier one (``stage_order``);
+- a funnel transfer stage is the sum of its ``channel`` rows (online + paper + unknown),
+  and a published ``online_rate`` is online / transfers of its row: it must come only
+  from published counts (a rate beside a suppressed count is a disclosure, judged as an
+  inconsistency);
 - a published duration count is a number of cases that reached that stage;
 - counts are non-negative, and when zeros are published a suppressed cell is not 0.
 
@@ -31,6 +35,8 @@ from lawlake.opendata.datasets import BY_YEAR_CHARGE, BY_YEAR_PREFECTURE, DURATI
 __all__ = ["Interval", "Attack", "attack", "judge", "cell_keys"]
 
 TOTAL = "total"
+ALL = "all"
+RATE_TOL = 0.0005 + 1e-9  # the rate is rounded to 0.001
 DURATION_STAGE_CELL = {"police": "transferred", "review": "transferred", "first_instance": "tried"}
 TOL = 1e-6
 
@@ -68,12 +74,37 @@ def cell_keys(tables: dict[str, pd.DataFrame]) -> list[tuple[str, tuple, object,
             prov = t.loc[t["region_level"] == "province", "region_code"].unique()
             province = prov[0] if len(prov) else None
         for r in t.itertuples(index=False):
-            out.append((FUNNEL, (r.stage, r.year, r.region_code, TOTAL), r.cases, bool(r.is_suppressed)))
+            out.append((FUNNEL, (_stage_key(r.stage, getattr(r, "channel", ALL)), r.year, r.region_code, TOTAL), r.cases, bool(r.is_suppressed)))
     if BY_YEAR_CHARGE in tables:
         for r in tables[BY_YEAR_CHARGE].itertuples(index=False):
             node = r.charge_code if r.level == "charge" else r.category_code if r.level == "category" else TOTAL
             out.append((BY_YEAR_CHARGE, ("filed", r.year, province or "province", node), r.cases, bool(r.is_suppressed)))
     return out
+
+
+def _stage_key(stage: str, channel: str) -> str:
+    return stage if channel == ALL else f"{stage}/{channel}"
+
+
+def _funnel_channels(t: pd.DataFrame) -> pd.Series:
+    return t["channel"] if "channel" in t else pd.Series(ALL, index=t.index)
+
+
+def _rate_problems(t: pd.DataFrame) -> list[str]:
+    """A published online rate must be online / transfers of its row, both published."""
+    if "online_rate" not in t:
+        return []
+    problems = []
+    ch = _funnel_channels(t)
+    online = t[ch == "online"].set_index(["year", "region_code", "stage"])
+    for r in t[(ch == ALL) & t["online_rate"].notna()].itertuples(index=False):
+        key = (r.year, r.region_code, r.stage)
+        n_online = online["cases"].get(key) if key in online.index else None
+        if r.is_suppressed or n_online is None or pd.isna(n_online):
+            problems.append(f"online_rate of {key} published beside a suppressed count")
+        elif r.cases == 0 or abs(float(r.online_rate) - int(n_online) / int(r.cases)) > RATE_TOL:
+            problems.append(f"online_rate of {key} is {r.online_rate}, not {int(n_online)}/{int(r.cases)}")
+    return problems
 
 
 def _relations(tables: dict[str, pd.DataFrame], keys: set[tuple]) -> tuple[list[tuple[tuple, list[tuple]]], list[tuple[tuple, tuple]]]:
@@ -82,7 +113,10 @@ def _relations(tables: dict[str, pd.DataFrame], keys: set[tuple]) -> tuple[list[
     orders: list[tuple[tuple, tuple]] = []
     regional = [tables[n] for n in (BY_YEAR_PREFECTURE, FUNNEL) if n in tables]
     for t in regional:
-        stage = t["stage"] if "stage" in t else pd.Series("filed", index=t.index)
+        if "stage" in t:
+            stage = pd.Series([_stage_key(s, c) for s, c in zip(t["stage"], _funnel_channels(t))], index=t.index)
+        else:
+            stage = pd.Series("filed", index=t.index)
         frame = t.assign(_stage=stage)
         for (s, y), g in frame.groupby(["_stage", "year"]):
             prov = g.loc[g["region_level"] == "province", "region_code"].tolist()
@@ -94,8 +128,12 @@ def _relations(tables: dict[str, pd.DataFrame], keys: set[tuple]) -> tuple[list[
             if (g["year"] == TOTAL).any():
                 eqs.append(((s, TOTAL, r, TOTAL), [(s, y, r, TOTAL) for y in years]))
         if "stage_order" in t:
-            stages = t[["stage", "stage_order"]].drop_duplicates().sort_values("stage_order")["stage"].tolist()
+            whole = t[_funnel_channels(t) == ALL]
+            stages = whole[["stage", "stage_order"]].drop_duplicates().sort_values("stage_order")["stage"].tolist()
             cells = t[["year", "region_code"]].drop_duplicates()
+            split = frame[_funnel_channels(t) != ALL]
+            for (s, y, r), g in split.groupby(["stage", "year", "region_code"]):
+                eqs.append(((s, y, r, TOTAL), [(k, y, r, TOTAL) for k in g["_stage"]]))
             for a, b in zip(stages, stages[1:]):
                 for y, r in cells.itertuples(index=False):
                     orders.append(((b, y, r, TOTAL), (a, y, r, TOTAL)))
@@ -190,6 +228,8 @@ def attack(tables: dict[str, pd.DataFrame], *, zeros_published: bool, integral: 
         if key in published and published[key] != count:
             problems.append(f"{key}: published as {published[key]} and {count}")
         published[key] = count
+    if FUNNEL in tables:
+        problems += _rate_problems(tables[FUNNEL])
     suppressed -= set(published)  # published anywhere is known everywhere
     keys = set(published) | suppressed
     eqs, orders = _relations(tables, keys)

@@ -43,8 +43,9 @@ DATASETS = (
         "Case-handling funnel by year and prefecture",
         "Police cases per filing year and prefecture by the furthest stage they reached: filed, transferred to the procuratorate, "
         "prosecuted, tried at first instance, sentenced. A case counts at every stage up to the furthest it reached. "
-        "The online-transfer rate is not published: the sources do not carry the transfer channel yet.",
-        ("criminal justice", "procuratorate", "courts", "case handling"),
+        "The two transfer stages (police to procuratorate, procuratorate to court) are also split by channel (online, paper, unknown) "
+        "and carry the online-transfer rate, published only where its counts are; channel counts are protected with the rest.",
+        ("criminal justice", "procuratorate", "courts", "case handling", "online transfer"),
     ),
     OpenDataset(
         DURATIONS,

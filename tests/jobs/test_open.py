@@ -54,7 +54,7 @@ CASES = [
 ]
 CHAINS = [
     _chain("c1", "A1", prosecution_received_on=D(2023, 2, 5), prosecution_decided_on=D(2023, 3, 5), prosecution_decision="prosecute",
-           first_instance_filed_on=D(2023, 3, 10), first_instance_judged_on=D(2023, 5, 10), verdict="guilty", sentence_type="fixed_term"),
+           first_instance_case_number="K1", first_instance_filed_on=D(2023, 3, 10), first_instance_judged_on=D(2023, 5, 10), verdict="guilty", sentence_type="fixed_term"),
     _chain("c2", "A1"),
     _chain("c3", "A2"),
     _chain("c4", "A3", prosecution_received_on=D(2023, 3, 1)),  # reached review (transferred) without a recorded transfer date
@@ -64,6 +64,60 @@ CHAINS = [
     _chain("c8", "A7"),
     _chain("c9", "A8", None),  # missing seal status: as good as pending
 ]
+
+
+def _transfer(tid, case, channel):
+    return dict(transfer_id=tid, police_case_id=case, transfer_channel=channel, invalid_fields=[])
+
+
+def _court(number, channel, trial_level="first_instance"):
+    return dict(case_number=number, court_code="C1", case_type="刑初", case_year=2023, trial_level=trial_level, transfer_channel=channel, invalid_fields=[])
+
+
+TRANSFERS = [
+    _transfer("T1", "A1", "online"),  # A1's two suspects transferred separately: one online,
+    _transfer("T2", "A1", "paper"),  # one on paper: the case counts as paper
+    _transfer("T3", "A6", "online"),  # A6 is withheld (no chain): counted nowhere
+]
+COURT_CASES = [
+    _court("K1", None),  # A1's first instance: the channel was not delivered → unknown, never online
+    _court("K1-appeal", "paper", trial_level="appeal"),  # an appeal is no procuratorate→court transfer: ignored
+]
+
+
+@pytest.fixture(scope="module")
+def channel_facts(spark):
+    df = open_job.build_case_facts(table(spark, "silver.police_cases", CASES), chain_frame(spark, CHAINS), reference.reference_dataframe(spark, "regions"),
+                                   province=P, transfers=table(spark, "silver.police_transfers", TRANSFERS),
+                                   court_cases=table(spark, "silver.court_cases", COURT_CASES))
+    return df
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("A1", ("paper", "unknown")),  # one transfer on paper; the court case's channel not delivered
+        ("A2", (None, None)),  # filed only: no transfer
+        ("A3", ("unknown", None)),  # reached review without a transfer record: unknown; not prosecuted
+    ],
+)
+def test_case_facts_carry_transfer_channels(channel_facts, case, expected):
+    r = next(r for r in channel_facts.collect() if r["police_case_id"] == case)
+    assert (r["police_transfer_channel"], r["court_transfer_channel"]) == expected
+
+
+def test_channel_counts_leave_withheld_cases_out(channel_facts):
+    rows = sorted(tuple(r) for r in open_job.build_channel_counts(channel_facts).collect())
+    assert rows == [
+        ("2023", "330100", "prosecuted", "unknown", 1),  # A1 to court
+        ("2023", "330100", "transferred", "paper", 1),  # A1 to the procuratorate
+        ("2023", "330200", "transferred", "unknown", 1),  # A3; A6's online transfer is withheld with A6
+    ]
+
+
+def test_without_channel_sources_every_transfer_is_unknown(facts):
+    assert facts["A1"]["police_transfer_channel"] == "unknown" and facts["A1"]["court_transfer_channel"] == "unknown"  # never online
+    assert facts["A2"]["police_transfer_channel"] is None  # not transferred
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +180,7 @@ def built():
 def test_every_cell_of_the_grid_is_present(built):
     grid, t, *_ = built
     assert len(t[BY_YEAR_PREFECTURE]) == 3 * 12  # 2022, 2023, total × 11 prefectures + the province
-    assert len(t[FUNNEL]) == 3 * 12 * 5
+    assert len(t[FUNNEL]) == 3 * 12 * (5 + 2 * 3)  # five stages, the two transfer stages also by online, paper, unknown
     n_charges = len(reference.charges()) + 1  # and the unknown charge
     assert len(t[BY_YEAR_CHARGE]) == 3 * (1 + len(grid.categories) + n_charges)
 
@@ -195,17 +249,22 @@ class _Out:
 
 @pytest.fixture(scope="module")
 def job_run(spark, tmp_path_factory):
-    """The declared open stage, run by the stage runner on a lake holding the inline silver cases and gold chains (plus 30 plain thefts in Hangzhou 2023)."""
+    """The declared open stage, run by the stage runner on a lake holding the inline silver cases and gold chains
+    (plus 30 thefts in Hangzhou 2023 transferred to the procuratorate: 29 online, 1 on paper)."""
     root = tmp_path_factory.mktemp("open_job")
     lake = root / "lake"
-    cases = CASES + [_case(f"B{i}", "330106", "C264", D(2023, 5, 1)) for i in range(30)]
+    cases = CASES + [_case(f"B{i}", "330106", "C264", D(2023, 5, 1), transferred_on=D(2023, 5, 20)) for i in range(30)]
     chains = CHAINS + [_chain(f"b{i}", f"B{i}") for i in range(30)]
+    transfers = TRANSFERS + [_transfer(f"TB{i}", f"B{i}", "paper" if i == 29 else "online") for i in range(30)]
     tables.write(table(spark, "silver.police_cases", cases), tables.location(lake, "silver.police_cases"))
     tables.write(chain_frame(spark, chains), tables.location(lake, "gold.case_chain"))
+    tables.write(table(spark, "silver.police_transfers", transfers), tables.location(lake, "silver.police_transfers"))
+    tables.write(table(spark, "silver.court_cases", COURT_CASES), tables.location(lake, "silver.court_cases"))
     settings = Settings(lake=lake, catalog_url=f"sqlite:///{root / 'catalog.db'}", engine="embedded", open_min_cell=10)
     catalog = Catalog(settings.catalog_url)
-    release = catalog.begin_release("fixture", "integrate", {"silver.police_cases": None, "gold.case_chain": None})
-    catalog.complete_release(release, {"silver.police_cases": {"version": 0, "rows": len(cases)}, "gold.case_chain": {"version": 0, "rows": len(chains)}})
+    inputs = {"silver.police_cases": len(cases), "gold.case_chain": len(chains), "silver.police_transfers": len(transfers), "silver.court_cases": len(COURT_CASES)}
+    release = catalog.begin_release("fixture", "integrate", dict.fromkeys(inputs))
+    catalog.complete_release(release, {n: {"version": 0, "rows": rows} for n, rows in inputs.items()})
     summary = pipeline.run_stage("open", settings, "run-test-open")
     candidates = [SimpleNamespace(table=c["table"], path=Path(c["path"])) for c in summary["candidates"] if c["table"] != "quarantine.records"]
     facts = tables.read(spark, tables.staging_root(lake, "run-test-open") / "_work" / "open" / "work.case_facts")
@@ -225,6 +284,20 @@ def test_run_writes_four_candidates_and_reconciles(job_run):
     assert withheld == {"sealed": 1, "seal_pending": 2, "no_chain": 1, "outside_province": 1}
     yp = tables.read(spark, next(c.path for c in out.candidates if c.table == BY_YEAR_PREFECTURE)).toPandas()
     assert len(yp) == 3 * 12 and (yp.loc[~yp["is_suppressed"], "cases"] >= 10).all()
+
+
+def test_the_funnel_publishes_channels_and_rates_only_from_published_counts(job_run):
+    out, spark = job_run
+    funnel = tables.read(spark, next(c.path for c in out.candidates if c.table == FUNNEL)).toPandas()
+    hz = funnel[(funnel["year"] == "2023") & (funnel["region_code"] == "330100") & (funnel["stage"] == "transferred")].set_index("channel")
+    # Hangzhou 2023: 31 transferred (A1 and B0-B29), 29 online, 2 on paper (A1, B29), 0 unknown: the paper 2 is suppressed,
+    # and so, to protect it, is the online 29 (31 - 29 - 0 = 2 otherwise): the rate is withheld, never estimated.
+    assert bool(hz.loc["paper", "is_suppressed"]) and bool(hz.loc["online", "is_suppressed"])
+    assert pd.isna(hz.loc["all", "online_rate"]) and hz.loc["all", "online_rate_withheld"] == "inputs_suppressed"
+    rated = funnel[funnel["online_rate"].notna()]
+    assert (rated["channel"] == "all").all() and not rated["is_suppressed"].any()  # only beside published counts
+    assert ((funnel["online_rate"].isna()) == funnel["online_rate_withheld"].notna()).all()
+    assert set(funnel.loc[funnel["stage"] == "filed", "online_rate_withheld"]) == {"not_a_transfer"}
 
 
 def test_gate_results_pass_for_the_candidates(job_run):
@@ -253,6 +326,21 @@ def test_gate_results_fail_when_a_suppressed_cell_is_published(job_run, tmp_path
     results = open_job.gate_results(spark, dict(candidates, **{BY_YEAR_PREFECTURE: leaked}), settings.lake, settings)
     attack = next(r for r in results[BY_YEAR_PREFECTURE] if r["expectation"] == f"disclosure_attack({BY_YEAR_PREFECTURE})")
     assert not attack["success"] and "published 1 below 10" in attack["observed"]
+
+
+def test_gate_results_fail_when_a_rate_discloses_a_suppressed_count(job_run, tmp_path):
+    out, spark = job_run
+    candidates = {c.table: c.path for c in out.candidates}
+    df = tables.read(spark, candidates[FUNNEL]).toPandas()
+    row = df.index[(df["year"] == "2023") & (df["region_code"] == "330100") & (df["stage"] == "transferred") & (df["channel"] == "all")][0]
+    df["online_rate"] = df["online_rate"].astype(object)
+    df.loc[row, ["online_rate", "online_rate_withheld"]] = [0.935, None]  # 29 / 31 beside the suppressed online count
+    leaked = tmp_path / "leaked_rate"
+    tables.write(contracts.dataframe(spark, df.astype(object).where(df.notna(), None).to_dict("records"), contracts.load(FUNNEL)), leaked)
+    settings = Settings(lake=_lake_of(out), catalog_url="sqlite://", engine="embedded", open_min_cell=10)
+    results = open_job.gate_results(spark, dict(candidates, **{FUNNEL: leaked}), settings.lake, settings)
+    consistency = next(r for r in results[FUNNEL] if r["expectation"] == "disclosure_attack(consistency)")
+    assert not consistency["success"] and "beside a suppressed count" in consistency["observed"]
 
 
 def _lake_of(out):

@@ -32,7 +32,8 @@ def _frames() -> dict[str, pd.DataFrame]:
         BY_YEAR_CHARGE: pd.DataFrame({"year": ["2023", "2023"], "level": ["total", "category"], "category_code": ["total", "CL-2-05"], "category_name": ["合计", "侵犯财产罪"],
                                       "charge_code": ["total", "total"], "charge_name": ["合计", "合计"], "cases": i([None, 12], dtype="Int64"), "is_suppressed": [True, False]}),
         FUNNEL: pd.DataFrame({"year": ["2023", "2023"], "region_code": ["330100", "330100"], "region_name": ["杭州市", "杭州市"], "region_level": ["prefecture", "prefecture"],
-                              "stage": ["transferred", "filed"], "stage_order": [2, 1], "cases": i([None, 12], dtype="Int64"), "is_suppressed": [True, False]}),
+                              "stage": ["transferred", "filed"], "stage_order": [2, 1], "channel": ["all", "all"], "cases": i([None, 12], dtype="Int64"),
+                              "is_suppressed": [True, False], "online_rate": [None, None], "online_rate_withheld": ["inputs_suppressed", "not_a_transfer"]}),
         DURATIONS: pd.DataFrame({"year": ["2023", "2023"], "stage": ["police", "review"], "stage_order": [1, 2], "cases": i([25, None], dtype="Int64"),
                                  "p25_days": [3.5, None], "median_days": [10.0, None], "p75_days": [20.25, None], "p90_days": [30.0, None], "is_suppressed": [False, True]}),
     }

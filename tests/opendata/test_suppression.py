@@ -22,9 +22,9 @@ def _grid(years=("2022", "2023"), stages=("filed",)):
     return Grid(years=years, province="330000", prefectures=PREFS, categories=CATS, stages=stages)
 
 
-def _tables(grid, base, *, primary_only=False, zeros_published=False):
+def _tables(grid, base, *, primary_only=False, zeros_published=False, channels=None):
     cells = linked_cells(grid)
-    values = cell_values(cells, grid, base)
+    values = cell_values(cells, grid, base, channels)
     prot = protect(cells, values, min_cell=MIN, zeros_published=zeros_published)
     mask = prot.primary if primary_only else prot.suppressed
     truth = {k: int(values[i]) for i, k in enumerate(cells.keys)}
@@ -80,9 +80,9 @@ def test_the_funnel_order_is_part_of_the_attack():
     grid = _grid(years=("2023",), stages=("filed", "transferred"))
     tabs, truth, _ = _tables(grid, [("2023", "330100", "C1", 2, 30), ("2023", "330200", "C1", 2, 12), ("2023", "330300", "C1", 1, 40)])
     assert _failures(tabs, truth) == []
-    funnel = tabs[FUNNEL].set_index(["year", "region_code", "stage"])
+    funnel = tabs[FUNNEL].set_index(["year", "region_code", "stage", "channel"]).sort_index()
     # Wenzhou: 40 filed, 0 transferred: the zero is suppressed (default policy), and filed can't pin it.
-    assert bool(funnel.loc[("2023", "330300", "transferred"), "is_suppressed"])
+    assert bool(funnel.loc[("2023", "330300", "transferred", "all"), "is_suppressed"])
 
 
 @pytest.mark.parametrize("zeros_published", [False, True])
@@ -120,3 +120,61 @@ def test_the_integer_attack_finds_no_narrower_interval_on_a_protected_table():
     lp, mip = attack(tabs, zeros_published=False), attack(tabs, zeros_published=False, integral=True)
     assert [(i.key, round(i.lo), round(i.hi)) for i in lp.intervals] == [(i.key, round(i.lo), round(i.hi)) for i in mip.intervals]
     assert all(r["success"] for r in judge(mip, min_cell=MIN, zeros_published=False, truth=truth))
+
+
+# Transfer channels: Hangzhou 2023 has 40 transfers (38 online, 2 on paper), Ningbo 30 (30 online), Wenzhou 25 (20 online, 5 unknown).
+CHANNEL_BASE = [("2023", "330100", "C1", 2, 40), ("2023", "330200", "C1", 2, 30), ("2023", "330300", "C1", 2, 25)]
+CHANNEL_ROWS = [
+    ("2023", "330100", "transferred", "online", 38), ("2023", "330100", "transferred", "paper", 2),
+    ("2023", "330200", "transferred", "online", 30),
+    ("2023", "330300", "transferred", "online", 20), ("2023", "330300", "transferred", "unknown", 5),
+]
+
+
+def _channel_tables(**kw):
+    return _tables(_grid(years=("2023",), stages=("filed", "transferred")), CHANNEL_BASE, channels=CHANNEL_ROWS, **kw)
+
+
+def _row(funnel, region, channel, year="2023", stage="transferred"):
+    f = funnel[(funnel["year"] == year) & (funnel["region_code"] == region) & (funnel["stage"] == stage) & (funnel["channel"] == channel)]
+    assert len(f) == 1
+    return f.iloc[0]
+
+
+def test_channel_cells_are_protected_with_the_funnel():
+    """A paper count of 2 beside published online and transferred counts is recoverable; protection closes it."""
+    naive, truth, _ = _channel_tables(primary_only=True)
+    # Primary only: Hangzhou's 40 transferred and 38 online are published, so its 2 paper transfers are 40 - 38 - unknown.
+    assert _failures(naive, truth)
+    tabs, truth, _ = _channel_tables()
+    assert _failures(tabs, truth) == []
+    funnel = tabs[FUNNEL]
+    assert bool(_row(funnel, "330100", "paper")["is_suppressed"])  # 2 < 10: primary
+    assert bool(_row(funnel, "330100", "online")["is_suppressed"])  # its complement in the row (38 + 2 + 0 = 40)
+    hz = _row(funnel, "330100", "all")
+    assert pd.isna(hz["online_rate"]) and hz["online_rate_withheld"] == "inputs_suppressed"  # never estimated
+    nb = _row(funnel, "330200", "all")
+    if not nb["is_suppressed"] and not _row(funnel, "330200", "online")["is_suppressed"]:
+        assert nb["online_rate"] == 1.0 and nb["online_rate_withheld"] is None  # 30 / 30, from published counts only
+
+
+def test_unknown_channel_is_never_online():
+    """Without channel counts every transfer is unknown; counts that do not add up to the stage are refused."""
+    grid = _grid(years=("2023",), stages=("filed", "transferred"))
+    cells = linked_cells(grid)
+    values = cell_values(cells, grid, CHANNEL_BASE)
+    assert values[cells.index[("transferred/online", "2023", "330000", "total")]] == 0  # nothing known online
+    assert values[cells.index[("transferred/unknown", "2023", "330000", "total")]] == 95  # 40 + 30 + 25, all unknown
+    with pytest.raises(ValueError, match="not the sum of its parts"):
+        cell_values(cells, grid, CHANNEL_BASE, CHANNEL_ROWS[:-1])  # Wenzhou's 5 unknown missing: 20 != 25
+
+
+def test_a_rate_beside_a_suppressed_count_fails_the_attack():
+    """Publishing Hangzhou's rate (0.95) while its online count is suppressed would give away 38 and so the 2 on paper."""
+    tabs, truth, _ = _channel_tables()
+    funnel = tabs[FUNNEL].copy()
+    row = (funnel["region_code"] == "330100") & (funnel["year"] == "2023") & (funnel["stage"] == "transferred") & (funnel["channel"] == "all")
+    funnel["online_rate"] = funnel["online_rate"].astype(object)
+    funnel.loc[row, ["online_rate", "online_rate_withheld"]] = [0.95, None]
+    failures = _failures(dict(tabs, **{FUNNEL: funnel}), truth)
+    assert any(r["expectation"] == "disclosure_attack(consistency)" and "beside a suppressed count" in r["observed"] for r in failures)
