@@ -30,7 +30,7 @@ POLICE_COLUMNS = {
     "cases": ["case_id", "region_code", "charge", "occurred_on", "filed_on", "detained_on", "arrested_on", "transferred_on", "status", "updated_at",
               "is_roaming_serial_gang", "detention_extension_on", "custody_extension_156_on", "custody_extension_158_on", "custody_extension_159_on"],
     "suspects": ["suspect_id", "case_id", "name", "id_number", "sex", "birth_date", "updated_at"],
-    "transfers": ["transfer_id", "case_id", "procuratorate", "transferred_on", "updated_at"],
+    "transfers": ["transfer_id", "case_id", "procuratorate", "transferred_on", "updated_at", "transfer_channel"],
 }
 SEALABLE_SENTENCES = {"detention", "control", "probation", "fine_only"}
 
