@@ -357,8 +357,8 @@ def run_stage(
             candidate = tables.read(run.spark, path)
             run.built[t.name] = candidate
             n_out = candidate.count()
-            if t.mode == "append" and n_out == 0:
-                nothing_new.append(t.name)  # nothing to judge or publish: the table keeps its version
+            if t.mode == "append" and n_out == 0 and t.name in run.released:
+                nothing_new.append(t.name)  # nothing to judge or publish: the table keeps its version (a new table is created, empty)
             else:
                 candidates.append({"table": t.name, "path": str(path), "mode": t.mode, "rows": n_out})
             quarantine = t.quarantine(frame, *inputs) if t.quarantine else built.quarantine

@@ -43,7 +43,8 @@ def lake(tmp_path_factory) -> Path:
 def _listed(capsys) -> list[tuple[str, str]]:
     lines = capsys.readouterr().out.splitlines()
     # status, days_over, rule, article ("CPL art. 156": three words), agency, region_code, police_case_id
-    return [(line.split()[0], line.split()[8]) for line in lines[2:] if line.strip() and not line.startswith("(")]
+    rows = lines[1:]  # under the header line
+    return [(line.split()[0], line.split()[8]) for line in rows if line.strip() and not line.startswith("(")]
 
 
 @pytest.mark.parametrize(

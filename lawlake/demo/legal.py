@@ -69,10 +69,11 @@ def _appointments(world: World, rng: random.Random, truth) -> list[dict]:
                 "is_minor": party.suspect.minor,
                 "updated_at": _batch_time(appointed),
             }
-            defects = []
+            # the truth marks a minor's records like every source's (defects.person_view)
+            defects = ["minor_at_offense"] if party.suspect.minor else []
             if appointed + timedelta(days=5) <= AS_OF and rng.random() < CORRECTION_SHARE:
+                # corrected in a later nightly batch: the API serves only the corrected version (one delivery, no earlier one)
                 row["updated_at"] = _batch_time(appointed + timedelta(days=rng.randint(5, 60)))
-                defects.append("late_update")
             rows.append(row)
             truth.add("legal.appointments", aid_id, person.person_id, case.review.case.case_id, defects)
     return rows

@@ -151,7 +151,9 @@ def test_court_lines_parse_except_the_truncated_ones(demo):
     cases, broken = _court_lines(demo)
     unreadable = [r for r in _truth(demo) if r["source"] == "courts.cases" and "unreadable" in r["defects"].split("|")]
     assert broken == len(unreadable) > 0
-    assert all(list(case) == COURT_FIELDS for case in cases)
+    # first instances also carry the procuratorate → court transfer channel
+    assert all([k for k in case if k != "transfer_channel"] == COURT_FIELDS for case in cases)
+    assert all(("transfer_channel" in case) == (case["trial_level"] == "first_instance") for case in cases)
 
 
 def test_custody_workbooks_have_the_records_sheet_and_header(demo):
@@ -174,6 +176,8 @@ def test_every_delivered_record_has_one_truth_row(demo):
     counts["courts.cases"] = len(cases) + broken
     counts["courts.parties"] = sum(len(c["parties"]) for c in cases)  # a truncated line's parties are not records
     counts["corrections.custody"] = len(_custody_rows(demo))
+    for source, name in (("legal.appointments", "legal_aid_appointments"), ("legal.mediations", "mediation_records")):
+        counts[source] = len((demo / "legal" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines())
     truth = {}
     for row in _truth(demo):
         truth[row["source"]] = truth.get(row["source"], 0) + 1
