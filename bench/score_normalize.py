@@ -264,6 +264,8 @@ def load_truth(sources: Path) -> Truth:
     case: dict[Record, str] = {}
     rows_with: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for source, key, person_id, case_id, cell in zip(records.source, records.record_key, records.person_id, records.police_case_id, records.defects):
+        if source not in SOURCE_TABLE:
+            continue  # the legal services' records: no normalize rule of the case systems to score
         kinds = set(cell.split("|")) if cell else set()
         defects[(source, key)] |= kinds
         case[(source, key)] = case_id

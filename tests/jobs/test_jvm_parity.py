@@ -20,12 +20,14 @@ def bronze(spark, tmp_path_factory):
     """Bronze tables of a small demo world, as Arrow tables."""
     from deltalake import DeltaTable
 
+    from lawlake.cli import demo_legal_api
     from lawlake.demo import generate
 
     root = tmp_path_factory.mktemp("parity")
     generate(root / "sources", scale=0.1, seed=3)
     settings = config.load(lake=root / "lake")
-    pipeline.run_lifecycle(settings, "parity", sources=root / "sources", stages=("gather",))
+    with demo_legal_api(root / "sources", airflow=False, echo=lambda *_: None):  # the legal services too, as `lawlake run` serves them
+        pipeline.run_lifecycle(settings, "parity", sources=root / "sources", stages=("gather",))
     return {name: DeltaTable(str(tables.location(settings.lake, name))).to_pyarrow_table() for name in {s for s, _ in normalize.TABLES.values()}}
 
 
