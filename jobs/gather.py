@@ -749,12 +749,7 @@ def collect_police(
     if url is None and not db.is_file():
         reject_file(batch, rule="gather.source_missing", reason=f"{src.name}: police database not found: {db}", path=str(db))
         return batch, None
-    horizon = datetime.combine(params.data_date, time.max)
-    old = parse_timestamp(watermark)
-    if old is not None and old > horizon:
-        log.warning("[lawlake] gather %s: stored watermark %s is after the data date %s: reading from the start", src.name, watermark, params.data_date)
-        old = None
-    since = None if old is None else _watermark_text(max(old - params.overlap, datetime.min)).split(".", 1)[0]
+    old, since = _read_from(src, watermark, params)
     label, where = f"{db.name}:{src.sql_table}", str(db)
     if url is None:
         url = f"sqlite:///file:{quote(str(db))}?mode=ro&uri=true"  # read-only: gather never writes to an agency's system
@@ -814,6 +809,20 @@ def _with_extra(item: Record | Unreadable, added: list[str]) -> Record | Unreada
     fields["raw_extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
     return Record(fields, item.file, item.row_number, item.key)
 
+
+
+def _read_from(src, watermark: str | None, params) -> tuple[datetime | None, str | None]:
+    """The released watermark to read after (``None``: from the start) and the ``since`` text to ask for: the watermark less the overlap.
+
+    A watermark after the run's data date is ignored (everything is read again, the overlap
+    dropped), so a bad value can never hide rows.
+    """
+    horizon = datetime.combine(params.data_date, time.max)
+    old = parse_timestamp(watermark)
+    if old is not None and old > horizon:
+        log.warning("[lawlake] gather %s: stored watermark %s is after the data date %s: reading from the start", src.name, watermark, params.data_date)
+        old = None
+    return old, None if old is None else _watermark_text(max(old - params.overlap, datetime.min)).split(".", 1)[0]
 
 def _add_incremental(
     batch: Batch, items: Iterable[Record | Unreadable], *, old: datetime | None, published: set[str], rejected_before: set[str],
@@ -1033,12 +1042,7 @@ def collect_api(
         reject_file(batch, rule="gather.source_missing", path=src.path,
                     reason=f"{src.name}: the legal services API is not configured (Airflow connection lawlake_legal_services, or LAWLAKE_LEGAL_API_URL)")
         return batch, None
-    horizon = datetime.combine(params.data_date, time.max)
-    old = parse_timestamp(watermark)
-    if old is not None and old > horizon:
-        log.warning("[lawlake] gather %s: stored watermark %s is after the data date %s: reading from the start", src.name, watermark, params.data_date)
-        old = None
-    since = None if old is None else _watermark_text(max(old - params.overlap, datetime.min)).split(".", 1)[0]
+    old, since = _read_from(src, watermark, params)
     try:
         items = list(read_api(endpoint["url"], endpoint.get("token", ""), src.path, since=since, fields=fields, key_fields=src.key_fields, retry=retry))
     except (ApiError, SourceFormatError) as exc:

@@ -24,6 +24,20 @@ os.environ.setdefault("RUST_LOG", "warn")
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL 15 server for the session: its SQLAlchemy URL."""
+    from .sharing.pg import PostgresServer, PostgresUnavailable
+
+    try:
+        pg = PostgresServer()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    pg.start()
+    yield pg.url
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
 def spark():
     """A real embedded Sail engine behind the Spark Connect API."""
     from lawlake import engine

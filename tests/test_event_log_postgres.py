@@ -6,43 +6,32 @@ import pytest
 
 from lawlake.catalog import Catalog, Reconciliation
 
-from .sharing.pg import PostgresServer, PostgresUnavailable
-
 pytestmark = pytest.mark.postgres
 
-
-@pytest.fixture(scope="module")
-def pg_url():
-    try:
-        server = PostgresServer()
-    except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
-    server.start()
-    yield server.url
-    server.stop()
+RUN = "event-log-on-postgresql"  # the session's PostgreSQL is shared: a run id of this test's own
 
 
 def _record(catalog: Catalog) -> None:
     """One run's stage, gate and release, as the runner records them."""
-    catalog.start_run("r1", sources="demo", engine="embedded")
-    catalog.record_stage("r1", "normalize", Reconciliation("silver.suspects", 10, 7, 2, 1, 0, 1), seconds=1.5, candidate_path="/c/s")
+    catalog.start_run(RUN, sources="demo", engine="embedded")
+    catalog.record_stage(RUN, "normalize", Reconciliation("silver.suspects", 10, 7, 2, 1, 0, 1), seconds=1.5, candidate_path="/c/s")
     results = [{"expectation": "not_null(name)", "success": True}, {"expectation": "check:x", "success": False, "observed": "1 violating row"}]
-    catalog.record_gate("r1", "normalize", "silver.suspects", success=False, results=results, rows=7, seconds=0.5, candidate_path="/c/s")
-    release = catalog.begin_release("r1", "normalize", {"silver.suspects": None})
+    catalog.record_gate(RUN, "normalize", "silver.suspects", success=False, results=results, rows=7, seconds=0.5, candidate_path="/c/s")
+    release = catalog.begin_release(RUN, "normalize", {"silver.suspects": None})
     catalog.complete_release(release, {"silver.suspects": {"version": 0, "rows": 7}})
-    catalog.finish_run("r1", status="success")
+    catalog.finish_run(RUN, status="success")
 
 
 def _comparable(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.endswith("_at")} for r in rows]  # timestamps differ between the two catalogs
 
 
-def test_event_log_view_on_postgresql_matches_sqlite(pg_url, tmp_path):
-    on_pg, on_sqlite = Catalog(pg_url), Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+def test_event_log_view_on_postgresql_matches_sqlite(postgres, tmp_path):
+    on_pg, on_sqlite = Catalog(postgres), Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     for catalog in (on_pg, on_sqlite):
         _record(catalog)
-    rows = on_pg.event_log("r1")
+    rows = on_pg.event_log(RUN)
     assert rows, "the view returns the run's events"
-    assert _comparable(rows) == _comparable(on_sqlite.event_log("r1"))
+    assert _comparable(rows) == _comparable(on_sqlite.event_log(RUN))
     assert any(r.get("rows_in") == 10 and r.get("rows_quarantined") == 2 for r in rows)  # the stage's reconciliation is there
-    Catalog(pg_url)  # opening the catalog again replaces the view without error (CREATE OR REPLACE VIEW)
+    Catalog(postgres)  # opening the catalog again replaces the view without error (CREATE OR REPLACE VIEW)

@@ -12,28 +12,22 @@ import pytest
 
 from jobs import gather
 
-from ..sharing.pg import PostgresServer, PostgresUnavailable
-
 TRANSFERS = gather.SOURCES[[s.name for s in gather.SOURCES].index("police.transfers")]
 COLUMNS = ("transfer_id", "case_id", "procuratorate", "transferred_on", "updated_at")
 SAME = "2023-03-01 10:00:00"  # one commit's timestamp, shared by many rows
 
 
 @pytest.fixture(scope="module")
-def pg_url():
-    try:
-        server = PostgresServer()
-    except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
-    server.start()
+def pg_url(postgres):
+    """The session's PostgreSQL (tests/conftest.py) with a fresh police ``transfers`` table."""
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(server.url)
+    engine = create_engine(postgres)
     with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS transfers"))
         conn.execute(text("CREATE TABLE transfers (transfer_id TEXT PRIMARY KEY, case_id TEXT, procuratorate TEXT, transferred_on TEXT, updated_at TEXT NOT NULL)"))
     engine.dispose()
-    yield server.url
-    server.stop()
+    return postgres
 
 
 def _insert(url, rows):

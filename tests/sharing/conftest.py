@@ -11,8 +11,6 @@ from lawlake import config, pipeline
 from lawlake.sharing.access import write_profile
 from lawlake.sharing.server import start_in_thread
 
-from .pg import PostgresServer, PostgresUnavailable
-
 PARTNER_TABLES = {"hz_procuratorate": ["case_chain", "time_limit_warnings"], "zj_law_institute": ["case_chain"]}
 
 
@@ -48,13 +46,3 @@ def tokens(profiles) -> dict[str, str]:
     return {p: json.loads(path.read_text())["bearerToken"] for p, path in profiles.items()}
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """A throwaway PostgreSQL 15 server for the session: its SQLAlchemy URL."""
-    try:
-        pg = PostgresServer()
-    except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
-    pg.start()
-    yield pg.url
-    pg.stop()
