@@ -32,6 +32,10 @@ def _start_sail() -> str:
     if _server is None:
         # Sail logs every session at INFO through env_logger; keep the console for our progress lines.
         os.environ.setdefault("RUST_LOG", "warn")
+        # Sail drops a session idle for 15 minutes (spark.session_timeout_secs = 900). The embedded server
+        # belongs to this process, which may wait longer than that between stages (an Airflow worker, a test
+        # session around subprocess runs): keep its sessions for a day.
+        os.environ.setdefault("SAIL_SPARK__SESSION_TIMEOUT_SECS", "86400")
         from pysail.spark import SparkConnectServer
 
         server = SparkConnectServer(ip="127.0.0.1", port=0)
