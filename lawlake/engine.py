@@ -84,6 +84,12 @@ def stop(engine: str | None = None) -> None:
                     spark.stop()
                 except Exception:  # a session whose server already went away
                     pass
+        if engine is not None and EMBEDDED in _sessions:
+            # Stopping a session clears pyspark's default session; code that asks for "the" session
+            # (Great Expectations' Spark datasource does) must still find the embedded one.
+            from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+            ConnectSession._set_default_and_active_session(_sessions[EMBEDDED])  # type: ignore[arg-type]  # a Connect session
         if engine is None and _server is not None:
             _server.stop()
             _server = None
