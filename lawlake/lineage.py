@@ -160,6 +160,18 @@ def _compile_inputs(stage: str, settings: Settings, run_id: str, data_date: str 
     return inputs, built
 
 
+def _gather_inputs(sources: Path) -> list[dict]:
+    """What gather reads: the agencies' folders (files, the police database) and each configured online API."""
+    from jobs.gather import SOURCES
+    from lawlake import connections
+
+    online = connections.endpoints()
+    folders = sorted({s.folder for s in SOURCES if s.kind != "api"})
+    found = [_ds(f, ns=f"file://{sources.resolve()}") for f in folders if (sources / f).is_dir()]
+    apis = [_ds(s.path, ns=online[s.folder]["url"].rstrip("/")) for s in SOURCES if s.kind == "api" and s.folder in online]
+    return found + apis
+
+
 def stage_report(settings: Settings, stage: str, run_id: str, summary: dict | None = None, *, sources: Path | None = None,
                  error: str | None = None) -> dict:
     """What a stage task read (released tables at their versions; gather: the agencies' folders) and wrote (candidates, rows, schema)."""
@@ -171,7 +183,7 @@ def stage_report(settings: Settings, stage: str, run_id: str, summary: dict | No
     inputs = [_ds(n, version=released[n]["version"], rows=released[n]["rows"], fields=_fields(tables.location(settings.lake, n), released[n]["version"]))
               for n in names if n in released]
     if stage == "gather" and sources and Path(sources).is_dir():
-        inputs += [_ds(p.name, ns=f"file://{Path(sources).resolve()}") for p in sorted(Path(sources).iterdir()) if p.is_dir() and not p.name.startswith("_")]
+        inputs += _gather_inputs(Path(sources))
     if summary:
         outputs = [_ds(c["table"], rows=c["rows"], fields=_fields(Path(c["path"])), built_from=built.get(c["table"])) for c in summary["candidates"]]
     else:

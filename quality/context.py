@@ -71,6 +71,17 @@ class GateContext:
     def keeps_results(self) -> bool:
         return self.root is not None
 
+    def batch(self, df: Any) -> Any:
+        """The GX batch of ``df``, validated on ``df``'s own Spark session.
+
+        GX's Spark engine keeps the session it found first (pyspark's default) and runs SQL
+        checks there, while GX registers the batch's ``tmp_view`` in the DataFrame's session.
+        On another engine (a ``sc://`` server) the check would read a stale ``tmp_view`` of the
+        default session, so the engine is pointed at the DataFrame's session first.
+        """
+        self.batch_definition.data_asset.datasource.get_execution_engine().spark = df.sparkSession
+        return self.batch_definition.get_batch(batch_parameters={"dataframe": df})
+
 
 def _dataframe_batches(context: Any) -> Any:
     from great_expectations.data_context.types.base import ProgressBarsConfig

@@ -128,7 +128,7 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
         return {r.expectation_config.meta[POSITION]: r for r in validation.results}
 
     suite = suite_of(list(range(len(expectations))), name)
-    batch = ctx.batch_definition.get_batch(batch_parameters={"dataframe": df})
+    batch = ctx.batch(df)
     validation = batch.validate(suite, result_format="BOOLEAN_ONLY")
     first = by_position(validation)
     if sorted(first) != list(range(len(expectations))):

@@ -37,6 +37,22 @@ def postgres():
     pg.stop()
 
 
+@pytest.fixture
+def fresh_postgres(postgres, request):
+    """A database of this test's own on the session's PostgreSQL (its ids and sequences start afresh)."""
+    import re
+
+    import sqlalchemy as sa
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    admin = sa.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    yield sa.engine.make_url(postgres).set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def spark():
     """A real embedded Sail engine behind the Spark Connect API."""

@@ -27,6 +27,9 @@ def test_a_stage_runs_on_the_spark_connect_url_it_is_given(tmp_path, remote_url,
     monkeypatch.setenv("LAWLAKE_ENGINE", remote_url)
     settings = config.load(lake=tmp_path / "lake")
     assert settings.engine == remote_url
+    # GX registers each batch as ``tmp_view`` in its DataFrame's session: a stale one in the
+    # embedded (default) session must not be what the remote run's SQL checks read.
+    engine.session(engine.EMBEDDED).range(1).createOrReplaceTempView("tmp_view")
     pipeline.run_lifecycle(settings, "remote", sources=small_sources(tmp_path / "src"), stages=("gather",))
     remote = engine.session(remote_url)
     assert remote is not engine.session(engine.EMBEDDED)  # a session of its own, on the other server

@@ -8,7 +8,7 @@ from lawlake.catalog import Catalog, Reconciliation
 
 pytestmark = pytest.mark.postgres
 
-RUN = "event-log-on-postgresql"  # the session's PostgreSQL is shared: a run id of this test's own
+RUN = "event-log-on-postgresql"
 
 
 def _record(catalog: Catalog) -> None:
@@ -26,7 +26,8 @@ def _comparable(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.endswith("_at")} for r in rows]  # timestamps differ between the two catalogs
 
 
-def test_event_log_view_on_postgresql_matches_sqlite(postgres, tmp_path):
+def test_event_log_view_on_postgresql_matches_sqlite(fresh_postgres, tmp_path):
+    postgres = fresh_postgres  # a database of its own: release ids start at 1 as on the new SQLite catalog
     on_pg, on_sqlite = Catalog(postgres), Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     for catalog in (on_pg, on_sqlite):
         _record(catalog)

@@ -74,7 +74,8 @@ def test_lineage_command_shows_upstream_and_downstream(run, capsys):
     assert cli.main(["lineage", "--lake", str(run["lake"]), "bronze.court_cases"]) == 0
     lines = {tuple(line.split()[:2]) for line in capsys.readouterr().out.splitlines()[2:]}
     assert lines == {
-        ("upstream", f"file://{run['sources'].resolve()}/courts"),  # gathered from the courts' folder (and the other agencies' folders: the job reads them all)
+        ("upstream", f"file://{run['sources'].resolve()}/courts"),  # gathered from the courts' folder (and the other agencies' folders: the job reads them all;
+        # not legal/: the demo writes the legal services API's data there, but gather reads that API, and none is configured here)
         ("upstream", f"file://{run['sources'].resolve()}/police"),
         ("upstream", f"file://{run['sources'].resolve()}/procuratorate"),
         ("upstream", f"file://{run['sources'].resolve()}/corrections"),
@@ -114,3 +115,13 @@ def test_failed_task_emits_fail_with_the_error(run, tmp_path):
     assert [e["eventType"] for e in events] == ["START", "FAIL"]
     assert events[1]["run"]["facets"]["errorMessage"]["message"] == "the sources folder vanished"
     assert all(validate(e) == [] for e in events)
+
+
+def test_gather_reads_the_agencies_folders_and_the_configured_api(run, monkeypatch):
+    sources = run["sources"]
+    names = {(d["namespace"], d["name"]) for d in lineage._gather_inputs(sources)}
+    folders = {(f"file://{sources.resolve()}", f) for f in ("police", "procuratorate", "courts", "corrections")}
+    assert names == folders  # no legal API configured: it is not an input (gather reports it missing)
+    monkeypatch.setenv("LAWLAKE_LEGAL_API_URL", "http://legal.example:8080/")
+    names = {(d["namespace"], d["name"]) for d in lineage._gather_inputs(sources)}
+    assert names == folders | {("http://legal.example:8080", "/v1/legal-aid/appointments"), ("http://legal.example:8080", "/v1/mediations")}
