@@ -35,6 +35,7 @@ are higher for margins, so inner cells are sacrificed before totals.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,20 +135,8 @@ class _Model:
         lower = np.concatenate([x_lower, np.zeros(2 * n)])
         return lower, upper
 
-    def bound(self, c: int, suppressed: np.ndarray, x_lower: np.ndarray, *, upper: bool) -> float:
-        """The attacker's max (``upper``) or min of cell c: published cells fixed, suppressed ones free."""
-        import highspy
-
-        lower, up = self._move_bounds(suppressed, x_lower)
-        cost = np.zeros(3 * self.n)
-        cost[c] = 1.0
-        sol = self._set(cost, lower, up, highspy.ObjSense.kMaximize if upper else highspy.ObjSense.kMinimize)
-        if sol is None:
-            return math.inf if upper and self.h.getModelStatus() == highspy.HighsModelStatus.kUnbounded else math.nan
-        return float(sol[c])
-
     def cheapest_moves(self, c: int, suppressed: np.ndarray, movable: np.ndarray, x_lower: np.ndarray, weights: np.ndarray,
-                       *, at_least: float | None = None, at_most: float | None = None) -> np.ndarray | None:
+                       *, at_least: float | None = None, at_most: float | None = None, seen: Callable = lambda x: None) -> np.ndarray | None:
         """Published cells the cheapest consistent explanation with x_c beyond its target moves (None: no explanation)."""
         import highspy
 
@@ -163,7 +152,64 @@ class _Model:
         if sol is None:
             return None
         moved = (sol[n:2 * n] + sol[2 * n:]) > EPS
+        seen(sol[:n])  # consistent with what stays published once the moved cells are suppressed
         return moved & ~suppressed
+
+
+class _Attacker:
+    """The attacker's bounds on one cell: a model of the cells alone, published ones fixed, suppressed ones free.
+
+    Between two questions about the same suppressed set only the objective changes, so the
+    last optimal basis is a feasible start and primal simplex goes on from it.
+    """
+
+    def __init__(self, cells: LinkedCells, values: np.ndarray):
+        import highspy
+        from scipy.sparse import coo_matrix
+
+        self.n = n = len(values)
+        self.values = values.astype(float)
+        self.inf = inf = highspy.kHighsInf
+        entries = [[(t, 1.0)] + [(p, -1.0) for p in parts] for t, parts in cells.equations] + [[(b, 1.0), (a, -1.0)] for a, b in cells.orders]
+        r_idx = [r for r, row in enumerate(entries) for _ in row]
+        c_idx = [c for row in entries for c, _ in row]
+        vals = [v for row in entries for _, v in row]
+        A = coo_matrix((vals, (r_idx, c_idx)), shape=(len(entries), n)).tocsc()
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = n, len(entries)
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = np.zeros(n), self.values.copy(), self.values.copy()
+        lp.row_lower_ = np.zeros(len(entries))
+        lp.row_upper_ = np.array([0.0] * len(cells.equations) + [inf] * len(cells.orders))
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr.astype(np.int32), A.indices.astype(np.int32), A.data.astype(float)
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        self.h.setOptionValue("simplex_strategy", 4)  # primal
+        self.h.passModel(lp)
+        self.solves = 0
+        self._all = np.arange(n, dtype=np.int32)
+        self._bounds: tuple[bytes, bytes] | None = None
+
+    def bound(self, c: int, suppressed: np.ndarray, x_lower: np.ndarray, *, upper: bool, seen: Callable = lambda x: None) -> float:
+        """The attacker's max (``upper``) or min of cell c."""
+        import highspy
+
+        key = (suppressed.tobytes(), x_lower.tobytes())
+        if key != self._bounds:
+            self.h.changeColsBounds(self.n, self._all, np.where(suppressed, x_lower, self.values), np.where(suppressed, self.inf, self.values))
+            self._bounds = key
+        self.h.changeObjectiveSense(highspy.ObjSense.kMaximize if upper else highspy.ObjSense.kMinimize)
+        self.h.changeColCost(c, 1.0)
+        self.h.run()
+        self.solves += 1
+        status = self.h.getModelStatus()
+        sol = np.array(self.h.getSolution().col_value) if status == highspy.HighsModelStatus.kOptimal else None
+        self.h.changeColCost(c, 0.0)  # (a model change clears the solution: read first)
+        if sol is None:
+            unbounded = status == highspy.HighsModelStatus.kUnbounded or status == highspy.HighsModelStatus.kUnboundedOrInfeasible  # the true values are feasible
+            return math.inf if upper and unbounded else math.nan
+        seen(sol)
+        return float(sol[c])
 
 
 def _weights(cells: LinkedCells, values: np.ndarray) -> np.ndarray:
@@ -197,21 +243,32 @@ def protect(
     # A published zero under the zero policy is never a complement: suppressing it would tell the attacker it is not 0.
     movable = ~(zeros_published & (values == 0))
     model = _Model(cells, values, base_lower)
+    attacker = _Attacker(cells, values)
     weights = _weights(cells, values)
 
     def x_lower() -> np.ndarray:
         # Under the zero policy a suppressed cell is known not to be 0; so is every cell that may become one.
         return np.maximum(base_lower, np.where((suppressed | movable) & zeros_published, 1.0, 0.0))
 
+    # Every point a solve returns stays consistent with what is published from then on (suppressing
+    # cells only frees them), so the highest and lowest value any such point gave a cell bound its
+    # attack interval from inside: when they already reach the target, the solve is not needed.
+    highest, lowest = values.astype(float), values.astype(float)  # the true values: always a consistent point
+
+    def seen(x: np.ndarray | None) -> None:
+        if x is not None:
+            np.maximum(highest, x, out=highest)
+            np.minimum(lowest, x, out=lowest)
+
     for c in (int(i) for i in np.flatnonzero(primary)):
-        if model.bound(c, suppressed, x_lower(), upper=True) < min_cell - EPS:
-            moved = model.cheapest_moves(c, suppressed, movable, x_lower(), weights, at_least=float(min_cell))
+        if highest[c] < min_cell - EPS and attacker.bound(c, suppressed, x_lower(), upper=True, seen=seen) < min_cell - EPS:
+            moved = model.cheapest_moves(c, suppressed, movable, x_lower(), weights, at_least=float(min_cell), seen=seen)
             if moved is not None:
                 suppressed |= moved
         floor = protection_floor(int(values[c]), base_lower[c], zeros_published=zeros_published)
         # The true value is always feasible, so lo <= v: only a floor below v needs checking.
-        if floor < values[c] - EPS and model.bound(c, suppressed, x_lower(), upper=False) > floor + EPS:
-            moved = model.cheapest_moves(c, suppressed, movable, x_lower(), weights, at_most=floor)
+        if floor < values[c] - EPS and lowest[c] > floor + EPS and attacker.bound(c, suppressed, x_lower(), upper=False, seen=seen) > floor + EPS:
+            moved = model.cheapest_moves(c, suppressed, movable, x_lower(), weights, at_most=floor, seen=seen)
             if moved is not None:
                 suppressed |= moved
-    return Protection(suppressed=suppressed, primary=primary, lp_solves=model.solves)
+    return Protection(suppressed=suppressed, primary=primary, lp_solves=model.solves + attacker.solves)

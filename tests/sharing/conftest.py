@@ -16,13 +16,13 @@ PARTNER_TABLES = {"hz_procuratorate": ["case_chain", "time_limit_warnings"], "zj
 
 @pytest.fixture(scope="session")
 def lake_settings(tmp_path_factory) -> config.Settings:
-    """Settings of a lake the whole lifecycle built from demo data (share tables for both partners)."""
+    """Settings of a lake the lifecycle built from demo data up to share (share tables for both partners; the open stage is not theirs)."""
     from lawlake.demo import generate
 
     root = tmp_path_factory.mktemp("sharing")
     generate(root / "demo", scale=0.3, seed=7)
     settings = config.load(lake=root / "lake")
-    pipeline.run_lifecycle(settings, "r1", sources=root / "demo")
+    pipeline.run_lifecycle(settings, "r1", sources=root / "demo", stages=("gather", "normalize", "integrate", "share"))
     return settings
 
 
