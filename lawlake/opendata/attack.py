@@ -25,6 +25,7 @@ Results have the shape of ``quality.gate.rule_rate_results``.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,7 @@ ALL = "all"
 RATE_TOL = 0.0005 + 1e-9  # the rate is rounded to 0.001
 DURATION_STAGE_CELL = {"police": "transferred", "review": "transferred", "first_instance": "tried"}
 TOL = 1e-6
+WORKERS = max(1, min(2, os.cpu_count() or 1))  # threads solving the bounds (the machine's cores, two at most)
 
 
 @dataclass(frozen=True)
@@ -165,15 +167,14 @@ def _bound_all(A_eq, b_eq, A_ub, b_ub, lower: np.ndarray, *, integral: bool = Fa
     here). Every optimum is a feasible point: a variable some point already holds at its
     lower bound has that bound as its minimum, exactly, with no solve of its own (most of
     them: a vertex holds most variables at their bounds). So all maxima are solved first.
+    The solves are shared among ``WORKERS`` threads, each with a copy of the model.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import highspy
     from scipy.sparse import vstack
 
     n = len(lower)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    if not integral:
-        h.setOptionValue("simplex_strategy", 4)  # primal: the previous basis is a feasible start
     inf = highspy.kHighsInf
     blocks = [m for m in (A_eq, A_ub) if m is not None]
     lp = highspy.HighsLp()
@@ -192,26 +193,47 @@ def _bound_all(A_eq, b_eq, A_ub, b_ub, lower: np.ndarray, *, integral: bool = Fa
         lp.a_matrix_.value_ = A.data.astype(float)
     if integral:
         lp.integrality_ = [highspy.HighsVarType.kInteger] * n
-    h.passModel(lp)
-    lowest_seen = np.full(n, math.inf)  # per variable, its smallest value in any feasible point found
 
-    def bound(j: int, sense) -> float:
-        h.changeObjectiveSense(sense)
-        h.changeColCost(j, 1.0)
-        h.run()
-        status = h.getModelStatus()
-        x = np.asarray(h.getSolution().col_value) if status == highspy.HighsModelStatus.kOptimal else None
-        h.changeColCost(j, 0.0)  # (a model change clears the solution: read first)
-        if x is not None:
-            np.minimum(lowest_seen, x, out=lowest_seen)
-            return float(x[j])
-        if status == highspy.HighsModelStatus.kUnbounded or (sense == highspy.ObjSense.kMaximize and status == highspy.HighsModelStatus.kUnboundedOrInfeasible):
-            return math.inf
-        return math.nan
+    def solver():
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        if not integral:
+            h.setOptionValue("simplex_strategy", 4)  # primal: the previous basis is a feasible start
+        h.passModel(lp)
+        return h
 
-    highs = [bound(j, highspy.ObjSense.kMaximize) for j in range(n)]
-    lows = [float(lower[j]) if lowest_seen[j] <= lower[j] + TOL else bound(j, highspy.ObjSense.kMinimize) for j in range(n)]
-    return list(zip(lows, highs))
+    def bounds(columns: list[int], sense) -> tuple[dict[int, float], np.ndarray]:
+        """The optimum of each of ``columns`` in ``sense`` on a model of its own; and the lowest value each variable took."""
+        h, lowest, out = solver(), np.full(n, math.inf), {}
+        for j in columns:
+            h.changeObjectiveSense(sense)
+            h.changeColCost(j, 1.0)
+            h.run()
+            status = h.getModelStatus()
+            x = np.asarray(h.getSolution().col_value) if status == highspy.HighsModelStatus.kOptimal else None
+            h.changeColCost(j, 0.0)  # (a model change clears the solution: read first)
+            if x is not None:
+                np.minimum(lowest, x, out=lowest)
+                out[j] = float(x[j])
+            elif status == highspy.HighsModelStatus.kUnbounded or (sense == highspy.ObjSense.kMaximize and status == highspy.HighsModelStatus.kUnboundedOrInfeasible):
+                out[j] = math.inf
+            else:
+                out[j] = math.nan
+        return out, lowest
+
+    def in_parallel(columns: list[int], sense) -> tuple[dict[int, float], np.ndarray]:
+        # HiGHS releases the GIL while it solves: one model per thread, the columns dealt out between them
+        parts = [columns[k::WORKERS] for k in range(WORKERS) if columns[k::WORKERS]]
+        if len(parts) <= 1:
+            return bounds(columns, sense)
+        with ThreadPoolExecutor(len(parts)) as pool:
+            done = list(pool.map(lambda part: bounds(part, sense), parts))
+        return {j: v for found, _ in done for j, v in found.items()}, np.minimum.reduce([low for _, low in done])
+
+    highs, lowest_seen = in_parallel(list(range(n)), highspy.ObjSense.kMaximize)
+    at_lower = lowest_seen <= lower + TOL
+    lows, _ = in_parallel([j for j in range(n) if not at_lower[j]], highspy.ObjSense.kMinimize)
+    return [(float(lower[j]) if at_lower[j] else lows[j], highs[j]) for j in range(n)]
 
 
 def attack(tables: dict[str, pd.DataFrame], *, zeros_published: bool, integral: bool = False) -> Attack:
