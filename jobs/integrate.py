@@ -547,8 +547,11 @@ def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFr
     c = c.withColumn("_review_start", F.greatest("prosecution_received_on", "supplementary_resubmitted_on_1", "supplementary_resubmitted_on_2"))
     reopened = F.coalesce((F.col("prosecution_decision") == "supplementary_investigation") & (F.col("_review_start") > F.col("prosecution_decided_on")), F.lit(False))
 
-    def stage(where: Column, start: str, end: Column, is_open: Column, evidence: Column) -> DataFrame:
-        return c.where(F.col(start).isNotNull() & where).select(
+    def stage(where: Column, start: str, end: Column, is_open: Column, evidence: Column, *, implied: bool = False) -> DataFrame:
+        # implied: the stage's end proves its clock started (a judgment, an accepted case), so a missing start
+        # date keeps the stage, undetermined (fail closed), instead of dropping it from the warnings
+        started = F.lit(True) if implied else F.col(start).isNotNull()
+        return c.where(started & where).select(
             "chain_id", "police_case_id", "region_code", F.col(start).alias("_start"), end.alias("_end"), is_open.alias("_open"),
             F.concat_ws("; ", evidence).alias("evidence"), *[F.col(f) for f in _FACTS if f in c.columns],
         )
@@ -560,12 +563,17 @@ def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFr
         ("arrested_not_transferred", stage(never_transferred & ~withdrawn, "arrested_on", F.lit(None).cast("date"), F.lit(True), police)),
         ("review_for_prosecution", stage(F.col("prosecution_decided_on").isNotNull() | undecided, "_review_start",
                                          F.when(~reopened, F.col("prosecution_decided_on")), undecided | reopened, F.concat_ws("; ", police, review))),
+        # a decision with no receipt date on record: the review happened, its clock start is not known
+        ("review_for_prosecution", stage(F.col("_review_start").isNull() & F.col("prosecution_decided_on").isNotNull(), "_review_start",
+                                         F.col("prosecution_decided_on"), F.lit(False), F.concat_ws("; ", police, review), implied=True)),
         # each return for supplementary investigation gives the police one month to resubmit (art. 175); still out: open
         *[("supplementary_investigation", stage(~withdrawn, f"supplementary_returned_on_{k}", F.col(f"supplementary_resubmitted_on_{k}"),
                                                 F.col(f"supplementary_resubmitted_on_{k}").isNull(),
                                                 F.concat_ws("; ", police, F.concat(review, F.lit(f" round {k}"))))) for k in (1, 2)],
-        ("first_instance", stage(F.col("first_instance_judged_on").isNotNull(), "first_instance_filed_on", F.col("first_instance_judged_on"), F.lit(False), first)),
-        ("appeal", stage(F.col("appeal_judged_on").isNotNull(), "_appeal_filed_on", F.col("appeal_judged_on"), F.lit(False), F.concat_ws("; ", first, appeal))),
+        ("first_instance", stage(F.col("first_instance_judged_on").isNotNull(), "first_instance_filed_on", F.col("first_instance_judged_on"), F.lit(False), first,
+                                 implied=True)),
+        ("appeal", stage(F.col("appeal_judged_on").isNotNull(), "_appeal_filed_on", F.col("appeal_judged_on"), F.lit(False), F.concat_ws("; ", first, appeal),
+                         implied=True)),
     ]
 
 
@@ -578,6 +586,10 @@ def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_c
     """One row per (chain stage, rule) over its statutory limit (``exceeded``), or still open and within
     ``warning_days`` of it (``approaching``), judged at its end date or, while open, at ``data_date``.
 
+    A stage that certainly happened (a judgment, a prosecution decision) but whose clock start is
+    missing in the sources (its date quarantined or never delivered) cannot be judged: it is
+    ``undetermined``, without a deadline, so someone checks the file instead of no one.
+
     Rules, articles and deadlines: :mod:`lawlake.rules.time_limits`.
     """
     judged_at = F.lit(data_date).cast("date")
@@ -588,14 +600,17 @@ def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_c
         deadline = TL.deadline_column(rule, F.col("_start"), facts)
         judged_on = F.when(F.col("_open"), judged_at).otherwise(F.col("_end"))
         days_over = F.datediff(F.col("judged_on"), F.col("deadline"))
-        status = F.when(days_over > 0, "exceeded").when(F.col("_open") & (days_over >= -warning_days), "approaching")
+        status = (F.when(F.col("_start").isNull(), "undetermined").when(days_over > 0, "exceeded")
+                  .when(F.col("_open") & (days_over >= -warning_days), "approaching"))
+        evidence = F.when(F.col("_start").isNull(), F.concat_ws("; ", F.col("evidence"), F.lit(f"the date of {r.clock} is not recorded in the sources: the limit cannot be judged"))
+                          ).otherwise(F.col("evidence"))
         parts.append(
             stages.where(~F.col("_open") | (F.col("_start") <= judged_at))
             .select("*", deadline.alias("deadline"), judged_on.alias("judged_on"))
             .select(
                 "chain_id", "police_case_id", "region_code", F.lit(rule).alias("rule"), F.lit(r.article).alias("article"), F.lit(r.agency).alias("agency"),
                 F.col("_start").alias("clock_started_on"), "deadline", F.when(~F.col("_open"), F.col("_end")).alias("ended_on"), "judged_on",
-                days_over.cast("int").alias("days_over"), status.alias("status"), "evidence",
+                days_over.cast("int").alias("days_over"), status.alias("status"), evidence.alias("evidence"),
             )
             .where(F.col("status").isNotNull())
         )
