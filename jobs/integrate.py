@@ -39,6 +39,7 @@ run's data date that are past it or within the warning window before it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
@@ -354,19 +355,26 @@ def build_case_chain(
     by_review = review_police_cases(prosecutions).withColumnRenamed("police_case_id", "_review_pc")
     # The person's police cases and their filing dates: where a later stage lost its link, the person's one
     # police case filed before it is its case.
-    person_cases = base.join(police_cases.select("police_case_id", "filed_on"), "police_case_id").select(
-        "person_key", F.col("police_case_id").alias("_own_pc"), F.col("filed_on").alias("_own_filed_on")
+    person_cases = base.join(police_cases.select("police_case_id", "filed_on", "transferred_on"), "police_case_id").select(
+        "person_key", F.col("police_case_id").alias("_own_pc"), F.col("filed_on").alias("_own_filed_on"), F.col("transferred_on").alias("_own_transferred_on")
     )
 
-    def own_case(df: DataFrame, key: str, on: str) -> DataFrame:
-        """``(key, person_key, _own_pc)`` where the person has exactly one police case filed on or before ``on``."""
+    def own_case(df: DataFrame, key: str, on: str, *, handed_over: Callable[[DataFrame], DataFrame] | None = None) -> DataFrame:
+        """``(key, person_key, _own_pc)`` where the person has exactly one police case filed on or before ``on``;
+        of several, the one ``handed_over`` keeps (the case the record was handed over from), when it keeps exactly one."""
         cands = df.select(key, "person_key", on).distinct().join(person_cases, "person_key").where(
             F.col(on).isNull() | F.col("_own_filed_on").isNull() | (F.col("_own_filed_on") <= F.col(on))
         )
-        return _unique(cands, [key, "person_key"], "_own_pc", "_own_pc")
+        one = _unique(cands, [key, "person_key"], "_own_pc", "_own_pc")
+        if handed_over is None:
+            return one
+        handed = _unique(handed_over(cands), [key, "person_key"], "_own_pc", "_handed_pc")
+        return one.join(handed, [key, "person_key"], "full").select(key, "person_key", F.coalesce("_own_pc", "_handed_pc").alias("_own_pc"))
 
     p = _with_person(prosecutions, person_records, "silver.prosecutions", "prosecution_id").join(by_review, "review_id", "left")
-    p = p.join(own_case(p, "prosecution_id", "received_on"), ["prosecution_id", "person_key"], "left").withColumn(
+    # a review that lost its police case id, of a person with several cases: the case the police transferred on the day it was received
+    p = p.join(own_case(p, "prosecution_id", "received_on", handed_over=lambda c: c.where(F.col("_own_transferred_on") == F.col("received_on"))),
+               ["prosecution_id", "person_key"], "left").withColumn(
         "police_case_id", F.coalesce("police_case_id", "_review_pc", "_own_pc")
     ).where(F.col("police_case_id").isNotNull())
     first_received = F.col("first_received_on") if "first_received_on" in p.columns else F.lit(None).cast("date")
@@ -393,7 +401,17 @@ def build_case_chain(
     # one police case, else the person's one police case filed before the trial.
     same_review = _unique(p.select(F.col("review_id").alias("_rv"), "person_key", F.col("police_case_id").alias("_p_pc")), ["_rv", "person_key"], "_p_pc", "_p_pc")
     fi = judged.where(F.col("trial_level") == "first_instance").join(same_review, ["_rv", "person_key"], "left")
-    fi = fi.join(own_case(fi, "case_number", "c_filed_on"), ["case_number", "person_key"], "left").withColumn("police_case_id", F.coalesce("_p_pc", "_cc_pc", "_own_pc"))
+    # a first instance that lost its review id, of a person with several cases: the case whose review decided to prosecute
+    # last before the court's filing (the indictment the court accepted)
+    decided = p.where(F.col("decision") == "prosecute").select(F.col("police_case_id").alias("_own_pc"), "person_key", F.col("decided_on").alias("_decided_on"))
+
+    def indicted(cands: DataFrame) -> DataFrame:
+        before = cands.join(decided, ["_own_pc", "person_key"]).where(F.col("_decided_on") <= F.col("c_filed_on"))
+        latest = Window.partitionBy("case_number", "person_key")
+        return before.withColumn("_last", F.max("_decided_on").over(latest)).where(F.col("_decided_on") == F.col("_last"))
+
+    fi = fi.join(own_case(fi, "case_number", "c_filed_on", handed_over=indicted), ["case_number", "person_key"], "left").withColumn(
+        "police_case_id", F.coalesce("_p_pc", "_cc_pc", "_own_pc"))
     first = _latest(fi.where(F.col("police_case_id").isNotNull()), ["police_case_id", "person_key"], [F.col("c_judged_on").desc_nulls_last()]).select(
         "police_case_id", "person_key",
         F.col("case_number").alias("first_instance_case_number"),
