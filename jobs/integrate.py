@@ -372,9 +372,16 @@ def build_case_chain(
         return one.join(handed, [key, "person_key"], "full").select(key, "person_key", F.coalesce("_own_pc", "_handed_pc").alias("_own_pc"))
 
     p = _with_person(prosecutions, person_records, "silver.prosecutions", "prosecution_id").join(by_review, "review_id", "left")
-    # a review that lost its police case id, of a person with several cases: the case the police transferred on the day it was received
-    p = p.join(own_case(p, "prosecution_id", "received_on", handed_over=lambda c: c.where(F.col("_own_transferred_on") == F.col("received_on"))),
-               ["prosecution_id", "person_key"], "left").withColumn(
+    # a review that lost its police case id, of a person with several cases: the case the police transferred last before
+    # the review received it, of the cases no review names yet
+    reviewed = p.select(F.coalesce("police_case_id", "_review_pc").alias("_own_pc"), "person_key").where(F.col("_own_pc").isNotNull())
+
+    def transferred(cands: DataFrame) -> DataFrame:
+        before = cands.join(reviewed, ["_own_pc", "person_key"], "left_anti").where(F.col("_own_transferred_on") <= F.col("received_on"))
+        latest = Window.partitionBy("prosecution_id", "person_key")
+        return before.withColumn("_last", F.max("_own_transferred_on").over(latest)).where(F.col("_own_transferred_on") == F.col("_last"))
+
+    p = p.join(own_case(p, "prosecution_id", "received_on", handed_over=transferred), ["prosecution_id", "person_key"], "left").withColumn(
         "police_case_id", F.coalesce("police_case_id", "_review_pc", "_own_pc")
     ).where(F.col("police_case_id").isNotNull())
     first_received = F.col("first_received_on") if "first_received_on" in p.columns else F.lit(None).cast("date")
@@ -402,8 +409,10 @@ def build_case_chain(
     same_review = _unique(p.select(F.col("review_id").alias("_rv"), "person_key", F.col("police_case_id").alias("_p_pc")), ["_rv", "person_key"], "_p_pc", "_p_pc")
     fi = judged.where(F.col("trial_level") == "first_instance").join(same_review, ["_rv", "person_key"], "left")
     # a first instance that lost its review id, of a person with several cases: the case whose review decided to prosecute
-    # last before the court's filing (the indictment the court accepted)
-    decided = p.where(F.col("decision") == "prosecute").select(F.col("police_case_id").alias("_own_pc"), "person_key", F.col("decided_on").alias("_decided_on"))
+    # last before the court's filing (the indictment the court accepted), of the cases no first instance is linked to yet
+    tried = fi.select(F.coalesce("_p_pc", "_cc_pc").alias("_own_pc"), "person_key").where(F.col("_own_pc").isNotNull())
+    decided = p.where(F.col("decision") == "prosecute").select(F.col("police_case_id").alias("_own_pc"), "person_key", F.col("decided_on").alias("_decided_on")
+                                                             ).join(tried, ["_own_pc", "person_key"], "left_anti")
 
     def indicted(cands: DataFrame) -> DataFrame:
         before = cands.join(decided, ["_own_pc", "person_key"]).where(F.col("_decided_on") <= F.col("c_filed_on"))
