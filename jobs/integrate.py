@@ -39,6 +39,7 @@ run's data date that are past it or within the warning window before it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
@@ -354,19 +355,33 @@ def build_case_chain(
     by_review = review_police_cases(prosecutions).withColumnRenamed("police_case_id", "_review_pc")
     # The person's police cases and their filing dates: where a later stage lost its link, the person's one
     # police case filed before it is its case.
-    person_cases = base.join(police_cases.select("police_case_id", "filed_on"), "police_case_id").select(
-        "person_key", F.col("police_case_id").alias("_own_pc"), F.col("filed_on").alias("_own_filed_on")
+    person_cases = base.join(police_cases.select("police_case_id", "filed_on", "transferred_on"), "police_case_id").select(
+        "person_key", F.col("police_case_id").alias("_own_pc"), F.col("filed_on").alias("_own_filed_on"), F.col("transferred_on").alias("_own_transferred_on")
     )
 
-    def own_case(df: DataFrame, key: str, on: str) -> DataFrame:
-        """``(key, person_key, _own_pc)`` where the person has exactly one police case filed on or before ``on``."""
+    def own_case(df: DataFrame, key: str, on: str, *, handed_over: Callable[[DataFrame], DataFrame] | None = None) -> DataFrame:
+        """``(key, person_key, _own_pc)`` where the person has exactly one police case filed on or before ``on``;
+        of several, the one ``handed_over`` keeps (the case the record was handed over from), when it keeps exactly one."""
         cands = df.select(key, "person_key", on).distinct().join(person_cases, "person_key").where(
             F.col(on).isNull() | F.col("_own_filed_on").isNull() | (F.col("_own_filed_on") <= F.col(on))
         )
-        return _unique(cands, [key, "person_key"], "_own_pc", "_own_pc")
+        one = _unique(cands, [key, "person_key"], "_own_pc", "_own_pc")
+        if handed_over is None:
+            return one
+        handed = _unique(handed_over(cands), [key, "person_key"], "_own_pc", "_handed_pc")
+        return one.join(handed, [key, "person_key"], "full").select(key, "person_key", F.coalesce("_own_pc", "_handed_pc").alias("_own_pc"))
 
     p = _with_person(prosecutions, person_records, "silver.prosecutions", "prosecution_id").join(by_review, "review_id", "left")
-    p = p.join(own_case(p, "prosecution_id", "received_on"), ["prosecution_id", "person_key"], "left").withColumn(
+    # a review that lost its police case id, of a person with several cases: the case the police transferred last before
+    # the review received it, of the cases no review names yet
+    reviewed = p.select(F.coalesce("police_case_id", "_review_pc").alias("_own_pc"), "person_key").where(F.col("_own_pc").isNotNull())
+
+    def transferred(cands: DataFrame) -> DataFrame:
+        before = cands.join(reviewed, ["_own_pc", "person_key"], "left_anti").where(F.col("_own_transferred_on") <= F.col("received_on"))
+        latest = Window.partitionBy("prosecution_id", "person_key")
+        return before.withColumn("_last", F.max("_own_transferred_on").over(latest)).where(F.col("_own_transferred_on") == F.col("_last"))
+
+    p = p.join(own_case(p, "prosecution_id", "received_on", handed_over=transferred), ["prosecution_id", "person_key"], "left").withColumn(
         "police_case_id", F.coalesce("police_case_id", "_review_pc", "_own_pc")
     ).where(F.col("police_case_id").isNotNull())
     first_received = F.col("first_received_on") if "first_received_on" in p.columns else F.lit(None).cast("date")
@@ -393,7 +408,19 @@ def build_case_chain(
     # one police case, else the person's one police case filed before the trial.
     same_review = _unique(p.select(F.col("review_id").alias("_rv"), "person_key", F.col("police_case_id").alias("_p_pc")), ["_rv", "person_key"], "_p_pc", "_p_pc")
     fi = judged.where(F.col("trial_level") == "first_instance").join(same_review, ["_rv", "person_key"], "left")
-    fi = fi.join(own_case(fi, "case_number", "c_filed_on"), ["case_number", "person_key"], "left").withColumn("police_case_id", F.coalesce("_p_pc", "_cc_pc", "_own_pc"))
+    # a first instance that lost its review id, of a person with several cases: the case whose review decided to prosecute
+    # last before the court's filing (the indictment the court accepted), of the cases no first instance is linked to yet
+    tried = fi.select(F.coalesce("_p_pc", "_cc_pc").alias("_own_pc"), "person_key").where(F.col("_own_pc").isNotNull())
+    decided = p.where(F.col("decision") == "prosecute").select(F.col("police_case_id").alias("_own_pc"), "person_key", F.col("decided_on").alias("_decided_on")
+                                                             ).join(tried, ["_own_pc", "person_key"], "left_anti")
+
+    def indicted(cands: DataFrame) -> DataFrame:
+        before = cands.join(decided, ["_own_pc", "person_key"]).where(F.col("_decided_on") <= F.col("c_filed_on"))
+        latest = Window.partitionBy("case_number", "person_key")
+        return before.withColumn("_last", F.max("_decided_on").over(latest)).where(F.col("_decided_on") == F.col("_last"))
+
+    fi = fi.join(own_case(fi, "case_number", "c_filed_on", handed_over=indicted), ["case_number", "person_key"], "left").withColumn(
+        "police_case_id", F.coalesce("_p_pc", "_cc_pc", "_own_pc"))
     first = _latest(fi.where(F.col("police_case_id").isNotNull()), ["police_case_id", "person_key"], [F.col("c_judged_on").desc_nulls_last()]).select(
         "police_case_id", "person_key",
         F.col("case_number").alias("first_instance_case_number"),
@@ -547,8 +574,11 @@ def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFr
     c = c.withColumn("_review_start", F.greatest("prosecution_received_on", "supplementary_resubmitted_on_1", "supplementary_resubmitted_on_2"))
     reopened = F.coalesce((F.col("prosecution_decision") == "supplementary_investigation") & (F.col("_review_start") > F.col("prosecution_decided_on")), F.lit(False))
 
-    def stage(where: Column, start: str, end: Column, is_open: Column, evidence: Column) -> DataFrame:
-        return c.where(F.col(start).isNotNull() & where).select(
+    def stage(where: Column, start: str, end: Column, is_open: Column, evidence: Column, *, implied: bool = False) -> DataFrame:
+        # implied: the stage's end proves its clock started (a judgment, an accepted case), so a missing start
+        # date keeps the stage, undetermined (fail closed), instead of dropping it from the warnings
+        started = F.lit(True) if implied else F.col(start).isNotNull()
+        return c.where(started & where).select(
             "chain_id", "police_case_id", "region_code", F.col(start).alias("_start"), end.alias("_end"), is_open.alias("_open"),
             F.concat_ws("; ", evidence).alias("evidence"), *[F.col(f) for f in _FACTS if f in c.columns],
         )
@@ -560,12 +590,17 @@ def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFr
         ("arrested_not_transferred", stage(never_transferred & ~withdrawn, "arrested_on", F.lit(None).cast("date"), F.lit(True), police)),
         ("review_for_prosecution", stage(F.col("prosecution_decided_on").isNotNull() | undecided, "_review_start",
                                          F.when(~reopened, F.col("prosecution_decided_on")), undecided | reopened, F.concat_ws("; ", police, review))),
+        # a decision with no receipt date on record: the review happened, its clock start is not known
+        ("review_for_prosecution", stage(F.col("_review_start").isNull() & F.col("prosecution_decided_on").isNotNull(), "_review_start",
+                                         F.col("prosecution_decided_on"), F.lit(False), F.concat_ws("; ", police, review), implied=True)),
         # each return for supplementary investigation gives the police one month to resubmit (art. 175); still out: open
         *[("supplementary_investigation", stage(~withdrawn, f"supplementary_returned_on_{k}", F.col(f"supplementary_resubmitted_on_{k}"),
                                                 F.col(f"supplementary_resubmitted_on_{k}").isNull(),
                                                 F.concat_ws("; ", police, F.concat(review, F.lit(f" round {k}"))))) for k in (1, 2)],
-        ("first_instance", stage(F.col("first_instance_judged_on").isNotNull(), "first_instance_filed_on", F.col("first_instance_judged_on"), F.lit(False), first)),
-        ("appeal", stage(F.col("appeal_judged_on").isNotNull(), "_appeal_filed_on", F.col("appeal_judged_on"), F.lit(False), F.concat_ws("; ", first, appeal))),
+        ("first_instance", stage(F.col("first_instance_judged_on").isNotNull(), "first_instance_filed_on", F.col("first_instance_judged_on"), F.lit(False), first,
+                                 implied=True)),
+        ("appeal", stage(F.col("appeal_judged_on").isNotNull(), "_appeal_filed_on", F.col("appeal_judged_on"), F.lit(False), F.concat_ws("; ", first, appeal),
+                         implied=True)),
     ]
 
 
@@ -578,6 +613,10 @@ def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_c
     """One row per (chain stage, rule) over its statutory limit (``exceeded``), or still open and within
     ``warning_days`` of it (``approaching``), judged at its end date or, while open, at ``data_date``.
 
+    A stage that certainly happened (a judgment, a prosecution decision) but whose clock start is
+    missing in the sources (its date quarantined or never delivered) cannot be judged: it is
+    ``undetermined``, without a deadline, so someone checks the file instead of no one.
+
     Rules, articles and deadlines: :mod:`lawlake.rules.time_limits`.
     """
     judged_at = F.lit(data_date).cast("date")
@@ -588,14 +627,17 @@ def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_c
         deadline = TL.deadline_column(rule, F.col("_start"), facts)
         judged_on = F.when(F.col("_open"), judged_at).otherwise(F.col("_end"))
         days_over = F.datediff(F.col("judged_on"), F.col("deadline"))
-        status = F.when(days_over > 0, "exceeded").when(F.col("_open") & (days_over >= -warning_days), "approaching")
+        status = (F.when(F.col("_start").isNull(), "undetermined").when(days_over > 0, "exceeded")
+                  .when(F.col("_open") & (days_over >= -warning_days), "approaching"))
+        evidence = F.when(F.col("_start").isNull(), F.concat_ws("; ", F.col("evidence"), F.lit(f"the date of {r.clock} is not recorded in the sources: the limit cannot be judged"))
+                          ).otherwise(F.col("evidence"))
         parts.append(
             stages.where(~F.col("_open") | (F.col("_start") <= judged_at))
             .select("*", deadline.alias("deadline"), judged_on.alias("judged_on"))
             .select(
                 "chain_id", "police_case_id", "region_code", F.lit(rule).alias("rule"), F.lit(r.article).alias("article"), F.lit(r.agency).alias("agency"),
                 F.col("_start").alias("clock_started_on"), "deadline", F.when(~F.col("_open"), F.col("_end")).alias("ended_on"), "judged_on",
-                days_over.cast("int").alias("days_over"), status.alias("status"), "evidence",
+                days_over.cast("int").alias("days_over"), status.alias("status"), evidence.alias("evidence"),
             )
             .where(F.col("status").isNotNull())
         )

@@ -427,7 +427,7 @@ def warnings_query(*, agency: str | None = None, region: str | None = None, stat
         where.append(f"region_code LIKE '{region}%'")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     return (f"SELECT {', '.join(WARNING_COLUMNS)} FROM gold.time_limit_warnings{clause} "
-            "ORDER BY status = 'exceeded' DESC, days_over DESC, police_case_id, rule")
+            "ORDER BY status = 'exceeded' DESC, status = 'undetermined', days_over DESC, police_case_id, rule")
 
 
 def cmd_warnings(args) -> int:
@@ -635,7 +635,8 @@ def parser() -> argparse.ArgumentParser:
     sp = with_lake(sub.add_parser("warnings", help="statutory time limits exceeded or approaching (CPL 2018), from the released gold.time_limit_warnings"))
     sp.add_argument("--agency", choices=["police", "procuratorate", "court"], help="the agency responsible for the limit")
     sp.add_argument("--region", help="a GB/T 2260 region code or prefix: 3301 (Hangzhou), 330102 (one county)")
-    sp.add_argument("--status", choices=["approaching", "exceeded"], help="exceeded, or still open and within the warning window")
+    sp.add_argument("--status", choices=["approaching", "exceeded", "undetermined"],
+                    help="exceeded; still open and within the warning window; or undetermined (the clock's start date is missing in the sources)")
     sp.add_argument("--at", help="release:N or run:RUN_ID: the warnings as that release left them")
     sp.add_argument("--limit", type=int, default=100, help="rows to print (0: all)")
     sp.set_defaults(func=cmd_warnings)

@@ -33,7 +33,7 @@ __all__ = ["Rule", "RULES", "RULE_NAMES", "AGENCIES", "STATUSES", "add_months", 
 
 Agency = Literal["police", "procuratorate", "court"]
 AGENCIES: tuple[str, ...] = ("police", "procuratorate", "court")
-STATUSES: tuple[str, ...] = ("exceeded", "approaching")
+STATUSES: tuple[str, ...] = ("exceeded", "approaching", "undetermined")  # undetermined: the clock start is not on record
 
 
 @dataclass(frozen=True)

@@ -61,3 +61,28 @@ def test_run_serves_the_demo_api_and_restores_the_environment(demo, monkeypatch)
     assert connections.legal_services() is None  # stopped, and nothing left configured
     with cli.demo_legal_api(demo, echo=lambda _: None) as url:  # no legal/ folder: nothing served
         assert url is None
+
+
+def test_gather_reads_the_api_through_the_airflow_connection_alone(demo, tmp_path, monkeypatch):
+    """Under Airflow the credentials come from the connection ``lawlake_legal_services``; no LAWLAKE_LEGAL_API_* is needed."""
+    from deltalake import DeltaTable
+
+    from lawlake import config, pipeline, tables
+
+    with api.running(demo / "a") as url:
+        port = int(url.rsplit(":", 1)[1])
+        monkeypatch.delenv("LAWLAKE_LEGAL_API_URL", raising=False)
+        monkeypatch.delenv("LAWLAKE_LEGAL_API_TOKEN", raising=False)
+        monkeypatch.setenv("AIRFLOW_CONN_LAWLAKE_LEGAL_SERVICES", json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": port, "password": api.DEFAULT_TOKEN}))
+        assert connections.legal_services() == {"url": url, "token": api.DEFAULT_TOKEN}  # from the connection
+        monkeypatch.setenv("LAWLAKE_LEGAL_API_URL", "http://127.0.0.1:9/nowhere")
+        assert connections.legal_services()["url"] == url  # the connection wins over the environment
+        monkeypatch.delenv("LAWLAKE_LEGAL_API_URL")
+        settings = config.load(lake=tmp_path / "lake")
+        pipeline.run_lifecycle(settings, "via-connection", sources=demo / "a", stages=("gather",))
+    aids = (demo / "a" / "legal" / "legal_aid_appointments.jsonl").read_text(encoding="utf-8").splitlines()
+    bronze = DeltaTable(str(tables.location(settings.lake, "bronze.legal_aid_appointments"))).to_pandas()
+    assert len(bronze) == len(aids)  # every appointment the API served, read with the connection's token
+    missing = DeltaTable(str(tables.location(settings.lake, "quarantine.records"))).to_pandas()
+    assert not (missing["rule"] == "gather.source_missing").any()

@@ -461,3 +461,38 @@ def test_seal_status_python_and_column(spark, is_minor, outcome, status):
 
 
 # -- time limits: tests/jobs/test_time_limit_warnings.py ------------------------------
+
+
+def test_a_repeat_offenders_records_that_lost_their_links_go_to_the_case_they_were_handed_over_from(spark):
+    """张三 has two police cases (2015, 2018). The 2018 review lost its police case id and the 2018 first instance its
+    review id: neither is the person's one case filed before it, so each goes to the case it was handed over from:
+    the one transferred last before the review's receipt, the one indicted last before the court's filing — of the
+    cases no review or trial names yet (so the 2015 chain keeps its own trial, not the later one)."""
+    fi15, fi18 = "（2015）浙0102刑初1号", "（2018）浙0102刑初9号"
+    silver, records, index = _resolve(
+        spark,
+        suspects=[dict(suspect_id="S15", police_case_id="A15", name="张三", id_number=ZS), dict(suspect_id="S18", police_case_id="A18", name="张三", id_number=ZS)],
+        prosecutions=[
+            dict(prosecution_id=f"JC15:{ZS}", review_id="JC15", police_case_id="A15", name="张三", id_number=ZS, received_on=D(2015, 3, 1),
+                 decision="prosecute", decided_on=D(2015, 3, 20), charge_code="C264"),
+            dict(prosecution_id=f"JC18:{ZS}", review_id="JC18", police_case_id=None, name="张三", id_number=ZS, received_on=D(2018, 3, 10),
+                 decision="prosecute", decided_on=D(2018, 4, 8), charge_code="C264"),
+        ],
+        court_cases=[
+            dict(case_number=fi15, court_code="浙0102", case_type="刑初", case_year=2015, trial_level="first_instance", review_id="JC15", charge_code="C264",
+                 filed_on=D(2015, 4, 1), judged_on=D(2015, 5, 1)),
+            dict(case_number=fi18, court_code="浙0102", case_type="刑初", case_year=2018, trial_level="first_instance", review_id=None, charge_code="C264",
+                 filed_on=D(2018, 4, 16), judged_on=D(2018, 6, 1)),
+        ],
+        defendants=[dict(defendant_id=f"{n}#1", case_number=n, party_index=1, name="张三", id_number=ZS, verdict="guilty") for n in (fi15, fi18)],
+        custody=[],
+    )
+    police_cases = table(spark, "silver.police_cases", [
+        dict(police_case_id="A15", region_code="330102", charge_code="C264", filed_on=D(2015, 1, 3), transferred_on=D(2015, 2, 28)),
+        dict(police_case_id="A18", region_code="330102", charge_code="C264", filed_on=D(2018, 1, 4), transferred_on=D(2018, 3, 7)),
+    ])
+    df = integrate.build_case_chain(
+        police_cases, silver["suspects"], silver["prosecutions"], silver["court_cases"], silver["defendants"], silver["custody"], records, index
+    )
+    got = {r["police_case_id"]: (r["review_id"], r["first_instance_case_number"]) for r in df.collect()}
+    assert got == {"A15": ("JC15", fi15), "A18": ("JC18", fi18)}

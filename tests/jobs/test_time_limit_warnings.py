@@ -211,3 +211,25 @@ def test_normalize_parses_the_review_time_limit_facts_and_quarantines_bad_ones(s
     assert (cur["R3"]["returned_on_1"], cur["R3"]["resubmitted_on_1"], cur["R3"]["is_major_complex"]) == (D(2023, 4, 20), None, None)
     assert sorted(cur["R3"]["invalid_fields"]) == ["is_major_complex", "resubmitted_on_1"]
     assert sorted((r["rule"], r["raw_value"]) for r in rejected.collect()) == [("is_major_complex.unknown", "是"), ("resubmitted_on_1.before_return", "2023-04-01")]
+
+
+def test_a_stage_whose_start_date_is_missing_is_undetermined_not_dropped(spark):
+    got, out = _warnings(spark, [
+        # judged, but the court's acceptance date is not on record (quarantined in normalize): the trial happened
+        dict(chain_id="C_fi", police_case_id="A1", review_id="R1", prosecution_received_on=D(2023, 1, 2), prosecution_decision="prosecute",
+             prosecution_decided_on=D(2023, 1, 20), first_instance_case_number="F1", first_instance_filed_on=None, first_instance_judged_on=D(2023, 3, 1)),
+        # decided, no receipt date; and an appeal judged whose filing date is missing
+        dict(chain_id="C_rv", police_case_id="A2", review_id="R2", prosecution_received_on=None, prosecution_decision="prosecute",
+             prosecution_decided_on=D(2023, 2, 1), first_instance_case_number="F2", first_instance_filed_on=D(2023, 2, 10),
+             first_instance_judged_on=D(2023, 3, 1), appeal_case_number="AP2", appeal_judged_on=D(2023, 5, 1)),
+        # not judged and no date: no stage to judge, nothing to say
+        dict(chain_id="C_none", police_case_id="A3", first_instance_case_number="F3", first_instance_filed_on=None, first_instance_judged_on=None),
+    ], courts=[dict(case_number="AP2", trial_level="appeal", filed_on=None)])
+    assert got == [
+        ("C_fi", "first_instance", None, None, D(2023, 3, 1), D(2023, 3, 1), None, "undetermined"),
+        ("C_rv", "appeal", None, None, D(2023, 5, 1), D(2023, 5, 1), None, "undetermined"),
+        ("C_rv", "review_for_prosecution", None, None, D(2023, 2, 1), D(2023, 2, 1), None, "undetermined"),
+    ]
+    evidence = {r["chain_id"]: r["evidence"] for r in out.where("rule = 'first_instance'").collect()}
+    assert evidence["C_fi"] == ("silver.court_cases:F1; the date of the court's acceptance of the public prosecution (受理) is not recorded in the sources: "
+                                "the limit cannot be judged")
