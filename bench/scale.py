@@ -130,9 +130,17 @@ class Sampler(threading.Thread):
 # -- the demo data and its new day ------------------------------------------------------
 
 
+def _generator_digest() -> str:
+    """A digest of the demo generator's code: cached sources a changed generator would not write are not reused."""
+    h = hashlib.sha256()
+    for path in sorted((REPO / "lawlake" / "demo").glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:10]
+
+
 def demo(scale: float, seed: int, bench: Path) -> Path:
-    """The demo sources of ``scale``, generated once (``lawlake demo-data``) and cached."""
-    out = bench / f"demo-s{scale:g}-seed{seed}"
+    """The demo sources of ``scale``, generated once per generator version (``lawlake demo-data``) and cached."""
+    out = bench / f"demo-s{scale:g}-seed{seed}-{_generator_digest()}"
     if not (out / "_truth" / "summary.json").is_file():
         subprocess.run([sys.executable, "-m", "lawlake.cli", "demo-data", "--out", str(out), "--scale", str(scale), "--seed", str(seed)],
                        check=True, env=_env(), cwd=REPO)
