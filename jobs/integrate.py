@@ -91,6 +91,12 @@ def _unique(df: DataFrame, keys: list[str], value: str, alias: str) -> DataFrame
     )
 
 
+def _at_latest(df: DataFrame, keys: list[str], col: str) -> DataFrame:
+    """The rows of ``df`` holding the latest ``col`` of their ``keys``: every one of them on a tie (unlike :func:`_latest`,
+    which keeps one), so :func:`_unique` can refuse a tie."""
+    return df.withColumn("_last", F.max(col).over(Window.partitionBy(*keys))).where(F.col(col) == F.col("_last")).drop("_last")
+
+
 def review_police_cases(prosecutions: DataFrame) -> DataFrame:
     """``(review_id, police_case_id)``: the police case of each review, where its records agree on one."""
     return _unique(prosecutions.where(F.col("review_id").isNotNull()), ["review_id"], "police_case_id", "police_case_id")
@@ -378,8 +384,7 @@ def build_case_chain(
 
     def transferred(cands: DataFrame) -> DataFrame:
         before = cands.join(reviewed, ["_own_pc", "person_key"], "left_anti").where(F.col("_own_transferred_on") <= F.col("received_on"))
-        latest = Window.partitionBy("prosecution_id", "person_key")
-        return before.withColumn("_last", F.max("_own_transferred_on").over(latest)).where(F.col("_own_transferred_on") == F.col("_last"))
+        return _at_latest(before, ["prosecution_id", "person_key"], "_own_transferred_on")
 
     p = p.join(own_case(p, "prosecution_id", "received_on", handed_over=transferred), ["prosecution_id", "person_key"], "left").withColumn(
         "police_case_id", F.coalesce("police_case_id", "_review_pc", "_own_pc")
@@ -416,8 +421,7 @@ def build_case_chain(
 
     def indicted(cands: DataFrame) -> DataFrame:
         before = cands.join(decided, ["_own_pc", "person_key"]).where(F.col("_decided_on") <= F.col("c_filed_on"))
-        latest = Window.partitionBy("case_number", "person_key")
-        return before.withColumn("_last", F.max("_decided_on").over(latest)).where(F.col("_decided_on") == F.col("_last"))
+        return _at_latest(before, ["case_number", "person_key"], "_decided_on")
 
     fi = fi.join(own_case(fi, "case_number", "c_filed_on", handed_over=indicted), ["case_number", "person_key"], "left").withColumn(
         "police_case_id", F.coalesce("_p_pc", "_cc_pc", "_own_pc"))

@@ -255,10 +255,9 @@ def protect(
     # attack interval from inside: when they already reach the target, the solve is not needed.
     highest, lowest = values.astype(float), values.astype(float)  # the true values: always a consistent point
 
-    def seen(x: np.ndarray | None) -> None:
-        if x is not None:
-            np.maximum(highest, x, out=highest)
-            np.minimum(lowest, x, out=lowest)
+    def seen(x: np.ndarray) -> None:
+        np.maximum(highest, x, out=highest)
+        np.minimum(lowest, x, out=lowest)
 
     for c in (int(i) for i in np.flatnonzero(primary)):
         if highest[c] < min_cell - EPS and attacker.bound(c, suppressed, x_lower(), upper=True, seen=seen) < min_cell - EPS:
