@@ -155,6 +155,7 @@ def build_mentions(suspects: DataFrame, prosecutions: DataFrame, defendants: Dat
 
 _CONTEXT_RULES = (("case_name", ("pc", "rv")), ("court_case_name", ("cc",)), ("name_birth_date", ("bd",)))
 RESOLVED_SCHEMA = "record_ref string, person_key string, match_rule string"
+RESOLVE_BUCKETS = 64  # engine calls of the name-group resolver per run (see build_person_records)
 
 
 def _evidence(row) -> dict[str, list[str]]:
@@ -178,8 +179,29 @@ def resolve_name_group(pdf: pd.DataFrame) -> pd.DataFrame:
     match_rule. The group of mentions with neither name nor sole record keeps only
     identity numbers; the rest stand alone.
     """
-    pdf = pdf.astype(object).where(pdf.notna(), None)
-    rows = pdf.to_dict("records")
+    rows = pdf.astype(object).where(pdf.notna(), None).to_dict("records")
+    key, rule = _resolve_rows(rows)
+    return pd.DataFrame({"record_ref": [r["record_ref"] for r in rows], "person_key": key, "match_rule": rule})
+
+
+def resolve_name_groups(pdf: pd.DataFrame) -> pd.DataFrame:
+    """:func:`resolve_name_group` over every name group (column ``_group``) of a batch: one engine call for many groups."""
+    groups: dict[object, list[dict]] = {}
+    for r in pdf.astype(object).where(pdf.notna(), None).to_dict("records"):
+        groups.setdefault(r.pop("_group"), []).append(r)
+    refs: list[str] = []
+    keys: list[str] = []
+    rules: list[str] = []
+    for rows in groups.values():
+        key, rule = _resolve_rows(rows)
+        refs += [r["record_ref"] for r in rows]
+        keys += key
+        rules += rule
+    return pd.DataFrame({"record_ref": refs, "person_key": keys, "match_rule": rules})
+
+
+def _resolve_rows(rows: list[dict]) -> tuple[list[str], list[str]]:
+    """The person key and match rule of each mention of one name group (see :func:`resolve_name_group`)."""
     key = [r["id_key"] for r in rows]
     rule = ["id_number" if k else None for k in key]
     named = [r["name"] is not None for r in rows]
@@ -239,7 +261,7 @@ def resolve_name_group(pdf: pd.DataFrame) -> pd.DataFrame:
         else:
             table, record_key = r["record_ref"].split(":", 1)
             key[i], rule[i] = _py_key("P", table, record_key), "unmatched"
-    return pd.DataFrame({"record_ref": [r["record_ref"] for r in rows], "person_key": key, "match_rule": rule})
+    return key, rule  # type: ignore[return-value]
 
 
 def build_person_records(mentions: DataFrame) -> DataFrame:
@@ -266,8 +288,13 @@ def build_person_records(mentions: DataFrame) -> DataFrame:
         refs.append(F.when(usable, F.col(f"_ref_{context}")))
         names.append(F.when(usable, F.col(f"_name_{context}")))
     m = m.withColumn("sole_ref", F.coalesce(*refs)).withColumn("_group", F.coalesce(F.col("name"), *names))
-    resolved = m.select("_group", "record_ref", "name", "id_key", "birth_date", "id_birth", "pc", "rv", "cc", "sole_ref").groupBy("_group").applyInPandas(
-        lambda pdf: resolve_name_group(pdf.drop(columns=["_group"])), RESOLVED_SCHEMA
+    # Name groups are small (tens of mentions) and many: each engine call of the resolver takes a bucket of them
+    # (a group never spans buckets), so the per-call cost of a Python UDF is paid RESOLVE_BUCKETS times, not once per name.
+    resolved = (
+        m.select("_group", "record_ref", "name", "id_key", "birth_date", "id_birth", "pc", "rv", "cc", "sole_ref")
+        .withColumn("_bucket", F.pmod(F.hash("_group"), F.lit(RESOLVE_BUCKETS)))
+        .groupBy("_bucket")
+        .applyInPandas(lambda pdf: resolve_name_groups(pdf.drop(columns=["_bucket"])), RESOLVED_SCHEMA)
     )
     return resolved.join(m.select("record_ref", "source_table", "record_key"), "record_ref").select(
         "record_ref", "source_table", "record_key", "person_key", "match_rule"

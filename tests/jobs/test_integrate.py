@@ -188,6 +188,25 @@ def test_resolve_name_group_never_merges_two_persons_with_ids():
     assert out.person_key["c"] == out.person_key["d"] and out.person_key["c"] not in ("P1", "P2")  # the leftovers of one case: one person
 
 
+
+def test_a_batch_of_name_groups_resolves_each_group_on_its_own():
+    # the engine hands the resolver a bucket of name groups at once: evidence never crosses a group
+    # (王八 shares 陈七's police case, and is still not 陈七), and each group gets what it gets alone
+    def row(ref, name, id_key, pc, group=None, sole_ref=None):
+        return dict(_group=group or name, record_ref=ref, name=name, id_key=id_key, birth_date=None, id_birth=None, pc=pc, rv=None, cc=None, sole_ref=sole_ref)
+
+    batch = pd.DataFrame([
+        row("a", "陈七", "P1", "A1"), row("b", "王八", None, "A1"), row("c", "陈七", None, "A1"),
+        row("d", None, None, "A2", group="陈七", sole_ref="a"),  # no name: the one person record of its case, in 陈七's group
+        row("e", "王八", None, "A3"),
+    ])
+    out = integrate.resolve_name_groups(batch).set_index("record_ref").sort_index()
+    alone = pd.concat([integrate.resolve_name_group(g.drop(columns=["_group"])) for _, g in batch.groupby("_group")]).set_index("record_ref").sort_index()
+    pd.testing.assert_frame_equal(out, alone)
+    assert list(out.person_key[["a", "c", "d"]]) == ["P1"] * 3
+    assert list(out.match_rule[["c", "d"]]) == ["case_name", "sole_person_in_case"]
+    assert out.match_rule["b"] == "unmatched" and out.person_key["b"] != out.person_key["e"]  # 王八 of A1 and of A3: nothing links them
+
 # -- issues 9 and 14: a court case whose review names two police cases ------------------
 
 
