@@ -548,17 +548,20 @@ def silver_evidence_check(name: str, *, province: str) -> dict | None:
 blocked AS (SELECT police_case_id FROM bad UNION SELECT police_case_id FROM {{gold.case_chain}} WHERE coalesce(seal_status, 'pending') <> 'not_sealed'),
 ok AS (SELECT DISTINCT g.police_case_id, CAST(year(g.filed_on) AS STRING) AS y, concat(substring(g.region_code, 1, 4), '00') AS r, coalesce(g.charge_code, '{UNKNOWN_CHARGE}') AS ch
        FROM {{gold.case_chain}} g LEFT ANTI JOIN blocked b ON g.police_case_id = b.police_case_id),
-years AS (SELECT police_case_id, y, r, ch FROM ok UNION ALL SELECT police_case_id, '{TOTAL}', r, ch FROM ok)"""
+years AS (SELECT police_case_id, CASE WHEN t.k = 0 THEN y ELSE '{TOTAL}' END AS y, r, ch FROM ok CROSS JOIN (VALUES (0), (1)) AS t(k))"""
+    # Each level a row publishes is one more copy of the rows of `years` (a cross join), never a second reference to a
+    # CTE: the engine inlines CTEs, so every reference would run the minor-evidence joins again.
     if name in (BY_YEAR_PREFECTURE, FUNNEL):
-        levels = f"""allowed AS (SELECT y, r, count(DISTINCT police_case_id) AS n FROM years GROUP BY y, r
-                 UNION ALL SELECT y, '{province}', count(DISTINCT police_case_id) FROM years GROUP BY y)"""
+        levels = f"""allowed AS (SELECT y, r, count(DISTINCT police_case_id) AS n FROM (
+                   SELECT police_case_id, y, CASE WHEN t.k = 0 THEN r ELSE '{province}' END AS r FROM years CROSS JOIN (VALUES (0), (1)) AS t(k)) GROUP BY y, r)"""
         stage = "AND o.stage = 'filed'" if name == FUNNEL else ""
         rows = f"SELECT o.* FROM {{batch}} o LEFT JOIN allowed a ON o.year = a.y AND o.region_code = a.r WHERE o.cases IS NOT NULL {stage} AND o.cases > coalesce(a.n, 0)"
     elif name == BY_YEAR_CHARGE:
-        levels = """allowed AS (SELECT y, ch, count(DISTINCT police_case_id) AS n FROM years GROUP BY y, ch),
-                 totals AS (SELECT y, count(DISTINCT police_case_id) AS n FROM years GROUP BY y)"""
-        rows = ("SELECT o.* FROM {batch} o LEFT JOIN allowed a ON o.year = a.y AND o.charge_code = a.ch LEFT JOIN totals t ON o.year = t.y "
-                "WHERE o.cases IS NOT NULL AND ((o.level = 'charge' AND o.cases > coalesce(a.n, 0)) OR (o.level <> 'charge' AND o.cases > coalesce(t.n, 0)))")
+        # a charge row against its charge's cases, any other row (a category, all charges) against the year's
+        levels = """allowed AS (SELECT y, ch, count(DISTINCT police_case_id) AS n FROM (
+                   SELECT police_case_id, y, CASE WHEN t.k = 0 THEN ch ELSE '*' END AS ch FROM years CROSS JOIN (VALUES (0), (1)) AS t(k)) GROUP BY y, ch)"""
+        rows = ("SELECT o.* FROM {batch} o LEFT JOIN allowed a ON o.year = a.y AND a.ch = CASE WHEN o.level = 'charge' THEN o.charge_code ELSE '*' END "
+                "WHERE o.cases IS NOT NULL AND o.cases > coalesce(a.n, 0)")
     else:
         return None
     return {"name": "no_cases_a_minor_could_be_in", "sql": f"WITH {blocked},\n{levels}\n{rows}"}

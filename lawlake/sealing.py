@@ -233,8 +233,8 @@ def minor_evidence_sql(chains: str) -> str:
     for table, on in (
         ("silver.suspects", "x.police_case_id = c.police_case_id"),
         ("silver.prosecutions", "x.police_case_id = c.police_case_id"),
-        ("silver.court_defendants", "(x.case_number = c.first_instance_case_number OR x.case_number = c.appeal_case_number)"),
-        ("silver.custody", "(x.case_number = c.first_instance_case_number OR x.case_number = c.appeal_case_number)"),
+        # one branch per court case (not an OR in the join, which engines run as a nested loop)
+        *[(t, f"x.case_number = c.{col}") for t in ("silver.court_defendants", "silver.custody") for col in ("first_instance_case_number", "appeal_case_number")],
     ):
         b = birth.get(table, "x.birth_date")
         linked.append(

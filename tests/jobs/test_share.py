@@ -394,19 +394,24 @@ def test_a_malformed_policy_is_a_policy_error_not_a_crash(doc, message):
 
 
 @pytest.mark.parametrize(
-    "cases, passes",
+    "year, level, cases, passes",
     [
-        (3, True),  # 2023 · C264 in the province: G1, G3 (Ningbo) and G6 may be counted (G2 sealed, G5 and G7 minors by silver, G8 pending)
-        (4, False),  # one more: a case a minor may be in was counted
+        ("2023", "charge", 3, True),  # 2023 · C264 in the province: G1, G3 (Ningbo) and G6 may be counted (G2 sealed, G5 and G7 minors by silver, G8 pending)
+        ("2023", "charge", 4, False),  # one more: a case a minor may be in was counted
+        ("total", "charge", 3, True),  # all years: the same three
+        ("total", "charge", 4, False),
+        ("2023", "category", 3, True),  # a category row: judged against the year's cases of every charge
+        ("2023", "category", 1000, False),
     ],
 )
-def test_open_check_counts_only_cases_free_of_withheld_and_silver_minor_chains(share_gate, spark, cases, passes):
+def test_open_check_counts_only_cases_free_of_withheld_and_silver_minor_chains(share_gate, spark, year, level, cases, passes):
     from jobs import open as open_stage
 
     name = "open.cases_by_year_charge"
-    cell = dict(year="2023", level="charge", category_code="CL-3-5", category_name="侵犯财产罪", charge_code="C264", charge_name="盗窃罪", cases=cases, is_suppressed=False)
+    cell = dict(year=year, level=level, category_code="CL-3-5", category_name="侵犯财产罪", charge_code="C264" if level == "charge" else None,
+                charge_name="盗窃罪" if level == "charge" else None, cases=cases, is_suppressed=False)
     gate_lake = Path(share_gate.lake)
-    path = gate_lake / "_staging" / f"open{cases}" / "open" / "cases"
+    path = gate_lake / "_staging" / f"open{year}{level}{cases}" / "open" / "cases"
     tables.write(table(spark, name, [cell]), path)
     evidence = open_stage.silver_evidence_check(name, province="330000")
     suite = suites.Suite(name, (suites.check(evidence["name"], evidence["sql"]),))
