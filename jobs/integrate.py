@@ -179,9 +179,7 @@ def resolve_name_group(pdf: pd.DataFrame) -> pd.DataFrame:
     match_rule. The group of mentions with neither name nor sole record keeps only
     identity numbers; the rest stand alone.
     """
-    rows = pdf.astype(object).where(pdf.notna(), None).to_dict("records")
-    key, rule = _resolve_rows(rows)
-    return pd.DataFrame({"record_ref": [r["record_ref"] for r in rows], "person_key": key, "match_rule": rule})
+    return resolve_name_groups(pdf.assign(_group=0))
 
 
 def resolve_name_groups(pdf: pd.DataFrame) -> pd.DataFrame:

@@ -532,6 +532,14 @@ def _tally(table: DataFrame, cells: DataFrame, facts: DataFrame, *, name: str) -
     return {"rows_in": int(n_in or 0), "rows_out": int(published or 0), "rows_excluded": int(suppressed or 0) + int(withheld or 0)}
 
 
+_TWICE = "CROSS JOIN (VALUES (0), (1)) AS t(k)"  # each row once as it is and once at the level above (see _and_level)
+
+
+def _and_level(col: str, above: str) -> str:
+    """With :data:`_TWICE`: ``col`` in the first copy of a row, the level above (a literal) in the second."""
+    return f"CASE WHEN t.k = 0 THEN {col} ELSE '{above}' END"
+
+
 def silver_evidence_check(name: str, *, province: str) -> dict | None:
     """Gate check: no published count exceeds the cases gold holds free of withheld chains *and* of silver evidence of a minor.
 
@@ -548,18 +556,18 @@ def silver_evidence_check(name: str, *, province: str) -> dict | None:
 blocked AS (SELECT police_case_id FROM bad UNION SELECT police_case_id FROM {{gold.case_chain}} WHERE coalesce(seal_status, 'pending') <> 'not_sealed'),
 ok AS (SELECT DISTINCT g.police_case_id, CAST(year(g.filed_on) AS STRING) AS y, concat(substring(g.region_code, 1, 4), '00') AS r, coalesce(g.charge_code, '{UNKNOWN_CHARGE}') AS ch
        FROM {{gold.case_chain}} g LEFT ANTI JOIN blocked b ON g.police_case_id = b.police_case_id),
-years AS (SELECT police_case_id, CASE WHEN t.k = 0 THEN y ELSE '{TOTAL}' END AS y, r, ch FROM ok CROSS JOIN (VALUES (0), (1)) AS t(k))"""
+years AS (SELECT police_case_id, {_and_level("y", TOTAL)} AS y, r, ch FROM ok {_TWICE})"""
     # Each level a row publishes is one more copy of the rows of `years` (a cross join), never a second reference to a
     # CTE: the engine inlines CTEs, so every reference would run the minor-evidence joins again.
     if name in (BY_YEAR_PREFECTURE, FUNNEL):
         levels = f"""allowed AS (SELECT y, r, count(DISTINCT police_case_id) AS n FROM (
-                   SELECT police_case_id, y, CASE WHEN t.k = 0 THEN r ELSE '{province}' END AS r FROM years CROSS JOIN (VALUES (0), (1)) AS t(k)) GROUP BY y, r)"""
+                   SELECT police_case_id, y, {_and_level("r", province)} AS r FROM years {_TWICE}) GROUP BY y, r)"""
         stage = "AND o.stage = 'filed'" if name == FUNNEL else ""
         rows = f"SELECT o.* FROM {{batch}} o LEFT JOIN allowed a ON o.year = a.y AND o.region_code = a.r WHERE o.cases IS NOT NULL {stage} AND o.cases > coalesce(a.n, 0)"
     elif name == BY_YEAR_CHARGE:
         # a charge row against its charge's cases, any other row (a category, all charges) against the year's
-        levels = """allowed AS (SELECT y, ch, count(DISTINCT police_case_id) AS n FROM (
-                   SELECT police_case_id, y, CASE WHEN t.k = 0 THEN ch ELSE '*' END AS ch FROM years CROSS JOIN (VALUES (0), (1)) AS t(k)) GROUP BY y, ch)"""
+        levels = f"""allowed AS (SELECT y, ch, count(DISTINCT police_case_id) AS n FROM (
+                   SELECT police_case_id, y, {_and_level("ch", "*")} AS ch FROM years {_TWICE}) GROUP BY y, ch)"""
         rows = ("SELECT o.* FROM {batch} o LEFT JOIN allowed a ON o.year = a.y AND a.ch = CASE WHEN o.level = 'charge' THEN o.charge_code ELSE '*' END "
                 "WHERE o.cases IS NOT NULL AND o.cases > coalesce(a.n, 0)")
     else:

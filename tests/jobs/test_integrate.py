@@ -188,7 +188,6 @@ def test_resolve_name_group_never_merges_two_persons_with_ids():
     assert out.person_key["c"] == out.person_key["d"] and out.person_key["c"] not in ("P1", "P2")  # the leftovers of one case: one person
 
 
-
 def test_a_batch_of_name_groups_resolves_each_group_on_its_own():
     # the engine hands the resolver a bucket of name groups at once: evidence never crosses a group
     # (王八 shares 陈七's police case, and is still not 陈七), and each group gets what it gets alone
@@ -206,6 +205,7 @@ def test_a_batch_of_name_groups_resolves_each_group_on_its_own():
     assert list(out.person_key[["a", "c", "d"]]) == ["P1"] * 3
     assert list(out.match_rule[["c", "d"]]) == ["case_name", "sole_person_in_case"]
     assert out.match_rule["b"] == "unmatched" and out.person_key["b"] != out.person_key["e"]  # 王八 of A1 and of A3: nothing links them
+
 
 # -- issues 9 and 14: a court case whose review names two police cases ------------------
 
