@@ -81,13 +81,17 @@ def _id_birth_date(id_number: Column) -> Column:
 
 
 def _unique(df: DataFrame, keys: list[str], value: str, alias: str) -> DataFrame:
-    """``keys`` → ``value``, only where exactly one distinct non-null value exists."""
+    """``keys`` → ``value``, only where exactly one distinct non-null value exists.
+
+    One distinct value is ``min == max``: two fixed-size accumulators per group, where a
+    distinct count keeps a hash set per group (2.6 GB in one allocation at scale 100).
+    """
     return (
         df.where(F.col(value).isNotNull())
         .groupBy(*keys)
-        .agg(F.countDistinct(value).alias("_n"), F.max(value).alias(alias))
-        .where(F.col("_n") == 1)
-        .drop("_n")
+        .agg(F.min(value).alias("_lo"), F.max(value).alias(alias))
+        .where(F.col("_lo") == F.col(alias))
+        .drop("_lo")
     )
 
 
@@ -309,12 +313,20 @@ def _most_frequent(df: DataFrame, col: str) -> DataFrame:
 def build_person_index(mentions: DataFrame, person_records: DataFrame) -> DataFrame:
     """One row per person: identity, most frequent attributes, how many mentions and agencies."""
     m = mentions.join(person_records.select("source_table", "record_key", "person_key"), ["source_table", "record_key"])
-    agency = F.create_map(*[x for k, v in AGENCY.items() for x in (F.lit(k), F.lit(v))])
+    # Fixed-size accumulators only (no per-group sets): an agency is listed when any mention is from one of its
+    # tables (in name order, as a sorted set would list them); a conflict is two values, min != max.
+    def seen(name: str) -> Column:
+        tables = [t for t, a in AGENCY.items() if a == name]
+        return F.when(F.max(F.col("source_table").isin(tables)), F.lit(name))
+
+    def differs(col: str) -> Column:
+        return F.coalesce(F.min(col) != F.max(col), F.lit(False))
+
     stats = m.groupBy("person_key").agg(
         F.max("id_number").alias("id_number"),
         F.count(F.lit(1)).cast("int").alias("n_records"),
-        F.concat_ws(",", F.array_sort(F.collect_set(agency[F.col("source_table")]))).alias("agencies"),
-        ((F.countDistinct("name") > 1) | (F.countDistinct("sex") > 1) | (F.countDistinct("birth_date") > 1)).alias("has_conflicts"),
+        F.concat_ws(",", *[seen(a) for a in sorted(set(AGENCY.values()))]).alias("agencies"),
+        (differs("name") | differs("sex") | differs("birth_date")).alias("has_conflicts"),
     )
     # A valid identity number fixes sex and birth date (GB 11643-1999); otherwise the majority of mentions does.
     # Silver holds only valid 18-character numbers: birth date in characters 7-14, an odd 17th digit for male.

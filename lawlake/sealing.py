@@ -220,34 +220,35 @@ def minor_evidence_sql(chains: str) -> str:
     The person's silver records are found two ways, so one linking miss does not hide a
     birth date: every record gold.person_records puts under the person, and every record
     of the chain's own police case or court cases that carries the person's name.
+
+    The engine inlines CTEs, so every reference to one runs it again: the chains (``c``)
+    are referenced four times and the silver records (``x``, one union of the four
+    tables) twice; a chain's three case numbers are three copies of its row (a cross
+    join), not three more joins.
     """
-    pk = {"silver.suspects": "suspect_id", "silver.prosecutions": "prosecution_id", "silver.court_defendants": "defendant_id", "silver.custody": "record_id"}
-    birth = {"silver.custody": "CAST(NULL AS DATE)"}
-    linked = []
-    for table, key in pk.items():
-        b = birth.get(table, "x.birth_date")
-        linked.append(
-            f"SELECT c.chain_id, {b} AS birth_date, x.id_number FROM c JOIN {{gold.person_records}} r "
-            f"ON r.person_key = c.person_key AND r.source_table = '{table}' JOIN {{{table}}} x ON x.{key} = r.record_key"
-        )
-    for table, on in (
-        ("silver.suspects", "x.police_case_id = c.police_case_id"),
-        ("silver.prosecutions", "x.police_case_id = c.police_case_id"),
-        # one branch per court case (not an OR in the join, which engines run as a nested loop)
-        *[(t, f"x.case_number = c.{col}") for t in ("silver.court_defendants", "silver.custody") for col in ("first_instance_case_number", "appeal_case_number")],
+    records = []
+    for table, key, case in (
+        ("silver.suspects", "suspect_id", "police_case_id"),
+        ("silver.prosecutions", "prosecution_id", "police_case_id"),
+        ("silver.court_defendants", "defendant_id", "case_number"),
+        ("silver.custody", "record_id", "case_number"),
     ):
-        b = birth.get(table, "x.birth_date")
-        linked.append(
-            f"SELECT c.chain_id, {b} AS birth_date, x.id_number FROM c "
-            f"JOIN {{gold.person_index}} p ON p.person_key = c.person_key JOIN {{{table}}} x ON {on} AND x.name = p.name"
-        )
-    union = "\n  UNION ALL ".join(linked)
+        kind = "pc" if case == "police_case_id" else "cc"
+        birth = "CAST(NULL AS DATE)" if table == "silver.custody" else "birth_date"
+        records.append(f"SELECT '{table}' AS source_table, {key} AS record_key, '{kind}' AS kind, {case} AS k, name, {birth} AS birth_date, id_number FROM {{{table}}}")
+    union = "\n           UNION ALL ".join(records)
     return f"""
 WITH c AS (SELECT DISTINCT chain_id, police_case_id, person_key, first_instance_case_number, appeal_case_number, seal_status,
                   {offense_sql('occurred_on', 'filed_on')} AS offense_on FROM ({chains}) q),
-linked AS ({union}),
-evidence AS (SELECT chain_id, birth_date AS b FROM linked WHERE birth_date IS NOT NULL
-             UNION ALL SELECT chain_id, {_ID_BIRTH.format(x='linked')} AS b FROM linked WHERE id_number IS NOT NULL),
+x AS ({union}),
+cases AS (SELECT c.chain_id, c.person_key, CASE WHEN l.n = 0 THEN 'pc' ELSE 'cc' END AS kind,
+                 CASE l.n WHEN 0 THEN c.police_case_id WHEN 1 THEN c.first_instance_case_number ELSE c.appeal_case_number END AS k
+          FROM c CROSS JOIN (VALUES (0), (1), (2)) AS l(n)),
+linked AS (SELECT c.chain_id, x.birth_date, x.id_number FROM c JOIN {{gold.person_records}} r ON r.person_key = c.person_key
+             JOIN x ON x.source_table = r.source_table AND x.record_key = r.record_key
+           UNION ALL SELECT cases.chain_id, x.birth_date, x.id_number FROM cases JOIN {{gold.person_index}} p ON p.person_key = cases.person_key
+             JOIN x ON x.kind = cases.kind AND x.k = cases.k AND x.name = p.name),
+evidence AS (SELECT chain_id, greatest(birth_date, {_ID_BIRTH.format(x='linked')}) AS b FROM linked),
 heavy AS (SELECT DISTINCT c.chain_id FROM c JOIN {{gold.person_records}} r ON r.person_key = c.person_key AND r.source_table = 'silver.court_defendants'
           JOIN {{silver.court_defendants}} d ON d.defendant_id = r.record_key
           AND d.case_number = coalesce(c.appeal_case_number, c.first_instance_case_number) WHERE {heavy_sql('d')})

@@ -213,6 +213,10 @@ GOLD_PUBLISHED = [
     # the minor's birth date is on a procuratorate record gold failed to link: found by police case + name
     _chain_row("G7", person_key="Pg7", occurred_on=D(2023, 1, 10)),
     _chain_row("G8", person_key="Pg8", seal_status="pending", is_withheld=True),  # pending: outcome unknown
+    # the minor's birth date is on a defendant record of the chain's appeal that gold failed to link: found by court case + name
+    _chain_row("G9", person_key="Pg9", occurred_on=D(2023, 1, 10), first_instance_case_number="（2023）浙0102刑初9号", appeal_case_number="（2023）浙01刑终9号"),
+    # custody records carry no birth date: the linked record's identity number (born 2008) gives it
+    _chain_row("G10", person_key="Pg10", occurred_on=D(2023, 1, 10)),
 ]
 SILVER_PUBLISHED = {
     "silver.suspects": [
@@ -227,16 +231,19 @@ SILVER_PUBLISHED = {
     "silver.court_defendants": [
         dict(defendant_id="（2023）浙0102刑初6号#1", case_number="（2023）浙0102刑初6号", party_index=1, name="陈六",
              verdict="guilty", sentence_type="fixed_term", sentence_months=84),
+        dict(defendant_id="（2023）浙01刑终9号#1", case_number="（2023）浙01刑终9号", party_index=1, name="卫九", birth_date=D(2008, 6, 1)),
     ],
-    "silver.custody": [],
+    "silver.custody": [
+        dict(record_id="R10", case_number="（2023）浙0102刑初10号", name="蒋十", id_number="330102200803031234"),
+    ],
     "gold.person_records": [
         dict(record_ref=f"silver.{t}:{k}", source_table=f"silver.{t}", record_key=k, person_key=p, match_rule="id_number")
         for t, k, p in (("suspects", "S1", "Pg1"), ("suspects", "S5", "Pg5"), ("suspects", "S6", "Pg6"), ("suspects", "S7", "Pg7"),
-                        ("court_defendants", "（2023）浙0102刑初6号#1", "Pg6"))
+                        ("court_defendants", "（2023）浙0102刑初6号#1", "Pg6"), ("custody", "R10", "Pg10"))
     ],
     "gold.person_index": [
         dict(person_key=p, name=n, n_records=1, agencies="police", has_conflicts=False)
-        for p, n in (("Pg1", "郑一"), ("Pg5", "冯五"), ("Pg6", "陈六"), ("Pg7", "褚七"))
+        for p, n in (("Pg1", "郑一"), ("Pg5", "冯五"), ("Pg6", "陈六"), ("Pg7", "褚七"), ("Pg9", "卫九"), ("Pg10", "蒋十"))
     ],
 }
 
@@ -317,6 +324,8 @@ def test_the_policy_output_leaves_out_pending_chains(share_gate):
         ("G5", True),  # gold: not_sealed, not a minor; silver.suspects: born 2007 — caught
         ("G6", False),  # a minor by silver, but silver's heavy sentence verifies not_sealed
         ("G7", True),  # the birth date is on an unlinked record of the same police case and name — caught
+        ("G9", True),  # ... on an unlinked defendant record of the chain's appeal with the person's name — caught
+        ("G10", True),  # ... in the identity number of a linked custody record (custody has no birth date) — caught
         ("G1", False),  # an adult by every silver record
     ],
 )
@@ -396,7 +405,7 @@ def test_a_malformed_policy_is_a_policy_error_not_a_crash(doc, message):
 @pytest.mark.parametrize(
     "year, level, cases, passes",
     [
-        ("2023", "charge", 3, True),  # 2023 · C264 in the province: G1, G3 (Ningbo) and G6 may be counted (G2 sealed, G5 and G7 minors by silver, G8 pending)
+        ("2023", "charge", 3, True),  # 2023 · C264 in the province: G1, G3 (Ningbo) and G6 may be counted (G2 sealed, G5, G7, G9 and G10 minors by silver, G8 pending)
         ("2023", "charge", 4, False),  # one more: a case a minor may be in was counted
         ("total", "charge", 3, True),  # all years: the same three
         ("total", "charge", 4, False),
