@@ -52,7 +52,7 @@ from lawlake.rules import time_limits as TL
 from lawlake.tables import first_row
 
 __all__ = [
-    "build_mentions", "build_person_records", "build_person_index", "build_case_chain", "legal_aid_links", "build_sealed_records",
+    "build_mentions", "build_person_records", "build_person_index", "build_case_chain", "link_case_chain", "finish_case_chain", "legal_aid_links", "build_sealed_records",
     "build_time_limit_warnings", "court_case_links", "resolve_name_group", "chain_orphans", "chain_tally", "STAGE",
 ]
 
@@ -388,6 +388,16 @@ def build_case_chain(
     through the chain's court cases; a legal-aid appointment through its first instance and
     the defendant (see :func:`legal_aid_links`).
     """
+    linked = link_case_chain(police_cases, suspects, prosecutions, court_cases, defendants, person_records)
+    return finish_case_chain(linked, police_cases, suspects, prosecutions, court_cases, defendants, custody, person_records, person_index, legal_aid)
+
+
+def link_case_chain(
+    police_cases: DataFrame, suspects: DataFrame, prosecutions: DataFrame, court_cases: DataFrame, defendants: DataFrame, person_records: DataFrame,
+) -> DataFrame:
+    """The first half of :func:`build_case_chain`: one row per (police case, suspect person) with its prosecution,
+    first instance and appeal found. The stage writes it once as ``work.case_links``: custody matching reads it again,
+    and the engine would otherwise run every join above it twice."""
     base = _latest(
         _with_person(suspects, person_records, "silver.suspects", "suspect_id").select("police_case_id", "person_key", "updated_at"),
         ["police_case_id", "person_key"],
@@ -477,12 +487,34 @@ def build_case_chain(
         F.col("c_judged_on").alias("appeal_judged_on"),
         F.col("verdict").alias("ap_verdict"), F.col("sentence_type").alias("ap_sentence_type"), F.col("sentence_months").alias("ap_sentence_months"),
     )
+    return chain.join(pros, ["police_case_id", "person_key"], "left").join(first, ["police_case_id", "person_key"], "left").join(
+        appeal, ["first_instance_case_number", "person_key"], "left"
+    )
+
+
+def finish_case_chain(
+    linked: DataFrame,
+    police_cases: DataFrame,
+    suspects: DataFrame,
+    prosecutions: DataFrame,
+    court_cases: DataFrame,
+    defendants: DataFrame,
+    custody: DataFrame,
+    person_records: DataFrame,
+    person_index: DataFrame,
+    legal_aid: DataFrame | None = None,
+) -> DataFrame:
+    """The second half of :func:`build_case_chain` over :func:`link_case_chain`'s rows: custody, legal aid, the
+    person's latest birth date by any silver record, and the seal status.
+
+    ``police_cases`` is not joined again (``linked`` carries the police case's columns); the stage reconciles the
+    chains against it (a suspect whose police case is not in silver is quarantined, see :func:`chain_tally`).
+    """
+    chain = linked
+    base = linked.select("police_case_id", "person_key")
     held = _with_person(custody, person_records, "silver.custody", "record_id").select(
         F.col("case_number").alias("_custody_case"), "person_key", "custody_type",
         F.col("admitted_on").alias("custody_admitted_on"), F.col("released_on").alias("custody_released_on"),
-    )
-    chain = chain.join(pros, ["police_case_id", "person_key"], "left").join(first, ["police_case_id", "person_key"], "left").join(
-        appeal, ["first_instance_case_number", "person_key"], "left"
     )
     custody_match = held.join(
         chain.select("police_case_id", "person_key", "first_instance_case_number", "appeal_case_number"), "person_key"
@@ -554,20 +586,26 @@ def _latest_birth(base: DataFrame, suspects: DataFrame, prosecutions: DataFrame,
     through its court case) carrying the person's name. The latest birth date makes the
     person youngest.
     """
-    keys = base.join(person_index.select("person_key", F.col("name").alias("_name")), "person_key")
     links = court_case_links(court_cases, prosecutions).select("case_number", F.col("police_case_id").alias("_link_pc"))
-    parts = []
+    # Every silver person record once, with the police case it sits in (a court record's through its court case):
+    # each input is referenced once, since the engine runs a frame again wherever it is used.
+    records = None
     for table, key, df in _birth_evidence(suspects, prosecutions, defendants, custody):
-        own = _with_person(df, person_records, table, key).select("person_key", "_b")
-        parts.append(base.join(own, "person_key").select("police_case_id", "person_key", "_b"))
         if "police_case_id" not in df.columns:
-            df = df.join(links, "case_number").withColumnRenamed("_link_pc", "police_case_id")
-        named = df.select(F.col("name").alias("_name"), "police_case_id", "_b")
-        parts.append(keys.join(named, ["police_case_id", "_name"]).select("police_case_id", "person_key", "_b"))
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out.groupBy("police_case_id", "person_key").agg(F.max("_b").alias("_latest_birth"))
+            df = df.join(links, "case_number", "left").withColumnRenamed("_link_pc", "police_case_id")
+        part = df.select(F.lit(table).alias("source_table"), F.col(key).alias("record_key"), F.col("police_case_id").alias("_record_pc"),
+                         F.col("name").alias("_name"), "_b")
+        records = part if records is None else records.unionByName(part)
+    assert records is not None
+    own = base.join(person_records.select("source_table", "record_key", "person_key"), "person_key").join(records, ["source_table", "record_key"])
+    keys = base.join(person_index.select("person_key", F.col("name").alias("_name")), "person_key")
+    named = keys.join(records.withColumnRenamed("_record_pc", "police_case_id"), ["police_case_id", "_name"])
+    return (
+        own.select("police_case_id", "person_key", "_b")
+        .unionByName(named.select("police_case_id", "person_key", "_b"))
+        .groupBy("police_case_id", "person_key")
+        .agg(F.max("_b").alias("_latest_birth"))
+    )
 
 
 def build_sealed_records(chain: DataFrame, mentions: DataFrame, person_records: DataFrame, police_transfers: DataFrame) -> DataFrame:
@@ -732,11 +770,12 @@ STAGE = Stage(
         Table("gold.person_records", build_person_records, inputs=("work.mentions",), tally=lambda records, mentions: {"rows_in": mentions.count()}),
         Table("gold.person_index", build_person_index, inputs=("work.mentions", "gold.person_records"),
               tally=lambda index, mentions, records: index_tally(index, records)),
+        Table("work.case_links", link_case_chain, inputs=(*SILVER[:5], "gold.person_records")),
         Table(
-            "gold.case_chain", build_case_chain, inputs=(*SILVER, "gold.person_records", "gold.person_index", "silver.legal_aid_appointments"),
+            "gold.case_chain", finish_case_chain, inputs=("work.case_links", *SILVER, "gold.person_records", "gold.person_index", "silver.legal_aid_appointments"),
             optional=("silver.legal_aid_appointments",),  # a lake gathered before the legal services API existed
-            quarantine=lambda chain, police_cases, suspects, *rest: chain_orphans(police_cases, suspects, rest[-3]),
-            tally=lambda chain, police_cases, suspects, *rest: chain_tally(police_cases, suspects, rest[-3]),
+            quarantine=lambda chain, linked, police_cases, suspects, *rest: chain_orphans(police_cases, suspects, rest[-3]),
+            tally=lambda chain, linked, police_cases, suspects, *rest: chain_tally(police_cases, suspects, rest[-3]),
         ),
         Table("gold.time_limit_warnings", build_time_limit_warnings, inputs=("gold.case_chain", "silver.police_cases", "silver.court_cases"),
               params=("data_date", "warning_days"), materialize=False),

@@ -347,6 +347,7 @@ def run_stage(
             frame = _as_frame(run, built.frame, contract if t.rows is None else None)
             if t.is_work:
                 run.built[t.name] = run.materialize(frame, t.name)
+                log.info("[lawlake] %s: built %s (work table, this run only) in %.1fs", stage, t.name, time.perf_counter() - table_start)
                 continue
             if t.materialize and (t.rows or t.quarantine or t.tally or t.metrics):
                 frame = run.materialize(frame, t.name)
