@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SOURCES",
+    "first_delivery_metrics",
     "RULES",
     "SourceFormatError",
     "Record",
@@ -1150,7 +1151,32 @@ def gather_source(
     return Built(
         frame=batch.rows, quarantine=batch.rejects, ingested=files, watermarks=marks,
         tally={"rows_in": batch.rows_in, "rows_quarantined": len(batch.rejects)},
+        metrics=first_delivery_metrics(batch) if published is None else None,
     )
+
+
+def first_delivery_metrics(batch: Batch) -> list[dict] | None:
+    """The gate's measure of a source's first delivery: was any of what it delivered readable?
+
+    A source table's first release sets what every later stage builds on: published empty
+    because every delivered file or record was refused (say, a header the contract does
+    not know), it would let normalize, integrate, share and open publish empty tables,
+    every gate passing. Such a delivery (rule ``gather.first_delivery_readable``: one
+    check, rejected when nothing was readable) fails the gate against its threshold
+    (``quality/thresholds.yaml``), so it stops at gather with its rejects kept beside the
+    candidates. A source that delivered nothing this run (``gather.source_missing``, or an
+    API listing that could not be read to its end, ``gather.source_unreadable``, read
+    again next run) is not judged here; a first delivery with some readable rows, and
+    every later one, publishes what is readable, its rejects in quarantine.
+    """
+    absent = sum(1 for r in batch.rejects if r["rule"] in ("gather.source_missing", "gather.source_unreadable"))
+    delivered = batch.rows_in - absent
+    if delivered <= 0:
+        return None
+    refused = len(batch.rejects) - absent
+    nothing = not batch.rows
+    return [{"rule": "gather.first_delivery_readable", "applicable": 1, "rejected": int(nothing),
+             "note": f"first delivery: {refused} of {delivered} delivered file(s) and record(s) refused" + ("; nothing readable" if nothing else "")}]
 
 
 def _declare(src: Source) -> Table:

@@ -61,6 +61,7 @@ class Built:
     ingested: list[dict] = field(default_factory=list)  # files to record as ingested on release
     watermarks: Mapping[str, str] = field(default_factory=dict)  # watermarks to record on release
     notes: Mapping[str, Any] = field(default_factory=dict)
+    metrics: list[dict] | None = None  # rule pass counts for the gate's thresholds, when the builder knows them (see Table.metrics)
 
 
 @dataclass(frozen=True)

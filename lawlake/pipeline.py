@@ -379,6 +379,8 @@ def run_stage(
                                            tally.get("rows_excluded", 0), tally.get("fields_quarantined", 0)))
             if t.metrics:
                 metrics[t.name] = t.metrics(frame)
+            elif built.metrics:
+                metrics[t.name] = list(built.metrics)
             ingested += built.ingested
             watermarks.update(built.watermarks)
             notes.update(built.notes)

@@ -320,7 +320,7 @@ def rule_rate_results(metrics: list[dict], thresholds: dict[str, float], *, defa
             {
                 "expectation": f"rule_pass_rate({m['rule']})",
                 "success": threshold is None or rate >= threshold,
-                "observed": f"{rate:.2%} of {m['applicable']} checked ({m['rejected']} quarantined)",
+                "observed": f"{rate:.2%} of {m['applicable']} checked ({m['rejected']} quarantined)" + (f"; {m['note']}" if m.get("note") else ""),
                 "threshold": threshold,
                 "unexpected_count": m["rejected"],
             }

@@ -367,3 +367,26 @@ def test_hostile_tree_publishes_what_is_readable_and_a_rerun_adds_nothing(spark,
     pipeline.gate_stage("gather", settings, summary)
     run3 = tables.read(spark, tables.location(settings.lake, "quarantine.records")).where("run_id = 'run3'")
     assert sorted(r["rule"] for r in run3.collect()) == ["gather.duplicate_file"] + ["gather.source_missing"] * 3
+
+
+def test_a_first_delivery_with_nothing_readable_stops_at_the_gather_gate(spark, tmp_path):
+    """Every review file refused (a renamed column) on a fresh lake: gather publishes nothing — not an empty
+    bronze table the later stages would build empty tables on — and names the source; fixed, it publishes."""
+    settings = config.load(lake=tmp_path / "lake")
+    src = small_sources(tmp_path / "src")
+    renamed = [REVIEW_HEADER[0] + "（旧）", *REVIEW_HEADER[1:]]
+    for path in sorted((src / "procuratorate").glob("reviews_*.csv")):
+        text = path.read_bytes().decode("gbk").split("\n", 1)[1]
+        path.write_bytes((",".join(renamed) + "\n" + text).encode("gbk"))
+    with pytest.raises(pipeline.GateFailed) as failed:
+        pipeline.run_lifecycle(settings, "refused", sources=src, stages=("gather",))
+    message = str(failed.value)
+    assert "bronze.procuratorate_reviews" in message and "rule_pass_rate(gather.first_delivery_readable)" in message
+    assert "2 of 2 delivered file(s) and record(s) refused; nothing readable" in message
+    assert "bronze.police_cases" not in message  # the other sources were readable: only the refused one is named
+    assert tables.published_tables(settings.lake) == []  # nothing published, the refused files' rejects kept with the candidates
+    assert Catalog(settings.catalog_url).run("refused")["status"] == "failed"
+
+    small_sources(src)  # the agency fixes its export
+    pipeline.run_lifecycle(settings, "fixed", sources=src, stages=("gather",))
+    assert tables.read(spark, tables.location(settings.lake, "bronze.procuratorate_reviews")).count() > 0
