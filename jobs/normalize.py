@@ -33,7 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lawlake import contracts
-from lawlake.declarations import Stage, Table
+from lawlake.declarations import Incremental, Stage, Table
 from lawlake.rules import WHITESPACE
 from lawlake.rules import spark as R
 from lawlake.tables import first_row
@@ -818,6 +818,16 @@ def reference_tables(spark) -> Refs:
     return Refs(regions=reference.reference_dataframe(spark, "regions"), charge_variants=reference.reference_dataframe(spark, "charge_variants"))
 
 
+# Each table's key column: a builder ranks the versions of each key apart from every other key's (rank_versions), so a
+# new day's bronze rows rebuild only the keys they carry (Incremental). Court defendants rank by their case, not by
+# their own key (a new version of a case can drop a party), so they are rebuilt whole.
+KEYS = {
+    "silver.police_cases": "police_case_id", "silver.police_transfers": "transfer_id", "silver.suspects": "suspect_id",
+    "silver.prosecutions": "prosecution_id", "silver.court_cases": "case_number", "silver.custody": "record_id",
+    "silver.legal_aid_appointments": "appointment_id", "silver.mediations": "mediation_id",
+}
+
+
 def _declare(target: str, source: str, build: Callable[[DataFrame, Refs], DataFrame], rules: Callable[[], list[Rule]]) -> Table:
     def checked(bronze: DataFrame, regions: DataFrame, charge_variants: DataFrame) -> DataFrame:
         df = build(bronze, Refs(regions=regions, charge_variants=charge_variants))
@@ -834,6 +844,7 @@ def _declare(target: str, source: str, build: Callable[[DataFrame, Refs], DataFr
         quarantine=lambda df, *_: split(df, source_table=source, target_table=target)[1],
         tally=lambda df, *_: tally(df),
         metrics=lambda df: rule_metrics(df, rules()),
+        incremental=Incremental(source=source, scope="_key", key=KEYS[target]) if target in KEYS else None,
     )
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from lawlake.contracts import Contract
     from quality.gate import Suite
 
-__all__ = ["Params", "Built", "Table", "Stage", "TALLY_FIELDS", "is_work", "is_reference"]
+__all__ = ["Params", "Built", "Incremental", "Table", "Stage", "TALLY_FIELDS", "is_work", "is_reference"]
 
 # What a table's tally may count. rows_out is counted by the runner on the written candidate,
 # unless the table reconciles in another unit than its rows (open data: police cases).
@@ -65,6 +65,22 @@ class Built:
 
 
 @dataclass(frozen=True)
+class Incremental:
+    """How a table is rebuilt for only what new rows of one append-only input reach.
+
+    The builder must be a function of each scope value's input rows alone (its windows
+    and aggregates partitioned by the scope): then the runner builds the rows of every
+    scope value the new input rows carry, from all their input rows, and keeps the
+    published rows (and quarantine rows) of every other scope value as they are — the
+    same table a full rebuild gives (``tests/test_incremental.py`` proves it).
+    """
+
+    source: str  # the append-only input (a bronze table) whose new rows decide what is rebuilt
+    scope: str  # the built frame's column of the unit rebuilt whole (every version of one key)
+    key: str  # the table's column holding the same value (its rows kept or replaced by it)
+
+
+@dataclass(frozen=True)
 class Table:
     """One table a stage builds.
 
@@ -90,6 +106,7 @@ class Table:
     contract: Contract | None = None  # None: schemas/<zone>/<table>.yaml
     suite: Suite | None = None  # None: quality/gx/expectations/<zone>/<table>.json
     materialize: bool = True  # write the built frame once and read it back: it is used several times
+    incremental: Incremental | None = None  # rebuilt for the keys new input rows touch, when only that input changed
 
     @property
     def is_work(self) -> bool:

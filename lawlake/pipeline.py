@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from lawlake import connections, contracts, failpoints, lock, releases, tables
 from lawlake.catalog import Catalog, Reconciliation
 from lawlake.config import Settings
-from lawlake.declarations import TALLY_FIELDS, Built, Params, Stage, Table, is_reference, is_work
+from lawlake.declarations import TALLY_FIELDS, Built, Incremental, Params, Stage, Table, is_reference, is_work
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -332,7 +332,8 @@ def run_stage(
         notes: dict = {}
         spec = stage_of(stage)
         declared = spec.declared(params)  # share and open compile their declarations: once per run
-        plan = plan_stage(declared, params, released=run.released, released_builds=catalog.released_builds(), full_refresh=full_refresh, atomic=spec.atomic)
+        released_builds = catalog.released_builds()
+        plan = plan_stage(declared, params, released=run.released, released_builds=released_builds, full_refresh=full_refresh, atomic=spec.atomic)
         for name, version in plan.unchanged.items():
             run.built[name] = tables.read(run.spark, tables.location(settings.lake, name), version=version)
             log.info("[lawlake] %s: %s unchanged (inputs, parameters and code as at its version %d)", stage, name, version)
@@ -341,7 +342,9 @@ def run_stage(
                 continue
             table_start = time.perf_counter()
             inputs = [run.read(n, optional=n in t.optional) for n in t.inputs]
-            result = t.build(*inputs, **{p: getattr(params, p) for p in t.params})
+            kwargs = {p: getattr(params, p) for p in t.params}
+            scoped = None if full_refresh else _scoped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name))
+            result = scoped.built if scoped else t.build(*inputs, **kwargs)
             built = result if isinstance(result, Built) else Built(result)
             contract = None if t.is_work else _contract(t)
             frame = _as_frame(run, built.frame, contract if t.rows is None else None)
@@ -352,7 +355,10 @@ def run_stage(
             if t.materialize and (t.rows or t.quarantine or t.tally or t.metrics):
                 frame = run.materialize(frame, t.name)
             assert contract is not None
-            rows = contracts.enforce(t.rows(frame) if t.rows else frame, contract)
+            rows = t.rows(frame) if t.rows else frame
+            if scoped:  # the touched keys' rows replace theirs; every other key's published rows stay as they are
+                rows = scoped.merged(run.read(t.name), rows)
+            rows = contracts.enforce(rows, contract)
             path = tables.staging_location(settings.lake, t.name, run_id)
             tables.write(rows, path, mode="overwrite")
             candidate = tables.read(run.spark, path)
@@ -366,6 +372,8 @@ def run_stage(
             if isinstance(quarantine, list):
                 quarantine = rejects_frame(run.spark, quarantine)
             tally = dict(built.tally or {}) | _count_tally(t, frame, inputs)
+            if scoped:  # this run's balance is the touched keys' rows: in = out + quarantined + merged
+                tally["rows_out"] = (t.rows(frame) if t.rows else frame).count()
             if quarantine is not None:
                 n_q = quarantine.count()
                 tally.setdefault("rows_quarantined", n_q - tally.get("fields_quarantined", 0))
@@ -373,6 +381,11 @@ def run_stage(
                     raise ReconciliationError(f"{t.name}: {n_q} quarantine rows for {tally['rows_quarantined']} rejected records and {tally.get('fields_quarantined', 0)} nulled fields")
                 quarantine_parts.append(quarantine)
                 expected_quarantine += n_q
+                if scoped:  # the stage's earlier quarantine rows of the keys not touched stay as they are
+                    kept = scoped.kept_quarantine(run.read(QUARANTINE, optional=True), stage=stage, table=t.name)
+                    if kept is not None:
+                        quarantine_parts.append(kept)
+                        expected_quarantine += kept.count()
             if tally:
                 rows_out = tally.get("rows_out", n_out)
                 recs.append(Reconciliation(t.name, tally.get("rows_in", rows_out), rows_out, tally.get("rows_quarantined", 0), tally.get("rows_merged", 0),
@@ -384,7 +397,8 @@ def run_stage(
             ingested += built.ingested
             watermarks.update(built.watermarks)
             notes.update(built.notes)
-            log.info("[lawlake] %s: built %s (%d rows) in %.1fs", stage, t.name, n_out, time.perf_counter() - table_start)
+            how = f", {scoped.describe()}" if scoped else ""
+            log.info("[lawlake] %s: built %s (%d rows%s) in %.1fs", stage, t.name, n_out, how, time.perf_counter() - table_start)
         # A stage that rebuilds its tables in full rebuilds its quarantine rows too (they replace its
         # earlier ones); an incremental stage (gather, append only) adds the new batch's.
         # Tables not rebuilt keep their quarantine rows.
@@ -423,6 +437,73 @@ def run_stage(
             "notes": notes,
             "data_date": params.data_date.isoformat(),
         }
+
+
+@dataclass
+class _Scoped:
+    """A table rebuilt for the scope values (keys) new input rows touch (:class:`lawlake.declarations.Incremental`)."""
+
+    inc: Incremental
+    touched: DataFrame  # the scope values, materialized
+    built: DataFrame  # the builder's rows for them, from all their input rows (every version)
+    n_touched: int
+    n_added: int
+
+    def merged(self, published: DataFrame | None, rows: DataFrame) -> DataFrame:
+        """The table as a full rebuild gives it: the published rows of the keys not touched, and the touched keys' new rows."""
+        from pyspark.sql import functions as F
+
+        if published is None:
+            return rows
+        keys = self.touched.select(F.col(self.inc.scope).alias(self.inc.key))
+        return published.join(keys, self.inc.key, "left_anti").unionByName(rows.select(*published.columns))
+
+    def kept_quarantine(self, quarantined: DataFrame | None, *, stage: str, table: str) -> DataFrame | None:
+        """The stage's published quarantine rows for ``table`` whose record key was not touched (rows without a key included)."""
+        from pyspark.sql import functions as F
+
+        if quarantined is None:
+            return None
+        keys = self.touched.select(F.col(self.inc.scope).cast("string").alias("record_key"))
+        mine = quarantined.where((F.col("stage") == stage) & (F.col("target_table") == table)).select(*REJECT_COLUMNS)
+        return mine.join(keys, "record_key", "left_anti")
+
+    def describe(self) -> str:
+        return f"incremental: {self.n_touched} key(s) touched by {self.n_added} new {self.inc.source} row(s)"
+
+
+def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, before: dict | None) -> _Scoped | None:
+    """The touched keys' rows of ``t``, when only its incremental source changed since its released build; else None (build whole).
+
+    The source's new rows are those of its released version not in the version the table
+    was built from (by record hash); a source that lost rows since (restored, rewritten)
+    is not append-only for this build, and the table is built whole.
+    """
+    from pyspark.sql import functions as F
+
+    inc = t.incremental
+    if inc is None or now is None or before is None or t.name not in run.released:
+        return None
+    then, current = before["built_from"], now["built_from"]
+    if set(then) != set(current) or any(then[k] != current[k] for k in current if k != inc.source):
+        return None  # code, parameters or another input changed: a full rebuild
+    old_v, new_v = then.get(inc.source), current.get(inc.source)
+    if not isinstance(old_v, int) or not isinstance(new_v, int) or old_v >= new_v:
+        return None
+    source = run.read(inc.source)
+    assert source is not None
+    old = tables.read(run.spark, tables.location(run.settings.lake, inc.source), version=old_v)
+    added = run.materialize(source.join(old.select("_record_hash"), "_record_hash", "left_anti"), f"{t.name}.added")
+    n_source, n_old, n_added = source.count(), old.count(), added.count()
+    if n_source - n_added != n_old:
+        log.info("[lawlake] %s: %s built whole: %s v%d does not hold every row of v%d", run.stage, t.name, inc.source, new_v, old_v)
+        return None
+    built_added = t.build(*[added if n == inc.source else x for n, x in zip(t.inputs, inputs, strict=True)], **kwargs)
+    touched = run.materialize(built_added.select(inc.scope).where(F.col(inc.scope).isNotNull()).distinct(), f"{t.name}.touched")
+    everything = t.build(*inputs, **kwargs)
+    # every version of every touched key, and the new rows without a key (rejected; the earlier ones stay in quarantine)
+    built = everything.join(touched, inc.scope, "left_semi").unionByName(built_added.where(F.col(inc.scope).isNull()))
+    return _Scoped(inc, touched, built, touched.count(), n_added)
 
 
 def _write_quarantine(run: _Run, parts: list[DataFrame], *, replace: list[str] | None) -> dict:

@@ -9,6 +9,7 @@ incremental ones row for row.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from datetime import UTC, date, datetime
@@ -175,4 +176,48 @@ def test_runs_rebuild_only_what_new_data_reaches_and_equal_a_full_rebuild(demo, 
         for name in refresh[stage]["published"]:
             if name != pipeline.QUARANTINE:
                 assert rebuilt[name.replace(".", "/")] > after[name.replace(".", "/")], name
+    assert lake_content(settings.lake) == incremental
+
+
+def test_normalize_rebuilds_only_the_keys_a_new_day_touches_and_equals_a_full_rebuild(tmp_path, monkeypatch):
+    """A new day's reviews — a new version of a review, a later version of another missing a date, a new review, a row
+    without a review id — rebuild only their keys (every version of each), keep every other key's rows and quarantine rows (a
+    nulled identity number of an untouched review among them), and give the table a full rebuild gives."""
+    from .jobs.sources import small_sources, write_reviews
+
+    (tmp_path / "thresholds.yaml").write_text("default: 0.0\n")  # a handful of rows: rejections are the subject, not a failed delivery
+    monkeypatch.setenv("LAWLAKE_THRESHOLDS", str(tmp_path / "thresholds.yaml"))
+    settings = config.load(lake=tmp_path / "lake")
+    src = small_sources(tmp_path / "src")
+    for old in (src / "procuratorate").glob("*.csv"):
+        old.unlink()
+
+    def review(rid: str, name: str, id_number: str, decision: str, updated: str, received: str = "2023-03-02") -> list[str]:
+        return [rid, "A3301022023000001", name, id_number, "男", "1980-01-01", received, decision, "2023-03-20", "盗窃罪", "杭州市上城区人民检察院", updated]
+
+    write_reviews(src, "20230320", [
+        review("JC3301002023000001", "张三", "11010519491231002X", "起诉", "2023-03-20 12:00:00"),
+        review("JC3301002023000002", "李四", "110105194912310021", "起诉", "2023-03-20 12:00:00"),  # a bad check digit: nulled, kept
+        review("JC3301002023000003", "王五", "", "起诉", "2023-03-20 12:00:00"),
+    ])
+    pipeline.run_lifecycle(settings, "day1", sources=src, stages=("gather", "normalize"), data_date=DATA_DATE)
+    write_reviews(src, "20230325", [
+        review("JC3301002023000001", "张三", "11010519491231002X", "不起诉", "2023-03-25 09:00:00"),  # a new version
+        review("JC3301002023000003", "王五", "", "不起诉", "2023-03-25 09:00:00", received=""),  # a later version without its date: current, the date nulled
+        review("JC3301002023000004", "赵六", "", "撤回", "2023-03-25 09:00:00"),  # a new review, its unknown decision nulled
+        review("", "钱七", "", "起诉", "2023-03-25 09:00:00"),  # no review id: rejected
+    ])
+    day2 = {r["stage"]: r for r in pipeline.run_lifecycle(settings, "day2", sources=src, stages=("gather", "normalize"), data_date=DATA_DATE)}
+    assert set(day2["normalize"]["unchanged"]) >= {"silver.police_cases", "silver.suspects", "silver.custody"}
+    recs = {r["table_name"]: r for r in Catalog(settings.catalog_url).stage_results("day2")}
+    # this run's balance covers the touched keys' bronze rows only: 张三 ×2, 王五 ×2, 赵六, and the row without an id
+    assert (recs["silver.prosecutions"]["rows_in"], recs["silver.prosecutions"]["rows_out"]) == (6, 3)
+    incremental = lake_content(settings.lake)
+    current = [json.loads(r) for r in incremental["silver.prosecutions"]]
+    assert sorted((r["review_id"], r["decision"]) for r in current) == [
+        ("JC3301002023000001", "non_prosecution"), ("JC3301002023000002", "prosecute"), ("JC3301002023000003", "non_prosecution"), ("JC3301002023000004", None)]
+    q = [json.loads(r) for r in incremental[pipeline.QUARANTINE] if json.loads(r)["target_table"] == "silver.prosecutions"]
+    assert {r["rule"] for r in q} == {"id_number.invalid", "received_on.missing", "decision.unknown", "review_id.missing"}
+
+    pipeline.run_lifecycle(settings, "refresh", sources=src, stages=("normalize",), data_date=DATA_DATE, full_refresh=True)
     assert lake_content(settings.lake) == incremental
