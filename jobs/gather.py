@@ -64,7 +64,9 @@ import io
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -1045,7 +1047,9 @@ def collect_api(
         return batch, None
     old, since = _read_from(src, watermark, params)
     try:
-        items = list(read_api(endpoint["url"], endpoint.get("token", ""), src.path, since=since, fields=fields, key_fields=src.key_fields, retry=retry))
+        prefetched = _PREFETCHED.pop((run_id, ingested_at, src.name, endpoint["url"], since), None) if retry is None else None
+        items = prefetched.result() if prefetched is not None else list(
+            read_api(endpoint["url"], endpoint.get("token", ""), src.path, since=since, fields=fields, key_fields=src.key_fields, retry=retry))
     except (ApiError, SourceFormatError) as exc:
         reject_file(batch, rule="gather.source_unreadable", path=endpoint["url"].rstrip("/") + src.path,
                     reason=f"{src.name}: {exc}", record={"url": endpoint["url"], "path": src.path, "updated_since": since})
@@ -1053,6 +1057,44 @@ def collect_api(
     newest = _add_incremental(batch, items, old=old, published=published, rejected_before=rejected_before, params=params, run_id=run_id, ingested_at=ingested_at)
     moved = newest is not None and (old is None or newest > old)
     return batch, (_watermark_text(newest) if moved and newest is not None else None)
+
+
+_PREFETCHED: dict[tuple, Future] = {}  # (run_id, stage start, source, url, since) -> its listing being read in the background
+_PREFETCH_LOCK = threading.Lock()
+_PREFETCHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lawlake-api")
+
+
+def api_fields(src: Source) -> tuple[str, ...]:
+    """The listing's documented fields (its bronze contract's source columns; everything else goes to raw_extra)."""
+    return tuple(n for n in contracts.load(src.table).names if not n.startswith("_") and n != "raw_extra")
+
+
+def prefetch_listings(
+    endpoints: Mapping[str, Mapping[str, str]], watermarks: Mapping[str, str], params: GatherParams, *, run_id: str, ingested_at: datetime,
+) -> None:
+    """Start reading every configured API listing of this run in the background, once.
+
+    A listing's time goes to waiting on the service — its pages in turn, and the
+    ``Retry-After`` of a 429 or 503 — not to this process: read while the files and the
+    police database are, that wait is hidden. :func:`collect_api` takes the listing
+    (or its error) when its table is built; the batch is the same as reading it then,
+    as it asks for the same ``updated_since``.
+    """
+    with _PREFETCH_LOCK:
+        for key in [k for k in _PREFETCHED if k[:2] != (run_id, ingested_at)]:  # an earlier stage run's listing nobody took (it failed)
+            _PREFETCHED.pop(key).cancel()
+        for src in SOURCES:
+            endpoint = endpoints.get(src.folder) if src.kind == "api" else None
+            if not endpoint or not endpoint.get("url"):
+                continue
+            _, since = _read_from(src, watermarks.get(src.name), params)
+            key = (run_id, ingested_at, src.name, endpoint["url"], since)
+            if key not in _PREFETCHED:
+                _PREFETCHED[key] = _PREFETCHER.submit(_read_listing, src, endpoint["url"], endpoint.get("token", ""), since)
+
+
+def _read_listing(src: Source, url: str, token: str, since: str | None) -> list[Record | Unreadable]:
+    return list(read_api(url, token, src.path, since=since, fields=api_fields(src), key_fields=src.key_fields))
 
 
 # -- what earlier runs left ---------------------------------------------------------------
@@ -1123,6 +1165,7 @@ def gather_source(
     ingested_at = started_at.replace(microsecond=0)
     endpoints = endpoints or {}
     params = GatherParams(data_date=data_date)
+    prefetch_listings(endpoints, watermarks, params, run_id=run_id, ingested_at=ingested_at)
     rejected_before, known_duplicates = earlier_rejects(_earlier_rows(quarantined, run_id=run_id))
     seen = _published_hashes(published)
     files: list[dict] = []
@@ -1139,7 +1182,7 @@ def gather_source(
         batch, watermark = collect_api(
             src, endpoints.get(src.folder), watermark=watermarks.get(src.name), published=seen,
             rejected_before=rejected_before.get(src.name, set()), params=params, run_id=run_id, ingested_at=ingested_at,
-            fields=tuple(n for n in contracts.load(src.table).names if not n.startswith("_") and n != "raw_extra"),
+            fields=api_fields(src),
         )
         if watermark:
             marks[src.name] = watermark
@@ -1186,7 +1229,7 @@ def _declare(src: Source) -> Table:
     build.__wrapped__ = gather_source  # type: ignore[attr-defined]  # `lawlake tables --explain` names the real builder
     return Table(
         name=src.table, build=build, inputs=(src.table, "quarantine.records"), optional=(src.table, "quarantine.records"), mode="append",
-        materialize=False, params=("sources", "watermarks", "ingested", "run_id", "started_at", "data_date") + (("endpoints",) if src.kind == "api" else ()),
+        materialize=False, params=("sources", "watermarks", "ingested", "run_id", "started_at", "data_date", "endpoints"),  # every table starts the API reads
     )
 
 
