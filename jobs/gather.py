@@ -65,7 +65,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -320,12 +320,16 @@ def read_police_table(
                 canonical = "updated_at GLOB :pattern" if engine.dialect.name == "sqlite" else "updated_at LIKE '____-__-__ __:__:__'"
                 query = f'SELECT * FROM "{table}" WHERE updated_at >= :since OR updated_at IS NULL OR NOT ({canonical}) ORDER BY updated_at, 1'
                 params = {"since": since, "pattern": _CANONICAL_TS} if engine.dialect.name == "sqlite" else {"since": since}
-            rows = conn.execute(text(query), params).mappings() if batch_size is None else _keyset_rows(
-                conn, table, engine.dialect.name, since=since, key=key_fields[0] if key_fields else "", batch_size=batch_size)
+            rows: Iterator[Sequence]
+            if batch_size is None:
+                result = conn.execute(text(query), params)
+                columns, rows = list(result.keys()), iter(result)
+            else:
+                columns, rows = _keyset_rows(conn, table, engine.dialect.name, since=since, key=key_fields[0] if key_fields else "", batch_size=batch_size)
             for i, row in enumerate(rows, start=1):
                 fields: dict[str, str | None] = {}
                 bad = []
-                for k, v in row.items():
+                for k, v in zip(columns, row, strict=True):  # rows as tuples: a mapping per row costs more than reading it
                     if isinstance(v, (bytes, bytearray, memoryview)):
                         b = bytes(v)
                         try:
@@ -333,7 +337,9 @@ def read_police_table(
                         except UnicodeDecodeError as exc:
                             bad.append(f"{k} (byte {b[exc.start]:#04x} at {exc.start})")
                             v = b.decode("utf-8", errors="backslashreplace")
-                    fields[k] = _text(v)
+                        fields[k] = v
+                    else:
+                        fields[k] = _text(v)
                 if bad:
                     yield Unreadable(file, i, f"not UTF-8 text in {', '.join(bad)}", json.dumps(fields, ensure_ascii=False), fields=fields)
                     continue
@@ -342,27 +348,35 @@ def read_police_table(
         engine.dispose()
 
 
-def _keyset_rows(conn, table: str, dialect: str, *, since: str | None, key: str, batch_size: int) -> Iterator[Mapping]:
-    """The irregular rows (``updated_at`` NULL or not canonical) in one query, then the canonical ones batch by batch."""
+def _keyset_rows(conn, table: str, dialect: str, *, since: str | None, key: str, batch_size: int) -> tuple[list[str], Iterator[Sequence]]:
+    """The table's columns, and its rows as tuples: the irregular ones (``updated_at`` NULL or not canonical) in one
+    query, then the canonical ones batch by batch."""
     from sqlalchemy import text
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
         raise ValueError(f"a keyset read needs a key column name, got {key!r}")
     canonical = "updated_at GLOB :pattern" if dialect == "sqlite" else "updated_at LIKE '____-__-__ __:__:__'"
     pattern = {"pattern": _CANONICAL_TS} if dialect == "sqlite" else {}
-    yield from conn.execute(text(f'SELECT * FROM "{table}" WHERE updated_at IS NULL OR NOT ({canonical}) ORDER BY "{key}"'), pattern).mappings()
-    cursor: tuple[str, str] | None = None
-    while True:
-        where = [canonical] + (["updated_at >= :since"] if since else [])
-        if cursor is not None:
-            where.append(f'(updated_at > :ts OR (updated_at = :ts AND "{key}" > :k))')
-        params = {**pattern, "since": since, "n": batch_size, **({"ts": cursor[0], "k": cursor[1]} if cursor else {})}
-        batch = conn.execute(text(f'SELECT * FROM "{table}" WHERE {" AND ".join(where)} ORDER BY updated_at, "{key}" LIMIT :n'), params).mappings().all()
-        yield from batch
-        if len(batch) < batch_size:
-            return
-        last = batch[-1]
-        cursor = (_decoded(last["updated_at"]), _decoded(last[key]))
+    irregular = conn.execute(text(f'SELECT * FROM "{table}" WHERE updated_at IS NULL OR NOT ({canonical}) ORDER BY "{key}"'), pattern)
+    columns = list(irregular.keys())
+    at, by = columns.index("updated_at"), columns.index(key)
+
+    def rows() -> Iterator[Sequence]:
+        yield from irregular
+        cursor: tuple[str, str] | None = None
+        while True:
+            where = [canonical] + (["updated_at >= :since"] if since else [])
+            if cursor is not None:
+                where.append(f'(updated_at > :ts OR (updated_at = :ts AND "{key}" > :k))')
+            params = {**pattern, "since": since, "n": batch_size, **({"ts": cursor[0], "k": cursor[1]} if cursor else {})}
+            batch = conn.execute(text(f'SELECT * FROM "{table}" WHERE {" AND ".join(where)} ORDER BY updated_at, "{key}" LIMIT :n'), params).all()
+            yield from batch
+            if len(batch) < batch_size:
+                return
+            last = batch[-1]
+            cursor = (_decoded(last[at]), _decoded(last[by]))
+
+    return columns, rows()
 
 
 def _decoded(value) -> str:
