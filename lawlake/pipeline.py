@@ -477,7 +477,8 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
 
     The source's new rows are those of its released version not in the version the table
     was built from (by record hash); a source that lost rows since (restored, rewritten)
-    is not append-only for this build, and the table is built whole.
+    is not append-only for this build, and the table is built whole. The builder's rows
+    carry ``_record_hash``, the source row each was built from.
     """
     from pyspark.sql import functions as F
 
@@ -498,11 +499,15 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     if n_source - n_added != n_old:
         log.info("[lawlake] %s: %s built whole: %s v%d does not hold every row of v%d", run.stage, t.name, inc.source, new_v, old_v)
         return None
-    built_added = t.build(*[added if n == inc.source else x for n, x in zip(t.inputs, inputs, strict=True)], **kwargs)
-    touched = run.materialize(built_added.select(inc.scope).where(F.col(inc.scope).isNotNull()).distinct(), f"{t.name}.touched")
-    everything = t.build(*inputs, **kwargs)
-    # every version of every touched key, and the new rows without a key (rejected; the earlier ones stay in quarantine)
-    built = everything.join(touched, inc.scope, "left_semi").unionByName(built_added.where(F.col(inc.scope).isNull()))
+    # Each source row's key, by the builder itself (the engine prunes the rest of its plan): the keys the new rows
+    # carry are touched; every source row of a touched key, and the new rows without a key, are built as a table of
+    # their own (filtering the whole build instead would run it over every row).
+    keys = run.materialize(t.build(*inputs, **kwargs).select("_record_hash", inc.scope), f"{t.name}.keys")
+    new_keys = keys.join(added.select("_record_hash"), "_record_hash", "left_semi")
+    touched = run.materialize(new_keys.select(inc.scope).where(F.col(inc.scope).isNotNull()).distinct(), f"{t.name}.touched")
+    wanted = keys.join(touched, inc.scope, "left_semi").select("_record_hash").unionByName(new_keys.where(F.col(inc.scope).isNull()).select("_record_hash"))
+    rows = run.materialize(source.join(wanted, "_record_hash", "left_semi"), f"{t.name}.rows")
+    built = t.build(*[rows if n == inc.source else x for n, x in zip(t.inputs, inputs, strict=True)], **kwargs)
     return _Scoped(inc, touched, built, touched.count(), n_added)
 
 
