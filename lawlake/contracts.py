@@ -176,10 +176,26 @@ def arrow_schema(contract: Contract):
     return pa.schema(fields)
 
 
-def dataframe(spark, rows: list[dict], contract: Contract):
-    """A Spark DataFrame of Python rows typed by the contract (via Arrow, in batches)."""
+LOCAL_ROWS_LIMIT = 32 << 20  # bytes of Arrow data sent inline; Spark Connect refuses a message over 128 MB
+
+
+def dataframe(spark, rows: list[dict], contract: Contract, *, spill_to: Path | None = None):
+    """A Spark DataFrame of Python rows typed by the contract (via Arrow).
+
+    Spark Connect sends a local table to the engine in one message, refused over 128 MB
+    (scale 400's police suspects: 264 MB). Rows of more than :data:`LOCAL_ROWS_LIMIT`
+    bytes are written as Parquet to ``spill_to`` (a folder the engine reads, under the
+    lake) and read from there instead.
+    """
     import pyarrow as pa
 
     if not rows:  # Spark Connect cannot take a schema from an empty Arrow table
         return spark.createDataFrame([], schema=contract.ddl())
-    return spark.createDataFrame(pa.Table.from_pylist(rows, schema=arrow_schema(contract)))
+    table = pa.Table.from_pylist(rows, schema=arrow_schema(contract))
+    if spill_to is None or table.nbytes <= LOCAL_ROWS_LIMIT:
+        return spark.createDataFrame(table)
+    import pyarrow.parquet as pq
+
+    spill_to.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, spill_to / "rows.parquet")
+    return spark.read.parquet(str(spill_to))

@@ -288,11 +288,11 @@ def _contract(t: Table) -> contracts.Contract:
     return t.contract or contracts.load(t.name)
 
 
-def _as_frame(run: _Run, value, contract: contracts.Contract | None) -> DataFrame:
+def _as_frame(run: _Run, value, contract: contracts.Contract | None, name: str) -> DataFrame:
     if isinstance(value, list):
         if contract is None:
             raise TypeError("Python rows need a contract to be typed")
-        return contracts.dataframe(run.spark, value, contract)
+        return contracts.dataframe(run.spark, value, contract, spill_to=run.work_path(f"{name}.rows"))
     return value
 
 
@@ -347,7 +347,7 @@ def run_stage(
             result = scoped.built if scoped else t.build(*inputs, **kwargs)
             built = result if isinstance(result, Built) else Built(result)
             contract = None if t.is_work else _contract(t)
-            frame = _as_frame(run, built.frame, contract if t.rows is None else None)
+            frame = _as_frame(run, built.frame, contract if t.rows is None else None, t.name)
             if t.is_work:
                 run.built[t.name] = run.materialize(frame, t.name)
                 log.info("[lawlake] %s: built %s (work table, this run only) in %.1fs", stage, t.name, time.perf_counter() - table_start)

@@ -75,3 +75,25 @@ def test_gather_twice_adds_nothing(spark, settings, tmp_path):
     api = ("bronze.legal_aid_appointments", "bronze.mediation_records")
     assert all(r["rows_in"] == 0 for r in recs if r["table_name"] not in api)  # files by manifest, the database by watermark
     assert {r["table_name"]: r["rows_in"] for r in recs if r["table_name"] in api} == dict.fromkeys(api, 1)  # the unconfigured API, reported again
+
+
+def test_python_rows_too_large_for_one_engine_message_go_through_parquet(spark, tmp_path, monkeypatch):
+    """Spark Connect refuses a local table over 128 MB in one message (scale 400 failed so): larger batches are written
+    as Parquet the engine reads. Forced for every table here, the bronze tables equal the ones sent inline."""
+    from lawlake import contracts
+
+    from ..releasing import lake_content
+
+    src = small_sources(tmp_path / "src")
+    pipeline.run_lifecycle(config.load(lake=tmp_path / "inline"), "inline", sources=src, stages=("gather",))
+    import pyarrow.parquet as pq
+
+    written = []
+    write_table = pq.write_table
+    monkeypatch.setattr(pq, "write_table", lambda table, path, **kw: (written.append(path.parent.name), write_table(table, path, **kw)))
+    monkeypatch.setattr(contracts, "LOCAL_ROWS_LIMIT", 0)
+    pipeline.run_lifecycle(config.load(lake=tmp_path / "spilled"), "spilled", sources=src, stages=("gather",))
+    assert "bronze.police_cases.rows" in written and "bronze.court_cases.rows" in written  # the Parquet path was taken
+    inline, spilled = lake_content(tmp_path / "inline"), lake_content(tmp_path / "spilled")
+    assert set(spilled) == set(inline) and any(n.startswith("bronze.") for n in inline)
+    assert spilled == inline
