@@ -355,10 +355,9 @@ def run_stage(
             if t.materialize and (t.rows or t.quarantine or t.tally or t.metrics):
                 frame = run.materialize(frame, t.name)
             assert contract is not None
-            rows = t.rows(frame) if t.rows else frame
-            if scoped:  # the touched keys' rows replace theirs; every other key's published rows stay as they are
-                rows = scoped.merged(run.read(t.name), rows)
-            rows = contracts.enforce(rows, contract)
+            current = t.rows(frame) if t.rows else frame
+            # incremental: the touched keys' rows replace theirs; every other key's published rows stay as they are
+            rows = contracts.enforce(scoped.merged(current) if scoped else current, contract)
             path = tables.staging_location(settings.lake, t.name, run_id)
             tables.write(rows, path, mode="overwrite")
             candidate = tables.read(run.spark, path)
@@ -373,7 +372,7 @@ def run_stage(
                 quarantine = rejects_frame(run.spark, quarantine)
             tally = dict(built.tally or {}) | _count_tally(t, frame, inputs)
             if scoped:  # this run's balance is the touched keys' rows: in = out + quarantined + merged
-                tally["rows_out"] = (t.rows(frame) if t.rows else frame).count()
+                tally["rows_out"] = current.count()
             if quarantine is not None:
                 n_q = quarantine.count()
                 tally.setdefault("rows_quarantined", n_q - tally.get("fields_quarantined", 0))
@@ -444,19 +443,18 @@ class _Scoped:
     """A table rebuilt for the scope values (keys) new input rows touch (:class:`lawlake.declarations.Incremental`)."""
 
     inc: Incremental
+    published: DataFrame  # the table at its released version
     touched: DataFrame  # the scope values, materialized
     built: DataFrame  # the builder's rows for them, from all their input rows (every version)
     n_touched: int
     n_added: int
 
-    def merged(self, published: DataFrame | None, rows: DataFrame) -> DataFrame:
+    def merged(self, rows: DataFrame) -> DataFrame:
         """The table as a full rebuild gives it: the published rows of the keys not touched, and the touched keys' new rows."""
         from pyspark.sql import functions as F
 
-        if published is None:
-            return rows
         keys = self.touched.select(F.col(self.inc.scope).alias(self.inc.key))
-        return published.join(keys, self.inc.key, "left_anti").unionByName(rows.select(*published.columns))
+        return self.published.join(keys, self.inc.key, "left_anti").unionByName(rows.select(*self.published.columns))
 
     def kept_quarantine(self, quarantined: DataFrame | None, *, stage: str, table: str) -> DataFrame | None:
         """The stage's published quarantine rows for ``table`` whose record key was not touched (rows without a key included)."""
@@ -491,8 +489,8 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     old_v, new_v = then.get(inc.source), current.get(inc.source)
     if not isinstance(old_v, int) or not isinstance(new_v, int) or old_v >= new_v:
         return None
-    source = run.read(inc.source)
-    assert source is not None
+    source, published = run.read(inc.source), run.read(t.name)
+    assert source is not None and published is not None  # both released (checked above, and its build recorded)
     old = tables.read(run.spark, tables.location(run.settings.lake, inc.source), version=old_v)
     added = run.materialize(source.join(old.select("_record_hash"), "_record_hash", "left_anti"), f"{t.name}.added")
     n_source, n_old, n_added = source.count(), old.count(), added.count()
@@ -506,9 +504,9 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     new_keys = keys.join(added.select("_record_hash"), "_record_hash", "left_semi")
     touched = run.materialize(new_keys.select(inc.scope).where(F.col(inc.scope).isNotNull()).distinct(), f"{t.name}.touched")
     wanted = keys.join(touched, inc.scope, "left_semi").select("_record_hash").unionByName(new_keys.where(F.col(inc.scope).isNull()).select("_record_hash"))
-    rows = run.materialize(source.join(wanted, "_record_hash", "left_semi"), f"{t.name}.rows")
+    rows = run.materialize(source.join(wanted, "_record_hash", "left_semi"), f"{t.name}.touched_rows")
     built = t.build(*[rows if n == inc.source else x for n, x in zip(t.inputs, inputs, strict=True)], **kwargs)
-    return _Scoped(inc, touched, built, touched.count(), n_added)
+    return _Scoped(inc, published, touched, built, touched.count(), n_added)
 
 
 def _write_quarantine(run: _Run, parts: list[DataFrame], *, replace: list[str] | None) -> dict:
