@@ -545,15 +545,14 @@ def silver_evidence_check(name: str, *, province: str) -> dict | None:
 
     The open datasets count from the canonical cases and withhold by gold's seal
     status; this check judges again from every agency's birth dates
-    (:func:`lawlake.sealing.minor_evidence_sql`), at every level a row publishes (a
+    (:data:`lawlake.sealing.MINOR_CHAINS`, computed once for the stage's gate), at every level a row publishes (a
     prefecture, the province, a charge, all years), so a mislabelled chain cannot be
     counted in a total either.
     """
     from lawlake import sealing
 
-    chains = "SELECT g.chain_id, g.police_case_id, g.person_key, g.first_instance_case_number, g.appeal_case_number, g.seal_status, g.occurred_on, g.filed_on FROM {gold.case_chain} g"
-    blocked = f"""bad AS ({sealing.minor_evidence_sql(chains)}),
-blocked AS (SELECT police_case_id FROM bad UNION SELECT police_case_id FROM {{gold.case_chain}} WHERE coalesce(seal_status, 'pending') <> 'not_sealed'),
+    blocked = f"""blocked AS (SELECT police_case_id FROM {{{sealing.MINOR_CHAINS}}}
+            UNION SELECT police_case_id FROM {{gold.case_chain}} WHERE coalesce(seal_status, 'pending') <> 'not_sealed'),
 ok AS (SELECT DISTINCT g.police_case_id, CAST(year(g.filed_on) AS STRING) AS y, concat(substring(g.region_code, 1, 4), '00') AS r, coalesce(g.charge_code, '{UNKNOWN_CHARGE}') AS ch
        FROM {{gold.case_chain}} g LEFT ANTI JOIN blocked b ON g.police_case_id = b.police_case_id),
 years AS (SELECT police_case_id, {_and_level("y", TOTAL)} AS y, r, ch FROM ok {_TWICE})"""

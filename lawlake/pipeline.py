@@ -38,7 +38,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lawlake import connections, contracts, failpoints, lock, releases, tables
+from lawlake import connections, contracts, failpoints, lock, releases, sealing, tables
 from lawlake.catalog import Catalog, Reconciliation
 from lawlake.config import Settings
 from lawlake.declarations import TALLY_FIELDS, Built, Incremental, Params, Stage, Table, is_reference, is_work
@@ -549,7 +549,7 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
     """Gate every candidate of a stage; publish them all as one release only if every one passed."""
     from lawlake import engine
     from lawlake.suites import suite_for
-    from quality.gate import rule_rate_results, run_gate
+    from quality.gate import SharedViews, rule_rate_results, run_gate
 
     run_id = summary["run_id"]
     catalog = Catalog(settings.catalog_url)
@@ -561,12 +561,14 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
         results = []
         siblings = {c["table"]: Path(c["path"]) for c in summary["candidates"]}
         extra = _extra_checks(stage, spark, settings, siblings) if summary["candidates"] else {}
+        views = SharedViews(spark, sealing.GATE_VIEWS, lake=settings.lake, siblings=siblings, versions=released,
+                            folder=tables.staging_root(settings.lake, run_id) / "_gate" / stage)
         for cand in summary["candidates"]:
             name, path = cand["table"], Path(cand["path"])
             t = declared.get(name)
             contract = _contract(t) if t else contracts.load(name)
             suite = suite_for(name, contract=contract, declared=t.suite if t else None)
-            result = run_gate(spark, name, path, lake=settings.lake, suite=suite, siblings=siblings, versions=released, run_id=run_id, stage=stage)
+            result = run_gate(spark, name, path, lake=settings.lake, suite=suite, siblings=siblings, versions=released, run_id=run_id, stage=stage, views=views)
             result.add(extra.get(name, []))
             metrics = (summary.get("metrics") or {}).get(name)
             if metrics:

@@ -65,7 +65,8 @@ __all__ = [
     "heavy_sql",
     "minor_evidence_sql",
     "share_check",
-    "open_check",
+    "MINOR_CHAINS",
+    "GATE_VIEWS",
 ]
 
 ADULT_AGE = 18
@@ -259,35 +260,20 @@ WHERE e.b IS NOT NULL AND {age_sql('e.b', 'c.offense_on')} < {ADULT_AGE}
 
 _CHAIN_COLUMNS = "g.chain_id, g.police_case_id, g.person_key, g.first_instance_case_number, g.appeal_case_number, g.seal_status, g.occurred_on, g.filed_on"
 
+MINOR_CHAINS = "gate.minor_chains"
+"""The shared gate view (:class:`quality.gate.SharedViews`) of :func:`minor_evidence_sql` over every chain in gold:
+``chain_id`` and ``police_case_id`` of each chain silver shows is a minor's. The evidence is a property of each
+chain alone, so every share and open table's check reads it from this one view instead of computing it again."""
+
+GATE_VIEWS = {MINOR_CHAINS: minor_evidence_sql(f"SELECT {_CHAIN_COLUMNS} FROM {{gold.case_chain}} g")}
+
 
 def share_check() -> dict:
     """Gate check for a share candidate with ``chain_id``: no row of a person silver shows under 18 at the offense.
 
     Passes only rows whose chain is provably not sealable: the person is 18 or over by
     every birth date any agency recorded, or gold says ``not_sealed`` and silver holds a
-    heavy final sentence for them.
+    heavy final sentence for them (the chains :data:`MINOR_CHAINS` does not hold).
     """
-    chains = f"SELECT {_CHAIN_COLUMNS} FROM {{candidate}} s JOIN {{gold.case_chain}} g ON s.chain_id = g.chain_id"
-    return {"name": "no_minor_by_silver_evidence", "sql": minor_evidence_sql(chains)}
-
-
-def open_check(*, year: str = "year(filed_on)", region: str = "concat(substring(region_code, 1, 4), '00')", cell: tuple[str, ...] = ("year", "region_code", "charge_code")) -> dict:
-    """Gate check for an open aggregate with a ``cases`` count per cell: no cell counts more
-    police cases than gold has cases free of withheld chains and of silver evidence of a minor.
-
-    ``year`` and ``region`` are the cell expressions over gold.case_chain columns (as the open
-    builder groups); ``cell`` the candidate's cell columns, in the order year, region, charge.
-    """
-    chains = f"SELECT {_CHAIN_COLUMNS} FROM {{gold.case_chain}} g"
-    y, r, ch = cell
-    return {
-        "name": "no_cases_a_minor_could_be_in",
-        "sql": f"""
-WITH bad AS ({minor_evidence_sql(chains)}),
-blocked AS (SELECT police_case_id FROM bad
-            UNION SELECT police_case_id FROM {{gold.case_chain}} WHERE coalesce(seal_status, 'pending') <> 'not_sealed'),
-allowed AS (SELECT {year} AS y, {region} AS r, charge_code AS ch, count(DISTINCT police_case_id) AS n
-            FROM {{gold.case_chain}} g LEFT ANTI JOIN blocked b ON g.police_case_id = b.police_case_id GROUP BY 1, 2, 3)
-SELECT o.* FROM {{candidate}} o LEFT JOIN allowed a ON o.`{y}` = a.y AND o.`{r}` = a.r AND o.`{ch}` = a.ch
-WHERE o.cases IS NOT NULL AND o.cases > coalesce(a.n, 0)""",
-    }
+    return {"name": "no_minor_by_silver_evidence",
+            "sql": f"SELECT m.chain_id, m.police_case_id FROM {{{MINOR_CHAINS}}} m WHERE m.chain_id IN (SELECT chain_id FROM {{candidate}})"}

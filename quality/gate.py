@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lawlake import tables
+from lawlake import sealing, tables
 from lawlake.suites import Suite
 from quality.context import GateContext, ephemeral_context, run_context
 from quality.context import gx as gx_module
@@ -26,7 +26,7 @@ from quality.context import gx as gx_module
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["GateResult", "run_gate", "rule_rate_results", "quarantine_reference"]
+__all__ = ["GateResult", "SharedViews", "run_gate", "rule_rate_results", "quarantine_reference"]
 
 log = logging.getLogger(__name__)
 POSITION = "gate_position"
@@ -188,15 +188,70 @@ def _gate_results(validation) -> list[dict]:
     return out
 
 
-_REF = re.compile(r"\{((?:bronze|silver|gold|share|open|quarantine)\.[a-z0-9_.]+)\}")
+_REF = re.compile(r"\{((?:bronze|silver|gold|share|open|quarantine|gate)\.[a-z0-9_.]+)\}")
 
 
-def _resolve_refs(spark: SparkSession, expectations: list[dict], *, lake: Path, siblings: Mapping[str, Path], versions: Mapping[str, int]) -> list[dict]:
+class SharedViews:
+    """The views a stage's checks share, named ``{gate.<name>}`` in their SQL; each runs once per stage's gate.
+
+    A view's SQL names tables as checks do (``{zone.table}``: the stage's candidate, or
+    the released version). The engine caches nothing and inlines every reference, so a
+    view several tables' checks use (the silver evidence of minors, over every chain in
+    gold) would run once per table: with ``folder`` it is written there as Parquet the
+    first time a check names it, and every check reads that. Without ``folder`` (a gate
+    run on its own) each check runs the view's SQL inline: the same rows, at the cost of
+    computing them again.
+    """
+
+    def __init__(self, spark: SparkSession, definitions: Mapping[str, str], *, lake: Path, siblings: Mapping[str, Path],
+                 versions: Mapping[str, int], folder: Path | None = None):
+        self.spark, self.definitions, self.folder = spark, dict(definitions), folder
+        self.lake, self.siblings, self.versions = lake, siblings, versions
+        self._made: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+
+    def view(self, name: str) -> str:
+        """The temporary view holding ``name``'s rows (``LookupError`` when it names a table no release holds)."""
+        if name in self._made:
+            return self._made[name]
+        if name not in self.definitions:
+            raise LookupError(f"{name} is not a shared gate view")
+        start = time.perf_counter()
+        df = self.spark.sql(_REF.sub(self.table_ref, self.definitions[name]))
+        if self.folder is not None:
+            path = self.folder / name.split(".", 1)[1]
+            df.write.mode("overwrite").parquet(str(path))
+            df = self.spark.read.parquet(str(path))
+        view = "_gate_" + name.replace(".", "__")
+        df.createOrReplaceTempView(view)
+        self._made[name] = view
+        self.seconds[name] = time.perf_counter() - start
+        log.info("[lawlake] gate view %s: %s in %.1fs", name, "written once for the stage" if self.folder else "inline", self.seconds[name])
+        return view
+
+    def table_ref(self, m: re.Match) -> str:
+        """``{zone.table}`` as a temporary view: a shared view, the stage's candidate, or the released version."""
+        name = m.group(1)
+        if name.startswith("gate."):
+            return self.view(name)
+        view = "_gate_" + name.replace(".", "__")
+        if name in self.siblings:
+            df = tables.read(self.spark, self.siblings[name])
+        elif name in self.versions:
+            df = tables.read(self.spark, tables.location(self.lake, name), version=self.versions[name])
+        else:
+            raise LookupError(f"{name} is not in any release")
+        df.createOrReplaceTempView(view)
+        return view
+
+
+def _resolve_refs(expectations: list[dict], views: SharedViews) -> list[dict]:
     """Replace ``{zone.table}`` in checks with temporary views of that table.
 
     A table built in the same stage is its candidate (``siblings``): the gate audits the
     set about to be published, not the one it replaces. Others are read at their
     released versions; a table no release holds yet fails the check that names it.
+    ``{gate.<name>}`` is a view the stage's checks share (:class:`SharedViews`).
     """
     out = []
     for e in expectations:
@@ -204,21 +259,8 @@ def _resolve_refs(spark: SparkSession, expectations: list[dict], *, lake: Path, 
         if not query:
             out.append(e)
             continue
-
-        def ref(m: re.Match) -> str:
-            name = m.group(1)
-            view = "_gate_" + name.replace(".", "__")
-            if name in siblings:
-                df = tables.read(spark, siblings[name])
-            elif name in versions:
-                df = tables.read(spark, tables.location(lake, name), version=versions[name])
-            else:
-                raise LookupError(f"{name} is not in any release")
-            df.createOrReplaceTempView(view)
-            return view
-
         try:
-            query = _REF.sub(ref, query)
+            query = _REF.sub(views.table_ref, query)
         except LookupError as exc:
             query = f"SELECT '{exc}' AS unresolved FROM {{batch}} LIMIT 1"  # fails the check, naming why
         # GX fills {batch} with str.format: every other brace (regex quantifiers) is doubled.
@@ -281,15 +323,20 @@ def run_gate(
     versions: Mapping[str, int] | None = None,
     run_id: str | None = None,
     stage: str | None = None,
+    views: SharedViews | None = None,
 ) -> GateResult:
     """Validate the candidate Delta table at ``candidate`` against ``suite``.
 
     With ``run_id``, the run's data context keeps the suite as it ran and the validation
     result (for Data Docs); without, nothing is kept. Saving never decides the gate.
+    ``views``: the stage's shared views (built with the same ``siblings`` and
+    ``versions``); without, each check computes the views it names itself.
     """
     start = time.perf_counter()
     df = tables.read(spark, candidate)
-    expectations = _resolve_refs(spark, list(suite.expectations), lake=lake, siblings=siblings or {}, versions=versions or {})
+    if views is None:
+        views = SharedViews(spark, sealing.GATE_VIEWS, lake=lake, siblings=siblings or {}, versions=versions or {})
+    expectations = _resolve_refs(list(suite.expectations), views)
     results: list[dict] = []
     rows = df.count()
     if expectations:

@@ -192,6 +192,34 @@ def test_sibling_candidates_are_used_over_released_tables(spark, lake):
     assert with_sibling.success is True
 
 
+def test_a_shared_view_is_written_once_for_every_table_that_names_it(spark, lake, tmp_path):
+    # gold.view_ref holds k 1 and 2; the view (its k over 1) is computed once and read by both gates
+    ref = contracts.parse({"table": "gold.view_ref", "grain": "g", "columns": [{"name": "k", "type": "string", "description": "key"}]})
+    tables.write(contracts.dataframe(spark, [{"k": "1"}, {"k": "2"}], ref), tables.location(lake, "gold.view_ref"))
+    definitions = {"gate.big_ref": "SELECT k FROM {gold.view_ref} WHERE k > '1'"}
+    views = gate.SharedViews(spark, definitions, lake=lake, siblings={}, versions={"gold.view_ref": 0}, folder=tmp_path / "views")
+    suite = Suite("gold.t", (check("k_in_big_ref", "SELECT c.k FROM {batch} c JOIN {gate.big_ref} b ON c.k = b.k"),))
+    first = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "view_1", GOOD), lake=lake, suite=suite, versions={"gold.view_ref": 0}, views=views)
+    written = sorted(p.name for p in (tmp_path / "views" / "big_ref").iterdir())
+    second = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "view_2", GOOD[:1]), lake=lake, suite=suite, versions={"gold.view_ref": 0}, views=views)
+    assert (first.success, first.results[0]["unexpected_count"]) == (False, 1)  # k = 2
+    assert second.success is True  # k = 1 only
+    assert list(views.seconds) == ["gate.big_ref"] and written == sorted(p.name for p in (tmp_path / "views" / "big_ref").iterdir())
+    # without a folder (a gate on its own) the view runs inline: the same verdict
+    inline = gate.SharedViews(spark, definitions, lake=lake, siblings={}, versions={"gold.view_ref": 0})
+    again = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "view_3", GOOD), lake=lake, suite=suite, versions={"gold.view_ref": 0}, views=inline)
+    assert (again.success, again.results[0]["unexpected_count"]) == (False, 1)
+
+
+def test_a_shared_view_over_an_unreleased_table_fails_the_check_naming_it(spark, lake, tmp_path):
+    views = gate.SharedViews(spark, {"gate.v": "SELECT k FROM {gold.never_published}"}, lake=lake, siblings={}, versions={}, folder=tmp_path)
+    suite = Suite("gold.t", (check("uses_v", "SELECT * FROM {gate.v}"), check("unknown_view", "SELECT * FROM {gate.nope}")))
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "view_missing", GOOD), lake=lake, suite=suite, views=views)
+    failed = _failed(result)
+    assert set(failed) == {"check:uses_v", "check:unknown_view"}
+    assert "gold.never_published is not in any release" in str(failed["check:uses_v"]["observed"])
+    assert "gate.nope is not a shared gate view" in str(failed["check:unknown_view"]["observed"])
+
 # -- the repository's suites -----------------------------------------------------------
 
 GATED = sorted(n for n in pipeline.declared_tables() if not n.startswith(("work.", "share."))) + [pipeline.QUARANTINE]
