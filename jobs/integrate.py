@@ -436,8 +436,9 @@ def link_case_chain(
     p = p.join(own_case(p, "prosecution_id", "received_on", handed_over=transferred), ["prosecution_id", "person_key"], "left").withColumn(
         "police_case_id", F.coalesce("police_case_id", "_review_pc", "_own_pc")
     ).where(F.col("police_case_id").isNotNull())
-    first_received = F.col("first_received_on") if "first_received_on" in p.columns else F.lit(None).cast("date")
-    rounds = F.col("supplementary_rounds") if "supplementary_rounds" in p.columns else F.lit(None).cast("int")
+    have = set(p.columns)  # one schema request (each analyses the whole plan so far)
+    first_received = F.col("first_received_on") if "first_received_on" in have else F.lit(None).cast("date")
+    rounds = F.col("supplementary_rounds") if "supplementary_rounds" in have else F.lit(None).cast("int")
     review_stats = p.groupBy("police_case_id", "person_key").agg(
         F.least(F.min(first_received), F.min("received_on")).alias("prosecution_first_received_on"),
         F.greatest(F.max(rounds), F.sum(F.when(F.col("decision") == "supplementary_investigation", 1).otherwise(0))).cast("int").alias("supplementary_rounds"),
@@ -447,7 +448,7 @@ def link_case_chain(
         F.col("received_on").alias("prosecution_received_on"),
         F.col("decision").alias("prosecution_decision"),
         F.col("decided_on").alias("prosecution_decided_on"),
-        *[(F.col(src) if src in p.columns else F.lit(None).cast(kind)).alias(dst) for src, dst, kind in REVIEW_FACT_COLUMNS],
+        *[(F.col(src) if src in have else F.lit(None).cast(kind)).alias(dst) for src, dst, kind in REVIEW_FACT_COLUMNS],
     ).join(review_stats, ["police_case_id", "person_key"])
 
     judged = _with_person(defendants, person_records, "silver.court_defendants", "defendant_id").join(
@@ -635,7 +636,8 @@ def build_sealed_records(chain: DataFrame, mentions: DataFrame, person_records: 
 
 def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame) -> list[tuple[str, DataFrame]]:
     """Per rule: the chain stages it judges, as ``(chain_id, police_case_id, region_code, _start, _end, _open, evidence, facts…)``."""
-    status = police_cases.select("police_case_id", F.col("status").alias("_status"), *[f for f in _FACTS if f in police_cases.columns])
+    police_columns = set(police_cases.columns)  # one schema request, not one per fact
+    status = police_cases.select("police_case_id", F.col("status").alias("_status"), *[f for f in _FACTS if f in police_columns])
     appeals = court_cases.where(F.col("trial_level") == "appeal").select(F.col("case_number").alias("appeal_case_number"), F.col("filed_on").alias("_appeal_filed_on"))
     c = chain.join(status, "police_case_id", "left").join(appeals, "appeal_case_number", "left")
     police = F.concat(F.lit("silver.police_cases:"), F.col("police_case_id"))
@@ -645,9 +647,12 @@ def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFr
     withdrawn = F.coalesce(F.col("_status") == "撤案", F.lit(False))
     never_transferred = F.col("transferred_on").isNull() & F.col("prosecution_first_received_on").isNull() & F.col("prosecution_received_on").isNull()
     undecided = F.col("prosecution_decided_on").isNull() & F.col("prosecution_decision").isNull()
+    chain_columns = set(c.columns)
     for _src, name, kind in REVIEW_FACT_COLUMNS:
-        if name not in c.columns:
+        if name not in chain_columns:
             c = c.withColumn(name, F.lit(None).cast(kind))
+            chain_columns.add(name)
+    facts = [f for f in _FACTS if f in chain_columns]
     # the latest receipt: a resubmission after supplementary investigation restarts the clock (art. 175); a record whose
     # latest word is a return, resubmitted since, is a review open again from the resubmission
     c = c.withColumn("_review_start", F.greatest("prosecution_received_on", "supplementary_resubmitted_on_1", "supplementary_resubmitted_on_2"))
@@ -659,7 +664,7 @@ def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFr
         started = F.lit(True) if implied else F.col(start).isNotNull()
         return c.where(started & where).select(
             "chain_id", "police_case_id", "region_code", F.col(start).alias("_start"), end.alias("_end"), is_open.alias("_open"),
-            F.concat_ws("; ", evidence).alias("evidence"), *[F.col(f) for f in _FACTS if f in c.columns],
+            F.concat_ws("; ", evidence).alias("evidence"), *[F.col(f) for f in facts],
         )
 
     return [
@@ -700,9 +705,11 @@ def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_c
     """
     judged_at = F.lit(data_date).cast("date")
     parts = []
+    have: set[str] | None = None
     for rule, stages in _limit_stages(chain, police_cases, court_cases):
         r = TL.RULES[rule]
-        facts = {f: F.col(f) for f in _FACTS if f in stages.columns}
+        have = have if have is not None else set(stages.columns)  # every rule's stages have the same columns: one schema request
+        facts = {f: F.col(f) for f in _FACTS if f in have}
         deadline = TL.deadline_column(rule, F.col("_start"), facts)
         judged_on = F.when(F.col("_open"), judged_at).otherwise(F.col("_end"))
         days_over = F.datediff(F.col("judged_on"), F.col("deadline"))

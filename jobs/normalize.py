@@ -249,8 +249,9 @@ def check(df: DataFrame, rules: list[Rule]) -> DataFrame:
     invalid = _string_array([F.when(broken_field[f], F.lit(f)) for f in fields])
     out = df.withColumn("_rule", rule).withColumn("_reason", reason).withColumn("_raw", raw)
     out = out.withColumn("_field_errors", errors).withColumn("invalid_fields", invalid)
+    present = set(out.columns)  # one schema request: each costs an analysis of the whole plan so far
     for f in fields:
-        if f in out.columns:  # a field may have no silver column (e.g. parties)
+        if f in present:  # a field may have no silver column (e.g. parties)
             out = out.withColumn(f, F.when(~F.array_contains(F.col("invalid_fields"), F.lit(f)), F.col(f)))
     return out
 
