@@ -472,15 +472,14 @@ def _spawn(kind: str, *args: Path) -> dict:
 def measure(scale: float, seed: int, bench: Path, *, airflow: bool, profile: Path | None = None, only_full: bool = False) -> dict:
     full = demo(scale, seed, bench)
     before, new_day = hold_back_new_day(full)
-    kind = "run"
     skipped = {"wall": float("nan"), "stages": {}, "skipped": True}
     prof = [profile / f"s{scale:g}-{name}.txt" for name in ("full", "day", "again")] if profile else []
     with tempfile.TemporaryDirectory(prefix="scale-", dir=bench) as tmp:
         work = Path(tmp)
         fl = _spawn("floor", full, work / "floor")
-        first = _spawn(kind, before, work / "unused", work / "lake", *prof[:1])
-        day = skipped if only_full else _spawn(kind, full, work / "unused", work / "lake", *prof[1:2])
-        again = skipped if only_full else _spawn(kind, full, work / "unused", work / "lake", *prof[2:3])
+        first = _spawn("run", before, work / "unused", work / "lake", *prof[:1])
+        day = skipped if only_full else _spawn("run", full, work / "unused", work / "lake", *prof[1:2])
+        again = skipped if only_full else _spawn("run", full, work / "unused", work / "lake", *prof[2:3])
         through_airflow = _spawn("airflow", before, work / "unused", work / "airflow-lake") if airflow else skipped
     records = new_day["total"] - new_day["records"]
     return {"scale": scale, "records": records, "new_day": new_day, "floor": fl, "full": first, "day": day, "again": again, "airflow": through_airflow,

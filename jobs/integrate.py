@@ -634,8 +634,9 @@ def build_sealed_records(chain: DataFrame, mentions: DataFrame, person_records: 
     return by_case.unionByName(cases).unionByName(transfers).unionByName(courts).dropDuplicates(["source_table", "record_key", "chain_id"])
 
 
-def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame) -> list[tuple[str, DataFrame]]:
-    """Per rule: the chain stages it judges, as ``(chain_id, police_case_id, region_code, _start, _end, _open, evidence, facts…)``."""
+def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFrame) -> tuple[list[str], list[tuple[str, DataFrame]]]:
+    """The facts every stage carries, and per rule the chain stages it judges, as
+    ``(chain_id, police_case_id, region_code, _start, _end, _open, evidence, facts…)``."""
     police_columns = set(police_cases.columns)  # one schema request, not one per fact
     status = police_cases.select("police_case_id", F.col("status").alias("_status"), *[f for f in _FACTS if f in police_columns])
     appeals = court_cases.where(F.col("trial_level") == "appeal").select(F.col("case_number").alias("appeal_case_number"), F.col("filed_on").alias("_appeal_filed_on"))
@@ -667,7 +668,7 @@ def _limit_stages(chain: DataFrame, police_cases: DataFrame, court_cases: DataFr
             F.concat_ws("; ", evidence).alias("evidence"), *[F.col(f) for f in facts],
         )
 
-    return [
+    return facts, [
         # detention → arrest: judged once the arrest is recorded (a release on bail is not in the sources)
         ("detention_to_arrest", stage(F.col("arrested_on").isNotNull(), "detained_on", F.col("arrested_on"), F.lit(False), police)),
         ("custody_after_arrest", stage(F.col("transferred_on").isNotNull(), "arrested_on", F.col("transferred_on"), F.lit(False), police)),
@@ -705,11 +706,10 @@ def build_time_limit_warnings(chain: DataFrame, police_cases: DataFrame, court_c
     """
     judged_at = F.lit(data_date).cast("date")
     parts = []
-    have: set[str] | None = None
-    for rule, stages in _limit_stages(chain, police_cases, court_cases):
+    carried, limit_stages = _limit_stages(chain, police_cases, court_cases)
+    facts = {f: F.col(f) for f in carried}
+    for rule, stages in limit_stages:
         r = TL.RULES[rule]
-        have = have if have is not None else set(stages.columns)  # every rule's stages have the same columns: one schema request
-        facts = {f: F.col(f) for f in _FACTS if f in have}
         deadline = TL.deadline_column(rule, F.col("_start"), facts)
         judged_on = F.when(F.col("_open"), judged_at).otherwise(F.col("_end"))
         days_over = F.datediff(F.col("judged_on"), F.col("deadline"))

@@ -38,7 +38,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lawlake import connections, contracts, failpoints, lock, releases, sealing, tables
+from lawlake import connections, contracts, failpoints, lock, releases, tables
 from lawlake.catalog import Catalog, Reconciliation
 from lawlake.config import Settings
 from lawlake.declarations import TALLY_FIELDS, Built, Incremental, Params, Stage, Table, is_reference, is_work
@@ -561,7 +561,7 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
         results = []
         siblings = {c["table"]: Path(c["path"]) for c in summary["candidates"]}
         extra = _extra_checks(stage, spark, settings, siblings) if summary["candidates"] else {}
-        views = SharedViews(spark, sealing.GATE_VIEWS, lake=settings.lake, siblings=siblings, versions=released,
+        views = SharedViews(spark, lake=settings.lake, siblings=siblings, versions=released,
                             folder=tables.staging_root(settings.lake, run_id) / "_gate" / stage)
         for cand in summary["candidates"]:
             name, path = cand["table"], Path(cand["path"])

@@ -220,6 +220,7 @@ def test_a_shared_view_over_an_unreleased_table_fails_the_check_naming_it(spark,
     assert "gold.never_published is not in any release" in str(failed["check:uses_v"]["observed"])
     assert "gate.nope is not a shared gate view" in str(failed["check:unknown_view"]["observed"])
 
+
 # -- the repository's suites -----------------------------------------------------------
 
 GATED = sorted(n for n in pipeline.declared_tables() if not n.startswith(("work.", "share."))) + [pipeline.QUARANTINE]
