@@ -372,14 +372,18 @@ def _keyset_rows(conn, table: str, dialect: str, *, since: str | None, key: str,
     at, by = columns.index("updated_at"), columns.index(key)
 
     def rows() -> Iterator[Sequence]:
-        yield from irregular
+        yield from _fetched(irregular)
         cursor: tuple[str, str] | None = None
         while True:
             where = [canonical] + (["updated_at >= :since"] if since else [])
             if cursor is not None:
                 where.append(f'(updated_at > :ts OR (updated_at = :ts AND "{key}" > :k))')
             params = {**pattern, "since": since, "n": batch_size, **({"ts": cursor[0], "k": cursor[1]} if cursor else {})}
-            batch = conn.execute(text(f'SELECT * FROM "{table}" WHERE {" AND ".join(where)} ORDER BY updated_at, "{key}" LIMIT :n'), params).all()
+            result = conn.execute(text(f'SELECT * FROM "{table}" WHERE {" AND ".join(where)} ORDER BY updated_at, "{key}" LIMIT :n'), params)
+            try:  # the driver's tuples: SQLAlchemy's Row per row costs more than reading it
+                batch = result.cursor.fetchall()
+            finally:
+                result.close()
             yield from batch
             if len(batch) < batch_size:
                 return
