@@ -1088,6 +1088,7 @@ def collect_api(
 
 
 _PREFETCHED: dict[tuple, Future] = {}  # (run_id, stage start, source, url, since) -> its listing being read in the background
+_STARTED: set[tuple] = set()  # the keys of this stage run's listings started (taken or not)
 _PREFETCH_LOCK = threading.Lock()
 _PREFETCHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lawlake-api")
 
@@ -1111,13 +1112,15 @@ def prefetch_listings(
     with _PREFETCH_LOCK:
         for key in [k for k in _PREFETCHED if k[:2] != (run_id, ingested_at)]:  # an earlier stage run's listing nobody took (it failed)
             _PREFETCHED.pop(key).cancel()
+        _STARTED.intersection_update(k for k in _STARTED if k[:2] == (run_id, ingested_at))
         for src in SOURCES:
             endpoint = endpoints.get(src.folder) if src.kind == "api" else None
             if not endpoint or not endpoint.get("url"):
                 continue
             _, since = _read_from(src, watermarks.get(src.name), params)
             key = (run_id, ingested_at, src.name, endpoint["url"], since)
-            if key not in _PREFETCHED:
+            if key not in _STARTED:  # once: a listing already taken is not read again for a later table
+                _STARTED.add(key)
                 _PREFETCHED[key] = _PREFETCHER.submit(_read_listing, src, endpoint["url"], endpoint.get("token", ""), since)
 
 

@@ -130,3 +130,22 @@ def test_every_delivered_record_is_in_bronze_or_quarantine_once_over_failures_an
     q = tables.read(spark, tables.location(settings.lake, "quarantine.records")).where("source_table = 'legal.appointments'").collect()
     assert sorted((r["run_id"], r["rule"]) for r in q) == [("down", "gather.source_unreadable"), ("run1", "gather.unreadable")]  # the item once
     assert Catalog(settings.catalog_url).watermarks()["legal.appointments"] == "2023-04-03 23:30:00"  # advanced on release only
+
+
+def test_a_run_reads_each_listing_once_and_leaves_none_running(tmp_path, monkeypatch):
+    """Every gather table starts the run's listings in the background; one a table has taken is not started again
+    (it was, for each later table: a second read of the service that outlived the run by its retries)."""
+    settings = config.load(lake=tmp_path / "lake")
+    src = small_sources(tmp_path / "src")
+    _store(src, [_aid(1), _aid(2)])
+    reads = []
+    read_listing = gather._read_listing
+    monkeypatch.setattr(gather, "_read_listing", lambda s, *a: (reads.append(s.name), read_listing(s, *a))[1])
+    monkeypatch.setenv("LAWLAKE_LEGAL_API_TOKEN", api.DEFAULT_TOKEN)
+    with api.running(src, retry_after=0, fault_rate=0.0) as url:
+        monkeypatch.setenv("LAWLAKE_LEGAL_API_URL", url)
+        pipeline.run_lifecycle(settings, "once", sources=src, stages=("gather",))
+    assert sorted(reads) == ["legal.appointments", "legal.mediations"]
+    assert not gather._PREFETCHED
+    recs = {r["table_name"]: r for r in Catalog(settings.catalog_url).stage_results("once")}
+    assert recs["bronze.legal_aid_appointments"]["rows_out"] == 2
