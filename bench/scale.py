@@ -12,8 +12,9 @@ process of its own so one part's memory never counts in another's:
 2. **the full run**: a fresh lake, the lifecycle in-process
    (:func:`lawlake.pipeline.run_lifecycle`) over every source but the last delivery
    days' (the *new day*, held back so that step 3 can deliver it); wall, source
-   records/s, and the peak RSS of each stage (sampled in a thread every 50 ms; Sail runs
-   inside the process, so that is the engine's memory too);
+   records/s, and the peak RSS of each stage (sampled in a thread every 50 ms, summed over
+   the process and gather's worker processes; Sail runs inside the process, so that is
+   the engine's memory too);
 3. **a new day's files**: the same lake, every source now (≈0.1% more records: the
    files of the last delivery days and the police rows updated on them);
 4. **the same sources again**: the same lake, nothing new;
@@ -67,6 +68,22 @@ def _rss(pids: list[int] | None = None) -> int:
     return total
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds (user and system) of the processes ``pids`` so far (from /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / _TICK
+
+
 def _tree(root: int) -> list[int]:
     """``root`` and every descendant process (from /proc)."""
     children: dict[int, list[int]] = {}
@@ -89,9 +106,9 @@ def _tree(root: int) -> list[int]:
 class Sampler(threading.Thread):
     """Peak RSS per phase: :meth:`phase` names the phase now running; samples every ``interval`` s."""
 
-    def __init__(self, root: int | None = None, interval: float = 0.05):
+    def __init__(self, root: int | None = None, interval: float = 0.05, *, tree_cpu: bool = False):
         super().__init__(daemon=True)
-        self.root, self.interval = root, interval
+        self.root, self.interval, self.tree_cpu = root, interval, tree_cpu
         self.current = "start"
         self.peaks: dict[str, int] = {}
         self.starts: dict[str, float] = {}
@@ -100,6 +117,8 @@ class Sampler(threading.Thread):
         self._halt = threading.Event()
 
     def _cpu(self) -> float:
+        if self.tree_cpu:  # the tree's: gather's worker processes run beside this one (and live as long)
+            return _cpu(_tree(os.getpid()))
         u = resource.getrusage(resource.RUSAGE_SELF)
         return u.ru_utime + u.ru_stime
 
@@ -378,7 +397,7 @@ def lifecycle_in_process(sources: Path, lake: Path, profile: Path | None = None)
 
     logging.getLogger("lawlake").addHandler(Keep())
     logging.getLogger("lawlake").setLevel(logging.INFO)
-    sampler = Sampler()
+    sampler = Sampler(root=os.getpid(), tree_cpu=True)  # this process and gather's worker processes
     sampler.start()
     settings = config.load(lake)
     run_id = "bench-" + time.strftime("%Y%m%dT%H%M%S")
@@ -449,10 +468,12 @@ def child(argv: list[str]) -> int:
         result["new_versions"] = sorted(t for t, v in after.items() if before.get(t) != v)
         result["tables"] = len(after)
     result["peak_rss"] = max([s["peak_rss"] for s in result.get("stages", {}).values()] + [_rss()])
-    # CPU seconds of this process (Sail's threads included; through Airflow, of the children waited for) and the
-    # machine's load: on a shared machine wall time says as much about the neighbours as about the pipeline.
+    # CPU seconds of this process (Sail's threads included; through Airflow, of the children waited for; in process,
+    # of gather's workers still running) and the machine's load: on a shared machine wall time says as much about
+    # the neighbours as about the pipeline.
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    result["cpu"] = round(sum(u.ru_utime + u.ru_stime for u in usage), 3)
+    workers = _cpu([pid for pid in _tree(os.getpid()) if pid != os.getpid()])
+    result["cpu"] = round(sum(u.ru_utime + u.ru_stime for u in usage) + workers, 3)
     result["load"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result))
     return 0

@@ -58,11 +58,13 @@ delivered, so a bad value rejects its record here and normalize judges fields.
 
 from __future__ import annotations
 
+import atexit
 import csv
 import hashlib
 import io
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -1171,6 +1173,70 @@ def police_url(sources: Path) -> str:
     return f"sqlite:///{sources / 'police' / 'police.db'}"
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One file or database source's batch to collect: plain values only, so a worker process can take it."""
+
+    src: Source
+    sources: Path
+    watermark: str | None
+    published: set[str]  # the record hashes already in bronze
+    rejected_before: set[str]
+    known_duplicates: set[tuple[str, str]]
+    ingested: dict[str, list[str]]
+    params: GatherParams
+    run_id: str
+    ingested_at: datetime
+    first: bool  # the source's first delivery (nothing published yet)
+
+
+def _prepare(
+    src: Source, published: DataFrame | None, quarantined: DataFrame | None, *, sources: Path | None, watermarks: Mapping[str, str],
+    ingested: Mapping[str, Mapping[str, list[str]]], run_id: str, started_at: datetime, data_date: date,
+    endpoints: Mapping[str, Mapping[str, str]] | None,
+) -> _Job:
+    """What collecting ``src`` needs from the engine and the catalog, read here; the API listings started."""
+    if sources is None or not sources.is_dir():
+        raise FileNotFoundError(f"sources folder not found: {sources}")
+    ingested_at = started_at.replace(microsecond=0)
+    params = GatherParams(data_date=data_date)
+    prefetch_listings(endpoints or {}, watermarks, params, run_id=run_id, ingested_at=ingested_at)
+    rejected_before, known_duplicates = earlier_rejects(_earlier_rows(quarantined, run_id=run_id))
+    return _Job(src, sources, watermarks.get(src.name), _published_hashes(published), rejected_before.get(src.name, set()), known_duplicates,
+                dict(ingested.get(src.name, {})), params, run_id, ingested_at, first=published is None)
+
+
+def _collect(job: _Job, endpoints: Mapping[str, Mapping[str, str]] | None = None, *, rows: Callable[[list[dict]], object] = list) -> Built:
+    """The batch of one source (no engine: values in, values out); ``rows`` makes its frame of the Python rows."""
+    src = job.src
+    marks: dict[str, str] = {}
+    files: list[dict] = []
+    if src.kind == "sql":
+        batch, watermark = collect_police(
+            src, job.sources / "police" / "police.db", watermark=job.watermark, published=job.published, rejected_before=job.rejected_before,
+            params=job.params, run_id=job.run_id, ingested_at=job.ingested_at,
+            columns=tuple(n for n in contracts.load(src.table).names if not n.startswith("_")),
+        )
+    elif src.kind == "api":
+        batch, watermark = collect_api(
+            src, (endpoints or {}).get(src.folder), watermark=job.watermark, published=job.published, rejected_before=job.rejected_before,
+            params=job.params, run_id=job.run_id, ingested_at=job.ingested_at, fields=api_fields(src),
+        )
+    else:
+        watermark = None
+        batch, files = collect_files(
+            src, job.sources, ingested=job.ingested, known_duplicates=job.known_duplicates, published=job.published,
+            run_id=job.run_id, ingested_at=job.ingested_at,
+        )
+    if watermark:
+        marks[src.name] = watermark
+    return Built(
+        frame=rows(batch.rows), quarantine=batch.rejects, ingested=files, watermarks=marks,
+        tally={"rows_in": batch.rows_in, "rows_quarantined": len(batch.rejects)},
+        metrics=first_delivery_metrics(batch) if job.first else None,
+    )
+
+
 def gather_source(
     src: Source,
     published: DataFrame | None,
@@ -1191,42 +1257,108 @@ def gather_source(
     already reported). A missing agency folder or database is a file-level reject of
     its own; only a missing sources root stops the stage.
     """
-    if sources is None or not sources.is_dir():
-        raise FileNotFoundError(f"sources folder not found: {sources}")
-    ingested_at = started_at.replace(microsecond=0)
-    endpoints = endpoints or {}
-    params = GatherParams(data_date=data_date)
-    prefetch_listings(endpoints, watermarks, params, run_id=run_id, ingested_at=ingested_at)
-    rejected_before, known_duplicates = earlier_rejects(_earlier_rows(quarantined, run_id=run_id))
-    seen = _published_hashes(published)
-    files: list[dict] = []
-    marks: dict[str, str] = {}
-    if src.kind == "sql":
-        batch, watermark = collect_police(
-            src, sources / "police" / "police.db", watermark=watermarks.get(src.name), published=seen,
-            rejected_before=rejected_before.get(src.name, set()), params=params, run_id=run_id, ingested_at=ingested_at,
-            columns=tuple(n for n in contracts.load(src.table).names if not n.startswith("_")),
-        )
-        if watermark:
-            marks[src.name] = watermark
-    elif src.kind == "api":
-        batch, watermark = collect_api(
-            src, endpoints.get(src.folder), watermark=watermarks.get(src.name), published=seen,
-            rejected_before=rejected_before.get(src.name, set()), params=params, run_id=run_id, ingested_at=ingested_at,
-            fields=api_fields(src),
-        )
-        if watermark:
-            marks[src.name] = watermark
-    else:
-        batch, files = collect_files(
-            src, sources, ingested=dict(ingested.get(src.name, {})), known_duplicates=known_duplicates,
-            published=seen, run_id=run_id, ingested_at=ingested_at,
-        )
-    return Built(
-        frame=batch.rows, quarantine=batch.rejects, ingested=files, watermarks=marks,
-        tally={"rows_in": batch.rows_in, "rows_quarantined": len(batch.rejects)},
-        metrics=first_delivery_metrics(batch) if published is None else None,
-    )
+    job = _prepare(src, published, quarantined, sources=sources, watermarks=watermarks, ingested=ingested, run_id=run_id,
+                   started_at=started_at, data_date=data_date, endpoints=endpoints)
+    return _collect(job, endpoints)
+
+
+# -- worker processes: the sources' Python record paths side by side -----------------------
+
+WORKERS_ENV = "LAWLAKE_GATHER_WORKERS"
+_POOL: dict = {}  # workers -> the process pool, made on first use and kept for this process's later runs
+
+
+def gather_workers() -> int:
+    """How many worker processes collect the file and database sources (``LAWLAKE_GATHER_WORKERS``; 0: in this process).
+
+    Reading, parsing and hashing records is Python, one core per process: the default
+    runs as many workers as the machine has cores, so the sources are collected side
+    by side while this process writes the bronze candidates and imports the gate.
+    """
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if not text:
+        return os.cpu_count() or 1
+    if not text.isdigit():
+        raise ValueError(f"{WORKERS_ENV}={text!r}: a number of worker processes (0: none) is expected")
+    return int(text)
+
+
+@atexit.register
+def _shutdown_pools() -> None:
+    """Stop the workers before the interpreter tears its modules down (a pool collected after would fail noisily)."""
+    while _POOL:
+        _POOL.popitem()[1].shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with(parent: int) -> None:
+    """A worker's initializer: exit when the run's process is gone (killed, say): an orphan would hold its memory
+    and the run's output pipes for ever, as it never sees its work queue close (it holds that queue's other end)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            _sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lawlake-parent-watch", daemon=True).start()
+
+
+def _submit(workers: int, fn: Callable, *args) -> Future:
+    """``fn(*args)`` in the pool of ``workers`` processes, made on first use (again if a worker died: its run failed)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    for other in [n for n in _POOL if n != workers]:  # the setting changed
+        _POOL.pop(other).shutdown(wait=False, cancel_futures=True)
+    for _ in range(2):
+        if workers not in _POOL:
+            # spawn, never fork: this process runs the engine's threads, which a forked child would inherit mid-flight
+            _POOL[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_exit_with, initargs=(os.getpid(),))
+        try:
+            return _POOL[workers].submit(fn, *args)
+        except BrokenProcessPool:
+            _POOL.pop(workers).shutdown(wait=False)
+    raise RuntimeError(f"gather: the pool of {workers} worker processes cannot be started")
+
+
+def _collect_in_worker(job: _Job, spill_to: Path, limit: int) -> Built:
+    """:func:`_collect` in a worker process, its rows returned as Arrow (or Parquet in ``spill_to`` over ``limit`` bytes)."""
+    contract = contracts.load(job.src.table)
+    return _collect(job, rows=lambda rows: contracts.arrow_rows(rows, contract, spill_to=spill_to, limit=limit) if rows else [])
+
+
+class _Collecting:
+    """A source's batch being collected in a worker process (what the runner waits for)."""
+
+    def __init__(self, src: Source, future: Future):
+        self.src, self.future = src, future
+
+    def result(self) -> Built:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.future.result()
+        except BrokenProcessPool as exc:
+            raise RuntimeError(
+                f"gather {self.src.name}: a worker process died ({exc}). It was killed or out of memory — or the script that "
+                "started this run starts it again when imported: a worker imports that script, so it must start the run under "
+                f"`if __name__ == \"__main__\":`. {WORKERS_ENV}=0 collects in this process instead."
+            ) from exc
+
+    def cancel(self) -> bool:
+        return self.future.cancel()
+
+
+def start_gather(src: Source, published: DataFrame | None, quarantined: DataFrame | None, *, spill_to: Path, **params) -> _Collecting | None:
+    """Start collecting a file or database source in a worker process: what waits for its :class:`Built`
+    (the same as :func:`gather_source`'s, its rows as Arrow). ``None`` (built in this process): an API
+    listing (read in a background thread already), or no workers configured."""
+    workers = gather_workers()
+    if src.kind == "api" or workers == 0:
+        return None
+    job = _prepare(src, published, quarantined, **params)
+    return _Collecting(src, _submit(workers, _collect_in_worker, job, spill_to, contracts.LOCAL_ROWS_LIMIT))
 
 
 def first_delivery_metrics(batch: Batch) -> list[dict] | None:
@@ -1257,9 +1389,12 @@ def _declare(src: Source) -> Table:
     def build(published, quarantined, **params) -> Built:
         return gather_source(src, published, quarantined, **params)
 
+    def start(published, quarantined, **params) -> _Collecting | None:
+        return start_gather(src, published, quarantined, **params)
+
     build.__wrapped__ = gather_source  # type: ignore[attr-defined]  # `lawlake tables --explain` names the real builder
     return Table(
-        name=src.table, build=build, inputs=(src.table, "quarantine.records"), optional=(src.table, "quarantine.records"), mode="append",
+        name=src.table, build=build, start=start, inputs=(src.table, "quarantine.records"), optional=(src.table, "quarantine.records"), mode="append",
         materialize=False, params=("sources", "watermarks", "ingested", "run_id", "started_at", "data_date", "endpoints"),  # every table starts the API reads
     )
 

@@ -22,7 +22,7 @@ from lawlake.tables import parse_name
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["CODE_LISTS", "Column", "Contract", "ContractError", "load", "parse", "enforce", "arrow_schema", "dataframe", "PII_CLASSES", "TYPES"]
+__all__ = ["CODE_LISTS", "Column", "Contract", "ContractError", "load", "parse", "enforce", "arrow_schema", "arrow_rows", "dataframe", "PII_CLASSES", "TYPES"]
 
 PII_CLASSES = ("none", "quasi", "direct", "sensitive")
 TYPES = ("string", "int", "bigint", "double", "boolean", "date", "timestamp", "array<string>")
@@ -179,23 +179,39 @@ def arrow_schema(contract: Contract):
 LOCAL_ROWS_LIMIT = 32 << 20  # bytes of Arrow data sent inline; Spark Connect refuses a message over 128 MB
 
 
-def dataframe(spark, rows: list[dict], contract: Contract, *, spill_to: Path | None = None):
-    """A Spark DataFrame of Python rows typed by the contract (via Arrow).
-
-    Spark Connect sends a local table to the engine in one message, refused over 128 MB
-    (scale 400's police suspects: 264 MB). Rows of more than :data:`LOCAL_ROWS_LIMIT`
-    bytes are written as Parquet to ``spill_to`` (a folder the engine reads, under the
-    lake) and read from there instead.
-    """
+def arrow_rows(rows: list[dict], contract: Contract, *, spill_to: Path | None = None, limit: int | None = None):
+    """Python rows as an Arrow table typed by the contract — or, over ``limit`` bytes
+    (default :data:`LOCAL_ROWS_LIMIT`) with a ``spill_to`` folder, written there as Parquet
+    and that folder returned. Needs no engine: gather's worker processes call it."""
     import pyarrow as pa
 
-    if not rows:  # Spark Connect cannot take a schema from an empty Arrow table
-        return spark.createDataFrame([], schema=contract.ddl())
     table = pa.Table.from_pylist(rows, schema=arrow_schema(contract))
-    if spill_to is None or table.nbytes <= LOCAL_ROWS_LIMIT:
-        return spark.createDataFrame(table)
+    if spill_to is None or table.nbytes <= (LOCAL_ROWS_LIMIT if limit is None else limit):
+        return table
     import pyarrow.parquet as pq
 
     spill_to.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, spill_to / "rows.parquet")
-    return spark.read.parquet(str(spill_to))
+    return spill_to
+
+
+def dataframe(spark, rows, contract: Contract, *, spill_to: Path | None = None):
+    """A Spark DataFrame of rows typed by the contract (via Arrow).
+
+    ``rows``: Python rows, or what :func:`arrow_rows` made of them (an Arrow table, or
+    the folder of its Parquet). Spark Connect sends a local table to the engine in one
+    message, refused over 128 MB (scale 400's police suspects: 264 MB). Rows of more
+    than :data:`LOCAL_ROWS_LIMIT` bytes are written as Parquet to ``spill_to`` (a
+    folder the engine reads, under the lake) and read from there instead.
+    """
+    if isinstance(rows, list):
+        if not rows:  # Spark Connect cannot take a schema from an empty Arrow table
+            return spark.createDataFrame([], schema=contract.ddl())
+        rows = arrow_rows(rows, contract, spill_to=spill_to)
+    if isinstance(rows, Path):
+        return spark.read.parquet(str(rows))
+    if rows.num_rows == 0:
+        return spark.createDataFrame([], schema=contract.ddl())
+    if rows.schema != arrow_schema(contract):
+        raise ContractError(f"{contract.table}: Arrow rows do not have the contract's schema")
+    return spark.createDataFrame(rows)

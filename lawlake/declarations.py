@@ -55,7 +55,7 @@ class Params:
 class Built:
     """What a builder returns when a DataFrame alone does not say it all (gather reads Python rows)."""
 
-    frame: DataFrame | list[dict]  # the table's rows; Python rows are typed by the contract
+    frame: DataFrame | list[dict] | Any  # the table's rows; Python rows (or lawlake.contracts.arrow_rows of them) are typed by the contract
     quarantine: DataFrame | list[dict] | None = None  # quarantine rows (lawlake.pipeline.REJECT_COLUMNS)
     tally: Mapping[str, int] | None = None  # counts already known (see TALLY_FIELDS)
     ingested: list[dict] = field(default_factory=list)  # files to record as ingested on release
@@ -90,7 +90,12 @@ class Table:
     - ``quarantine(built, *inputs)``: the rows it rejects, as quarantine records;
     - ``tally(built, *inputs)``: where the input rows went (:data:`TALLY_FIELDS`); without
       it (and without ``Built.tally``) the table is derived and not reconciled;
-    - ``metrics(built)``: each rule's applicable and rejected counts, for the gate's thresholds.
+    - ``metrics(built)``: each rule's applicable and rejected counts, for the gate's thresholds;
+    - ``start(*inputs, spill_to=..., **params)``: starts the build in the background and
+      returns a Future of what ``build`` returns (or ``None``: built here). The runner
+      starts every such table of a stage before it builds the first, so their builds run
+      side by side (gather's sources, in worker processes); ``spill_to`` is a folder under
+      the run's staging where a large result may be written as Parquet.
     """
 
     name: str
@@ -107,6 +112,7 @@ class Table:
     suite: Suite | None = None  # None: quality/gx/expectations/<zone>/<table>.json
     materialize: bool = True  # write the built frame once and read it back: it is used several times
     incremental: Incremental | None = None  # rebuilt for the keys new input rows touch, when only that input changed
+    start: Callable[..., Any] | None = None  # starts the build in the background (see above)
 
     @property
     def is_work(self) -> bool:

@@ -289,7 +289,9 @@ def _contract(t: Table) -> contracts.Contract:
 
 
 def _as_frame(run: _Run, value, contract: contracts.Contract | None, name: str) -> DataFrame:
-    if isinstance(value, list):
+    import pyarrow as pa
+
+    if isinstance(value, list | pa.Table | Path):  # Python rows, or contracts.arrow_rows of them
         if contract is None:
             raise TypeError("Python rows need a contract to be typed")
         return contracts.dataframe(run.spark, value, contract, spill_to=run.work_path(f"{name}.rows"))
@@ -337,67 +339,78 @@ def run_stage(
         for name, version in plan.unchanged.items():
             run.built[name] = tables.read(run.spark, tables.location(settings.lake, name), version=version)
             log.info("[lawlake] %s: %s unchanged (inputs, parameters and code as at its version %d)", stage, name, version)
+        started = {}  # tables whose builds run in the background, side by side: their inputs and Future
         for t in declared:
-            if not plan.builds_table(t.name):
-                continue
-            table_start = time.perf_counter()
-            inputs = [run.read(n, optional=n in t.optional) for n in t.inputs]
-            kwargs = {p: getattr(params, p) for p in t.params}
-            scoped = None if full_refresh else _scoped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name))
-            result = scoped.built if scoped else t.build(*inputs, **kwargs)
-            built = result if isinstance(result, Built) else Built(result)
-            contract = None if t.is_work else _contract(t)
-            frame = _as_frame(run, built.frame, contract if t.rows is None else None, t.name)
-            if t.is_work:
-                run.built[t.name] = run.materialize(frame, t.name)
-                log.info("[lawlake] %s: built %s (work table, this run only) in %.1fs", stage, t.name, time.perf_counter() - table_start)
-                continue
-            if t.materialize and (t.rows or t.quarantine or t.tally or t.metrics):
-                frame = run.materialize(frame, t.name)
-            assert contract is not None
-            current = t.rows(frame) if t.rows else frame
-            # incremental: the touched keys' rows replace theirs; every other key's published rows stay as they are
-            rows = contracts.enforce(scoped.merged(current) if scoped else current, contract)
-            path = tables.staging_location(settings.lake, t.name, run_id)
-            tables.write(rows, path, mode="overwrite")
-            candidate = tables.read(run.spark, path)
-            run.built[t.name] = candidate
-            n_out = candidate.count()
-            if t.mode == "append" and n_out == 0 and t.name in run.released:
-                nothing_new.append(t.name)  # nothing to judge or publish: the table keeps its version (a new table is created, empty)
-            else:
-                candidates.append({"table": t.name, "path": str(path), "mode": t.mode, "rows": n_out})
-            quarantine = t.quarantine(frame, *inputs) if t.quarantine else built.quarantine
-            if isinstance(quarantine, list):
-                quarantine = rejects_frame(run.spark, quarantine)
-            tally = dict(built.tally or {}) | _count_tally(t, frame, inputs)
-            if scoped:  # this run's balance is the touched keys' rows: in = out + quarantined + merged
-                tally["rows_out"] = current.count()
-            if quarantine is not None:
-                n_q = quarantine.count()
-                tally.setdefault("rows_quarantined", n_q - tally.get("fields_quarantined", 0))
-                if n_q != tally["rows_quarantined"] + tally.get("fields_quarantined", 0):
-                    raise ReconciliationError(f"{t.name}: {n_q} quarantine rows for {tally['rows_quarantined']} rejected records and {tally.get('fields_quarantined', 0)} nulled fields")
-                quarantine_parts.append(quarantine)
-                expected_quarantine += n_q
-                if scoped:  # the stage's earlier quarantine rows of the keys not touched stay as they are
-                    kept = scoped.kept_quarantine(run.read(QUARANTINE, optional=True), stage=stage, table=t.name)
-                    if kept is not None:
-                        quarantine_parts.append(kept)
-                        expected_quarantine += kept.count()
-            if tally:
-                rows_out = tally.get("rows_out", n_out)
-                recs.append(Reconciliation(t.name, tally.get("rows_in", rows_out), rows_out, tally.get("rows_quarantined", 0), tally.get("rows_merged", 0),
-                                           tally.get("rows_excluded", 0), tally.get("fields_quarantined", 0)))
-            if t.metrics:
-                metrics[t.name] = t.metrics(frame)
-            elif built.metrics:
-                metrics[t.name] = list(built.metrics)
-            ingested += built.ingested
-            watermarks.update(built.watermarks)
-            notes.update(built.notes)
-            how = f", {scoped.describe()}" if scoped else ""
-            log.info("[lawlake] %s: built %s (%d rows%s) in %.1fs", stage, t.name, n_out, how, time.perf_counter() - table_start)
+            if t.start and plan.builds_table(t.name):
+                inputs = [run.read(n, optional=n in t.optional) for n in t.inputs]
+                kwargs = {p: getattr(params, p) for p in t.params}
+                started[t.name] = (inputs, t.start(*inputs, spill_to=run.work_path(f"{t.name}.rows"), **kwargs))
+        try:
+            for t in declared:
+                if not plan.builds_table(t.name):
+                    continue
+                table_start = time.perf_counter()
+                kwargs = {p: getattr(params, p) for p in t.params}
+                inputs, future = started.pop(t.name) if t.name in started else ([run.read(n, optional=n in t.optional) for n in t.inputs], None)
+                scoped = None if full_refresh or t.start else _scoped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name))
+                result = future.result() if future is not None else scoped.built if scoped else t.build(*inputs, **kwargs)
+                built = result if isinstance(result, Built) else Built(result)
+                contract = None if t.is_work else _contract(t)
+                frame = _as_frame(run, built.frame, contract if t.rows is None else None, t.name)
+                if t.is_work:
+                    run.built[t.name] = run.materialize(frame, t.name)
+                    log.info("[lawlake] %s: built %s (work table, this run only) in %.1fs", stage, t.name, time.perf_counter() - table_start)
+                    continue
+                if t.materialize and (t.rows or t.quarantine or t.tally or t.metrics):
+                    frame = run.materialize(frame, t.name)
+                assert contract is not None
+                current = t.rows(frame) if t.rows else frame
+                # incremental: the touched keys' rows replace theirs; every other key's published rows stay as they are
+                rows = contracts.enforce(scoped.merged(current) if scoped else current, contract)
+                path = tables.staging_location(settings.lake, t.name, run_id)
+                tables.write(rows, path, mode="overwrite")
+                candidate = tables.read(run.spark, path)
+                run.built[t.name] = candidate
+                n_out = candidate.count()
+                if t.mode == "append" and n_out == 0 and t.name in run.released:
+                    nothing_new.append(t.name)  # nothing to judge or publish: the table keeps its version (a new table is created, empty)
+                else:
+                    candidates.append({"table": t.name, "path": str(path), "mode": t.mode, "rows": n_out})
+                quarantine = t.quarantine(frame, *inputs) if t.quarantine else built.quarantine
+                if isinstance(quarantine, list):
+                    quarantine = rejects_frame(run.spark, quarantine)
+                tally = dict(built.tally or {}) | _count_tally(t, frame, inputs)
+                if scoped:  # this run's balance is the touched keys' rows: in = out + quarantined + merged
+                    tally["rows_out"] = current.count()
+                if quarantine is not None:
+                    n_q = quarantine.count()
+                    tally.setdefault("rows_quarantined", n_q - tally.get("fields_quarantined", 0))
+                    if n_q != tally["rows_quarantined"] + tally.get("fields_quarantined", 0):
+                        raise ReconciliationError(f"{t.name}: {n_q} quarantine rows for {tally['rows_quarantined']} rejected records and {tally.get('fields_quarantined', 0)} nulled fields")
+                    quarantine_parts.append(quarantine)
+                    expected_quarantine += n_q
+                    if scoped:  # the stage's earlier quarantine rows of the keys not touched stay as they are
+                        kept = scoped.kept_quarantine(run.read(QUARANTINE, optional=True), stage=stage, table=t.name)
+                        if kept is not None:
+                            quarantine_parts.append(kept)
+                            expected_quarantine += kept.count()
+                if tally:
+                    rows_out = tally.get("rows_out", n_out)
+                    recs.append(Reconciliation(t.name, tally.get("rows_in", rows_out), rows_out, tally.get("rows_quarantined", 0), tally.get("rows_merged", 0),
+                                               tally.get("rows_excluded", 0), tally.get("fields_quarantined", 0)))
+                if t.metrics:
+                    metrics[t.name] = t.metrics(frame)
+                elif built.metrics:
+                    metrics[t.name] = list(built.metrics)
+                ingested += built.ingested
+                watermarks.update(built.watermarks)
+                notes.update(built.notes)
+                how = f", {scoped.describe()}" if scoped else ""
+                log.info("[lawlake] %s: built %s (%d rows%s) in %.1fs", stage, t.name, n_out, how, time.perf_counter() - table_start)
+        finally:
+            for _, future in started.values():  # a failed stage leaves nothing queued
+                if future is not None:
+                    future.cancel()
         # A stage that rebuilds its tables in full rebuilds its quarantine rows too (they replace its
         # earlier ones); an incremental stage (gather, append only) adds the new batch's.
         # Tables not rebuilt keep their quarantine rows.

@@ -79,21 +79,81 @@ def test_gather_twice_adds_nothing(spark, settings, tmp_path):
 
 def test_python_rows_too_large_for_one_engine_message_go_through_parquet(spark, tmp_path, monkeypatch):
     """Spark Connect refuses a local table over 128 MB in one message (scale 400 failed so): larger batches are written
-    as Parquet the engine reads. Forced for every table here, the bronze tables equal the ones sent inline."""
+    as Parquet the engine reads. Forced for every table here, the bronze tables equal the ones sent inline — whether
+    this process collected the rows or gather's worker processes did (they write the Parquet themselves)."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
     from lawlake import contracts
 
     from ..releasing import lake_content
 
     src = small_sources(tmp_path / "src")
+    monkeypatch.setenv(gather.WORKERS_ENV, "0")
     pipeline.run_lifecycle(config.load(lake=tmp_path / "inline"), "inline", sources=src, stages=("gather",))
-    import pyarrow.parquet as pq
-
-    written = []
-    write_table = pq.write_table
+    written, spilled_by_worker = [], []
+    write_table, dataframe = pq.write_table, contracts.dataframe
     monkeypatch.setattr(pq, "write_table", lambda table, path, **kw: (written.append(path.parent.name), write_table(table, path, **kw)))
+    monkeypatch.setattr(contracts, "dataframe", lambda spark, rows, *a, **kw: (spilled_by_worker.append(isinstance(rows, Path)), dataframe(spark, rows, *a, **kw))[1])
     monkeypatch.setattr(contracts, "LOCAL_ROWS_LIMIT", 0)
     pipeline.run_lifecycle(config.load(lake=tmp_path / "spilled"), "spilled", sources=src, stages=("gather",))
     assert "bronze.police_cases.rows" in written and "bronze.court_cases.rows" in written  # the Parquet path was taken
-    inline, spilled = lake_content(tmp_path / "inline"), lake_content(tmp_path / "spilled")
+    assert not any(spilled_by_worker)
+    monkeypatch.setenv(gather.WORKERS_ENV, "2")
+    written.clear()
+    pipeline.run_lifecycle(config.load(lake=tmp_path / "workers"), "workers", sources=src, stages=("gather",))
+    assert not written and sum(spilled_by_worker) == 6  # the workers wrote the Parquet of the 3 police tables and 3 file feeds
+    inline, spilled, workers = (lake_content(tmp_path / n) for n in ("inline", "spilled", "workers"))
     assert set(spilled) == set(inline) and any(n.startswith("bronze.") for n in inline)
     assert spilled == inline
+    assert workers == inline
+
+
+def test_gather_in_worker_processes_equals_gather_in_this_process(tmp_path, monkeypatch):
+    """The same sources collected by two worker processes (rows inline as Arrow) give the same release as in this
+    process: every table and its quarantine, the manifest and the watermarks; a second run adds nothing either way."""
+    from ..releasing import lake_content
+
+    src = small_sources(tmp_path / "src")
+    lakes = {}
+    for workers in ("0", "2"):
+        monkeypatch.setenv(gather.WORKERS_ENV, workers)
+        settings = config.load(lake=tmp_path / f"w{workers}")
+        for run in ("first", "again"):
+            pipeline.run_lifecycle(settings, f"{run}-{workers}", sources=src, stages=("gather",))
+        catalog = Catalog(settings.catalog_url)
+        again = {r["table_name"]: r["rows_out"] for r in catalog.stage_results(f"again-{workers}")}
+        lakes[workers] = (lake_content(settings.lake), catalog.watermarks(), catalog.ingested(), again)
+    assert lakes["2"] == lakes["0"]
+    content, marks, ingested, again = lakes["0"]
+    assert all(content[n] for n in content if n.startswith("bronze.police")) and marks and ingested
+    assert set(again.values()) == {0}  # the second run: nothing new in either
+
+
+def test_a_bad_worker_setting_is_refused(monkeypatch):
+    monkeypatch.setenv(gather.WORKERS_ENV, "two")
+    with pytest.raises(ValueError, match="LAWLAKE_GATHER_WORKERS='two'"):
+        gather.gather_workers()
+
+
+def test_a_script_that_starts_a_run_on_import_gets_a_clear_error_and_the_lake_is_untouched(tmp_path):
+    """Worker processes are spawned and import the script that started the run; one without a ``__main__`` guard
+    starts the run again in each worker. The run stops with an error that says so, and nothing is published."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = small_sources(tmp_path / "src")
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from pathlib import Path\nfrom lawlake import config, pipeline\n"
+        f"pipeline.run_lifecycle(config.load(lake=Path({str(tmp_path / 'lake')!r})), 'unguarded', sources=Path({str(src)!r}), stages=('gather',))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, gather.WORKERS_ENV: "2", "PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, str(script)], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "a worker process died" in proc.stderr and '`if __name__ == "__main__":`' in proc.stderr
+    assert not Catalog(config.load(lake=tmp_path / "lake").catalog_url).release_versions()  # nothing published
