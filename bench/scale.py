@@ -113,13 +113,14 @@ class Sampler(threading.Thread):
         self.peaks: dict[str, int] = {}
         self.starts: dict[str, float] = {}
         self.ends: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}  # CPU seconds of this process (every thread: Sail's too) per phase
+        self.cpu: dict[str, float] = {}  # CPU seconds of this process (every thread: Sail's too; tree_cpu: its children too) per phase
         self._halt = threading.Event()
 
     def _cpu(self) -> float:
-        if self.tree_cpu:  # the tree's: gather's worker processes run beside this one (and live as long)
-            return _cpu(_tree(os.getpid()))
         u = resource.getrusage(resource.RUSAGE_SELF)
+        if self.tree_cpu:  # and gather's worker processes: the running ones, and those that ended (they were waited for)
+            c = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return u.ru_utime + u.ru_stime + c.ru_utime + c.ru_stime + _cpu([pid for pid in _tree(os.getpid()) if pid != os.getpid()])
         return u.ru_utime + u.ru_stime
 
     def phase(self, name: str) -> None:

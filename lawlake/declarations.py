@@ -127,6 +127,7 @@ class Stage:
     tables: tuple[Table, ...] | Callable[[Params], tuple[Table, ...]]
     doc: str = ""
     atomic: bool = False  # its tables are judged together: rebuilt all, or none, when an input changed
+    done: Callable[[], None] | None = None  # called when its builds are over, failed or not (gather stops its worker processes)
 
     def declared(self, params: Params) -> tuple[Table, ...]:
         return self.tables(params) if callable(self.tables) else self.tables

@@ -411,6 +411,8 @@ def run_stage(
             for _, future in started.values():  # a failed stage leaves nothing queued
                 if future is not None:
                     future.cancel()
+            if spec.done:
+                spec.done()
         # A stage that rebuilds its tables in full rebuilds its quarantine rows too (they replace its
         # earlier ones); an incremental stage (gather, append only) adds the new batch's.
         # Tables not rebuilt keep their quarantine rows.

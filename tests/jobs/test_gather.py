@@ -113,6 +113,8 @@ def test_python_rows_too_large_for_one_engine_message_go_through_parquet(spark, 
 def test_gather_in_worker_processes_equals_gather_in_this_process(tmp_path, monkeypatch):
     """The same sources collected by two worker processes (rows inline as Arrow) give the same release as in this
     process: every table and its quarantine, the manifest and the watermarks; a second run adds nothing either way."""
+    import multiprocessing
+
     from ..releasing import lake_content
 
     src = small_sources(tmp_path / "src")
@@ -125,6 +127,7 @@ def test_gather_in_worker_processes_equals_gather_in_this_process(tmp_path, monk
         catalog = Catalog(settings.catalog_url)
         again = {r["table_name"]: r["rows_out"] for r in catalog.stage_results(f"again-{workers}")}
         lakes[workers] = (lake_content(settings.lake), catalog.watermarks(), catalog.ingested(), again)
+        assert not gather._POOL and not multiprocessing.active_children()  # the workers stopped with the stage
     assert lakes["2"] == lakes["0"]
     content, marks, ingested, again = lakes["0"]
     assert all(content[n] for n in content if n.startswith("bronze.police")) and marks and ingested
