@@ -54,6 +54,12 @@ makes us read again is not quarantined again.
 
 Field-level rejects (``scope='field'``) are not used at gather: bronze keeps records as
 delivered, so a bad value rejects its record here and normalize judges fields.
+
+Reading, parsing and hashing records is Python, one core per process: the file feeds and
+police tables are collected side by side in spawned worker processes
+(``LAWLAKE_GATHER_WORKERS``, default one per core; 0: in the run's process), all started
+before the first table is built (:func:`start_gather`), their batches returned as Arrow
+(Parquet when large) and the workers stopped with the stage (:func:`stop_workers`).
 """
 
 from __future__ import annotations
