@@ -1278,12 +1278,15 @@ def gather_workers() -> int:
     """How many worker processes collect the file and database sources (``LAWLAKE_GATHER_WORKERS``; 0: in this process).
 
     Reading, parsing and hashing records is Python, one core per process: the default
-    runs as many workers as the machine has cores, so the sources are collected side
-    by side while this process writes the bronze candidates and imports the gate.
+    runs one worker per core this process may run on (its CPU affinity, so a container's
+    cpuset counts, not the host's cores), and never more than there are such sources, so
+    the sources are collected side by side while this process writes the bronze
+    candidates and imports the gate. A container limited by CPU quota rather than cpuset
+    should set the variable to its cores.
     """
     text = os.environ.get(WORKERS_ENV, "").strip()
     if not text:
-        return os.cpu_count() or 1
+        return min(len(os.sched_getaffinity(0)), sum(1 for s in SOURCES if s.kind != "api"))
     if not text.isdigit():
         raise ValueError(f"{WORKERS_ENV}={text!r}: a number of worker processes (0: none) is expected")
     return int(text)

@@ -160,3 +160,15 @@ def test_a_script_that_starts_a_run_on_import_gets_a_clear_error_and_the_lake_is
     assert proc.returncode != 0
     assert "a worker process died" in proc.stderr and '`if __name__ == "__main__":`' in proc.stderr
     assert not Catalog(config.load(lake=tmp_path / "lake").catalog_url).release_versions()  # nothing published
+
+
+def test_the_default_workers_follow_the_cores_this_process_may_use(monkeypatch):
+    import os
+
+    monkeypatch.delenv(gather.WORKERS_ENV, raising=False)
+    sources = sum(1 for s in gather.SOURCES if s.kind != "api")
+    assert gather.gather_workers() == min(len(os.sched_getaffinity(0)), sources)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))  # a large host: no more workers than sources
+    assert gather.gather_workers() == sources == 6
+    monkeypatch.setenv(gather.WORKERS_ENV, "0")
+    assert gather.gather_workers() == 0
