@@ -84,6 +84,11 @@ def _cpu(pids: list[int]) -> float:
     return total / _TICK
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's running descendants (gather's worker processes)."""
+    return _cpu([pid for pid in _tree(os.getpid()) if pid != os.getpid()])
+
+
 def _tree(root: int) -> list[int]:
     """``root`` and every descendant process (from /proc)."""
     children: dict[int, list[int]] = {}
@@ -120,7 +125,7 @@ class Sampler(threading.Thread):
         u = resource.getrusage(resource.RUSAGE_SELF)
         if self.tree_cpu:  # and gather's worker processes: the running ones, and those that ended (they were waited for)
             c = resource.getrusage(resource.RUSAGE_CHILDREN)
-            return u.ru_utime + u.ru_stime + c.ru_utime + c.ru_stime + _cpu([pid for pid in _tree(os.getpid()) if pid != os.getpid()])
+            return u.ru_utime + u.ru_stime + c.ru_utime + c.ru_stime + _children_cpu()
         return u.ru_utime + u.ru_stime
 
     def phase(self, name: str) -> None:
@@ -473,8 +478,7 @@ def child(argv: list[str]) -> int:
     # of gather's workers still running) and the machine's load: on a shared machine wall time says as much about
     # the neighbours as about the pipeline.
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    workers = _cpu([pid for pid in _tree(os.getpid()) if pid != os.getpid()])
-    result["cpu"] = round(sum(u.ru_utime + u.ru_stime for u in usage) + workers, 3)
+    result["cpu"] = round(sum(u.ru_utime + u.ru_stime for u in usage) + _children_cpu(), 3)
     result["load"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result))
     return 0

@@ -1336,7 +1336,7 @@ def _submit(workers: int, fn: Callable, *args) -> Future:
 def _collect_in_worker(job: _Job, spill_to: Path, limit: int) -> Built:
     """:func:`_collect` in a worker process, its rows returned as Arrow (or Parquet in ``spill_to`` over ``limit`` bytes)."""
     contract = contracts.load(job.src.table)
-    return _collect(job, rows=lambda rows: contracts.arrow_rows(rows, contract, spill_to=spill_to, limit=limit) if rows else [])
+    return _collect(job, rows=lambda rows: contracts.arrow_rows(rows, contract, spill_to=spill_to, limit=limit))
 
 
 class _Collecting:

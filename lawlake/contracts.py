@@ -205,12 +205,10 @@ def dataframe(spark, rows, contract: Contract, *, spill_to: Path | None = None):
     folder the engine reads, under the lake) and read from there instead.
     """
     if isinstance(rows, list):
-        if not rows:  # Spark Connect cannot take a schema from an empty Arrow table
-            return spark.createDataFrame([], schema=contract.ddl())
         rows = arrow_rows(rows, contract, spill_to=spill_to)
     if isinstance(rows, Path):
         return spark.read.parquet(str(rows))
-    if rows.num_rows == 0:
+    if rows.num_rows == 0:  # Spark Connect cannot take a schema from an empty Arrow table
         return spark.createDataFrame([], schema=contract.ddl())
     if rows.schema != arrow_schema(contract):
         raise ContractError(f"{contract.table}: Arrow rows do not have the contract's schema")

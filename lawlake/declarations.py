@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame
 
     from lawlake.contracts import Contract
@@ -55,7 +56,7 @@ class Params:
 class Built:
     """What a builder returns when a DataFrame alone does not say it all (gather reads Python rows)."""
 
-    frame: DataFrame | list[dict] | Any  # the table's rows; Python rows (or lawlake.contracts.arrow_rows of them) are typed by the contract
+    frame: DataFrame | list[dict] | pa.Table | Path  # the table's rows; Python rows (or lawlake.contracts.arrow_rows of them) are typed by the contract
     quarantine: DataFrame | list[dict] | None = None  # quarantine rows (lawlake.pipeline.REJECT_COLUMNS)
     tally: Mapping[str, int] | None = None  # counts already known (see TALLY_FIELDS)
     ingested: list[dict] = field(default_factory=list)  # files to record as ingested on release

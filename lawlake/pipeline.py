@@ -352,7 +352,7 @@ def run_stage(
                 table_start = time.perf_counter()
                 kwargs = {p: getattr(params, p) for p in t.params}
                 inputs, future = started.pop(t.name) if t.name in started else ([run.read(n, optional=n in t.optional) for n in t.inputs], None)
-                scoped = None if full_refresh or t.start else _scoped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name))
+                scoped = None if full_refresh or future is not None else _scoped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name))
                 result = future.result() if future is not None else scoped.built if scoped else t.build(*inputs, **kwargs)
                 built = result if isinstance(result, Built) else Built(result)
                 contract = None if t.is_work else _contract(t)
