@@ -577,7 +577,7 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
         siblings = {c["table"]: Path(c["path"]) for c in summary["candidates"]}
         extra = _extra_checks(stage, spark, settings, siblings) if summary["candidates"] else {}
         views = SharedViews(spark, lake=settings.lake, siblings=siblings, versions=released,
-                            folder=tables.staging_root(settings.lake, run_id) / "_gate" / stage)
+                            folder=tables.staging_root(settings.lake, run_id) / "_gate")
         for cand in summary["candidates"]:
             name, path = cand["table"], Path(cand["path"])
             t = declared.get(name)

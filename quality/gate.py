@@ -9,6 +9,7 @@ it returns a :class:`GateResult`, and the stage runner publishes only when it pa
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -198,9 +199,11 @@ class SharedViews:
     the released version). The engine caches nothing and inlines every reference, so a
     view several tables' checks use (the silver evidence of minors, over every chain in
     gold) would run once per table: with ``folder`` it is written there as Parquet the
-    first time a check names it, and every check reads that. Without ``folder`` (a gate
-    run on its own) each check runs the view's SQL inline: the same rows, at the cost of
-    computing them again.
+    first time a check names it, and every check reads that. The file is named by what
+    the view reads (each table's released version, or its candidate's path), so a later
+    stage of the same run whose gate reads the same versions (open after share) reads it
+    too instead of computing it again. Without ``folder`` (a gate run on its own) each
+    check runs the view's SQL inline: the same rows, at the cost of computing them again.
     """
 
     def __init__(self, spark: SparkSession, definitions: Mapping[str, str] | None = None, *, lake: Path, siblings: Mapping[str, Path],
@@ -218,17 +221,38 @@ class SharedViews:
         if name not in self.definitions:
             raise LookupError(f"{name} is not a shared gate view")
         start = time.perf_counter()
-        df = self.spark.sql(_REF.sub(self.table_ref, self.definitions[name]))
-        if self.folder is not None:
-            path = self.folder / name.split(".", 1)[1]
-            df.write.mode("overwrite").parquet(str(path))
+        sql = _REF.sub(self.table_ref, self.definitions[name])
+        how = "inline"
+        if self.folder is None:
+            df = self.spark.sql(sql)
+        else:
+            path = self.folder / f"{name.split('.', 1)[1]}-{self._reads_digest(name)}"
+            done = path / "_lawlake_complete"  # written last: a file left by a failed write is written again
+            how = "read again: the same versions as an earlier stage's gate"
+            if not done.is_file():
+                self.spark.sql(sql).write.mode("overwrite").parquet(str(path))
+                done.touch()
+                how = "written once for the run's gates that read the same versions"
             df = self.spark.read.parquet(str(path))
         view = "_gate_" + name.replace(".", "__")
         df.createOrReplaceTempView(view)
         self._made[name] = view
         self.seconds[name] = time.perf_counter() - start
-        log.info("[lawlake] gate view %s: %s in %.1fs", name, "written once for the stage" if self.folder else "inline", self.seconds[name])
+        log.info("[lawlake] gate view %s: %s in %.1fs", name, how, self.seconds[name])
         return view
+
+    def _reads_digest(self, name: str) -> str:
+        """What the view's rows depend on: its SQL and, per table it names, the candidate's path or the released version."""
+        sql = self.definitions[name]
+        reads = []
+        for ref in sorted(set(_REF.findall(sql))):
+            if ref.startswith("gate."):
+                reads.append(f"{ref}={self._reads_digest(ref)}")
+            elif ref in self.siblings:
+                reads.append(f"{ref}=candidate:{self.siblings[ref]}")
+            else:
+                reads.append(f"{ref}=v{self.versions.get(ref)}")
+        return hashlib.sha256("\0".join([sql, *reads]).encode()).hexdigest()[:16]
 
     def table_ref(self, m: re.Match) -> str:
         """``{zone.table}`` as a temporary view: a shared view, the stage's candidate, or the released version."""

@@ -200,11 +200,21 @@ def test_a_shared_view_is_written_once_for_every_table_that_names_it(spark, lake
     views = gate.SharedViews(spark, definitions, lake=lake, siblings={}, versions={"gold.view_ref": 0}, folder=tmp_path / "views")
     suite = Suite("gold.t", (check("k_in_big_ref", "SELECT c.k FROM {batch} c JOIN {gate.big_ref} b ON c.k = b.k"),))
     first = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "view_1", GOOD), lake=lake, suite=suite, versions={"gold.view_ref": 0}, views=views)
-    written = sorted(p.name for p in (tmp_path / "views" / "big_ref").iterdir())
+    [folder] = (tmp_path / "views").glob("big_ref-*")
+    written = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     second = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "view_2", GOOD[:1]), lake=lake, suite=suite, versions={"gold.view_ref": 0}, views=views)
     assert (first.success, first.results[0]["unexpected_count"]) == (False, 1)  # k = 2
     assert second.success is True  # k = 1 only
-    assert list(views.seconds) == ["gate.big_ref"] and written == sorted(p.name for p in (tmp_path / "views" / "big_ref").iterdir())
+    assert list(views.seconds) == ["gate.big_ref"] and written == {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    # a later stage's gate reading the same versions reads the same file; another version of what it reads is another file
+    later = gate.SharedViews(spark, definitions, lake=lake, siblings={}, versions={"gold.view_ref": 0}, folder=tmp_path / "views")
+    third = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "view_4", GOOD), lake=lake, suite=suite, versions={"gold.view_ref": 0}, views=later)
+    assert (third.success, third.results[0]["unexpected_count"]) == (False, 1)
+    assert written == {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} and len(list((tmp_path / "views").iterdir())) == 1
+    tables.write(contracts.dataframe(spark, [{"k": "1"}, {"k": "2"}, {"k": "3"}], ref), tables.location(lake, "gold.view_ref"))
+    newer = gate.SharedViews(spark, definitions, lake=lake, siblings={}, versions={"gold.view_ref": 1}, folder=tmp_path / "views")
+    fourth = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "view_5", GOOD), lake=lake, suite=suite, versions={"gold.view_ref": 1}, views=newer)
+    assert fourth.results[0]["unexpected_count"] == 2 and len(list((tmp_path / "views").iterdir())) == 2  # k = 2 and 3, from version 1
     # without a folder (a gate on its own) the view runs inline: the same verdict
     inline = gate.SharedViews(spark, definitions, lake=lake, siblings={}, versions={"gold.view_ref": 0})
     again = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "view_3", GOOD), lake=lake, suite=suite, versions={"gold.view_ref": 0}, views=inline)
