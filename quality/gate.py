@@ -10,6 +10,7 @@ it returns a :class:`GateResult`, and the stage runner publishes only when it pa
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import time
@@ -112,17 +113,20 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     def suite_of(picked: list[int], suite_name: str):
-        suite = gx.ExpectationSuite(name=suite_name, notes=notes)
-        for i in picked:
-            e = expectations[i]
+        # The suite is a set: two expectations alike but for their meta are one (GX's own test). Built whole, not by
+        # add_expectation, which writes the whole suite to the run's store per expectation once a suite of that name
+        # is saved (quarantine.records is gated in every stage); an invalid one GX leaves out is caught by the count.
+        alike = [(expectations[i]["type"], json.dumps(expectations[i]["kwargs"], sort_keys=True, default=str), expectations[i].get("description")) for i in picked]
+        if len(set(alike)) != len(alike):
+            raise ValueError(f"suite {suite_name}: {len(alike) - len(set(alike))} duplicate expectations")
+        configs = [
             # GX orders results its own way: each carries its place in the suite (meta.gate_position).
-            # add_expectation, not add_expectation_configuration: the latter upserts by domain, so a
-            # second SQL check on the same table would silently replace the first.
-            meta = {**(e.get("meta") or {}), POSITION: i}
-            config = ExpectationConfiguration(type=e["type"], kwargs=dict(e["kwargs"]), meta=meta, description=e.get("description"))
-            suite.add_expectation(config.to_domain_obj())
+            ExpectationConfiguration(type=e["type"], kwargs=dict(e["kwargs"]), meta={**(e.get("meta") or {}), POSITION: i}, description=e.get("description"))
+            for i, e in ((i, expectations[i]) for i in picked)
+        ]
+        suite = gx.ExpectationSuite(name=suite_name, notes=notes, expectations=[c.to_domain_obj() for c in configs])
         if len(suite.expectations) != len(picked):
-            raise ValueError(f"suite {suite_name}: {len(picked) - len(suite.expectations)} duplicate expectations")
+            raise ValueError(f"suite {suite_name}: GX refused {len(picked) - len(suite.expectations)} expectation(s) as invalid")
         return suite
 
     def by_position(validation) -> dict[int, Any]:

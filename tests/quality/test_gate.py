@@ -221,6 +221,15 @@ def test_a_shared_view_is_written_once_for_every_table_that_names_it(spark, lake
     assert (again.success, again.results[0]["unexpected_count"]) == (False, 1)
 
 
+def test_a_suite_holding_one_check_twice_is_refused_and_two_checks_alike_but_for_their_sql_both_run(spark, lake):
+    twice = Suite("gold.t", (check("k_known", "SELECT * FROM {batch} WHERE k IS NULL"), check("k_known", "SELECT * FROM {batch} WHERE k IS NULL")))
+    with pytest.raises(ValueError, match="1 duplicate expectations"):
+        gate.run_gate(spark, "gold.t", _candidate(spark, lake, "twice", GOOD), lake=lake, suite=twice)
+    both = Suite("gold.t", (check("no_k_2", "SELECT * FROM {batch} WHERE k = '2'"), check("no_k_3", "SELECT * FROM {batch} WHERE k = '3'")))
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "both", GOOD), lake=lake, suite=both)
+    assert sorted(_failed(result)) == ["check:no_k_2", "check:no_k_3"]
+
+
 def test_a_shared_view_over_an_unreleased_table_fails_the_check_naming_it(spark, lake, tmp_path):
     views = gate.SharedViews(spark, {"gate.v": "SELECT k FROM {gold.never_published}"}, lake=lake, siblings={}, versions={}, folder=tmp_path)
     suite = Suite("gold.t", (check("uses_v", "SELECT * FROM {gate.v}"), check("unknown_view", "SELECT * FROM {gate.nope}")))
