@@ -1,0 +1,53 @@
+"""Publishing a gated candidate commits the candidate's own files (hard-linked), or, where they cannot be taken as they are, a copy through the engine."""
+
+from __future__ import annotations
+
+from deltalake import DeltaTable
+
+from lawlake import contracts, tables
+
+T = contracts.parse({"table": "silver.t", "grain": "one row per k", "columns": [{"name": "k", "type": "string", "description": "key"}]})
+WIDER = contracts.parse({"table": "silver.t", "grain": "one row per k", "columns": [
+    {"name": "k", "type": "string", "description": "key"}, {"name": "n", "type": "int", "description": "a count"}]})
+
+
+def _candidate(spark, path, rows, contract=T):
+    tables.write(contracts.dataframe(spark, rows, contract), path)
+    return path
+
+
+def _rows(spark, path, version=None):
+    return sorted(tuple(r) for r in tables.read(spark, path, version=version).collect())
+
+
+def _inodes(path):
+    return {f.stat().st_ino for f in path.glob("*.parquet")}
+
+
+def test_a_publish_commits_the_candidates_own_files_and_each_version_reads_as_its_candidate(spark, tmp_path):
+    published = tmp_path / "lake" / "silver" / "t"
+    first = _candidate(spark, tmp_path / "c1", [{"k": "a"}, {"k": "b"}])
+    assert tables.publish(spark, first, published, mode="overwrite") == 0
+    assert _inodes(first) <= _inodes(published)  # the same files: nothing read or written again
+    second = _candidate(spark, tmp_path / "c2", [{"k": "c"}])
+    assert tables.publish(spark, second, published, mode="overwrite") == 1
+    third = _candidate(spark, tmp_path / "c3", [{"k": "d"}])
+    assert tables.publish(spark, third, published, mode="append") == 2
+    assert _inodes(second) | _inodes(third) <= _inodes(published)
+    assert [_rows(spark, published, v) for v in (0, 1, 2)] == [[("a",), ("b",)], [("c",)], [("c",), ("d",)]]
+    assert [DeltaTable(str(published), version=v).count() for v in (0, 1, 2)] == [2, 1, 2]  # the candidates' file statistics came along
+    # the candidates go (the run's staging is discarded): the published table keeps its files
+    for c in (first, second, third):
+        for f in c.rglob("*"):
+            if f.is_file():
+                f.unlink()
+    assert _rows(spark, published, 0) == [("a",), ("b",)] and _rows(spark, published) == [("c",), ("d",)]
+
+
+def test_a_candidate_whose_schema_changed_is_published_through_the_engine_with_its_schema(spark, tmp_path):
+    published = tmp_path / "silver" / "t"
+    tables.publish(spark, _candidate(spark, tmp_path / "c1", [{"k": "a"}]), published, mode="overwrite")
+    wider = _candidate(spark, tmp_path / "c2", [{"k": "b", "n": 2}], WIDER)
+    assert tables.publish(spark, wider, published, mode="overwrite") == 1
+    assert _rows(spark, published) == [("b", 2)] and not (_inodes(wider) & _inodes(published))  # written again, not linked
+    assert _rows(spark, published, 0) == [("a",)]
