@@ -279,7 +279,9 @@ def raw_fields(bronze: DataFrame, names: dict[str, str]) -> DataFrame:
 
 
 def record_json(df: DataFrame) -> Column:
-    return F.to_json(F.struct(*[F.col(c) for c in df.columns if c.startswith("raw_")]))
+    """The raw record as JSON, for its quarantine rows: only on a row that has one (a rejected record, or a nulled field)."""
+    quarantined = F.col("_rule").isNotNull() | (F.size(F.col("_field_errors")) > 0)
+    return F.when(quarantined, F.to_json(F.struct(*[F.col(c) for c in df.columns if c.startswith("raw_")])))
 
 
 # -- one build function per silver table ---------------------------------------------

@@ -288,14 +288,39 @@ def _contract(t: Table) -> contracts.Contract:
     return t.contract or contracts.load(t.name)
 
 
+ROWS_PER_PARTITION = 50_000  # Python rows are spread over the cores in parts of at least this many rows
+
+
 def _as_frame(run: _Run, value, contract: contracts.Contract | None, name: str) -> DataFrame:
     import pyarrow as pa
 
     if isinstance(value, list | pa.Table | Path):  # Python rows, or contracts.arrow_rows of them
         if contract is None:
             raise TypeError("Python rows need a contract to be typed")
-        return contracts.dataframe(run.spark, value, contract, spill_to=run.work_path(f"{name}.rows"))
+        frame = contracts.dataframe(run.spark, value, contract, spill_to=run.work_path(f"{name}.rows"))
+        # They reach the engine as one part, and would be written as one file: every later scan of the table (its
+        # gate, normalize) would parse it on one core. Spread them, so the table is written in one file per core.
+        parts = min(_cores(), _row_count(value) // ROWS_PER_PARTITION)
+        return frame.repartition(parts) if parts > 1 else frame
     return value
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _row_count(value) -> int:
+    import pyarrow as pa
+
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, pa.Table):
+        return value.num_rows
+    import pyarrow.dataset as ds
+
+    return ds.dataset(str(value), format="parquet").count_rows()
 
 
 def _count_tally(t: Table, built: DataFrame, inputs: list) -> dict[str, int]:
