@@ -82,7 +82,7 @@ from time import sleep as _sleep
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from lawlake import contracts
+from lawlake import contracts, engine
 from lawlake.declarations import Built, Stage, Table
 from lawlake.fileio import decode_text, printable, sha256_file, undecodable_bytes
 
@@ -1286,7 +1286,7 @@ def gather_workers() -> int:
     """
     text = os.environ.get(WORKERS_ENV, "").strip()
     if not text:
-        return min(len(os.sched_getaffinity(0)), sum(1 for s in SOURCES if s.kind != "api"))
+        return min(engine.cores(), sum(1 for s in SOURCES if s.kind != "api"))
     if not text.isdigit():
         raise ValueError(f"{WORKERS_ENV}={text!r}: a number of worker processes (0: none) is expected")
     return int(text)

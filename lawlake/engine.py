@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pyspark is heavy: imported only where a session is made
     from pyspark.sql import SparkSession
 
-__all__ = ["EMBEDDED", "session", "stop"]
+__all__ = ["EMBEDDED", "session", "stop", "cores"]
 
 EMBEDDED = "embedded"
 
@@ -93,3 +93,8 @@ def stop(engine: str | None = None) -> None:
         if engine is None and _server is not None:
             _server.stop()
             _server = None
+
+
+def cores() -> int:
+    """The cores this process may run on: its CPU affinity, so a container's cpuset counts (not the machine's count)."""
+    return len(os.sched_getaffinity(0))

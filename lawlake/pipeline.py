@@ -38,7 +38,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lawlake import connections, contracts, failpoints, lock, releases, tables
+from lawlake import connections, contracts, engine, failpoints, lock, releases, tables
 from lawlake.catalog import Catalog, Reconciliation
 from lawlake.config import Settings
 from lawlake.declarations import TALLY_FIELDS, Built, Incremental, Params, Stage, Table, is_reference, is_work
@@ -300,15 +300,9 @@ def _as_frame(run: _Run, value, contract: contracts.Contract | None, name: str) 
         frame = contracts.dataframe(run.spark, value, contract, spill_to=run.work_path(f"{name}.rows"))
         # They reach the engine as one part, and would be written as one file: every later scan of the table (its
         # gate, normalize) would parse it on one core. Spread them, so the table is written in one file per core.
-        parts = min(_cores(), _row_count(value) // ROWS_PER_PARTITION)
+        parts = min(engine.cores(), _row_count(value) // ROWS_PER_PARTITION)
         return frame.repartition(parts) if parts > 1 else frame
     return value
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _row_count(value) -> int:
@@ -340,7 +334,6 @@ def run_stage(
     code is not rebuilt (:func:`plan_stage`): it keeps its version, and the summary lists it
     as unchanged. ``full_refresh`` rebuilds every table.
     """
-    from lawlake import engine
 
     _prewarm_gate()
     catalog = Catalog(settings.catalog_url)
@@ -587,7 +580,6 @@ def _declared(stage: str, settings: Settings, summary: dict) -> dict[str, Table]
 
 def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
     """Gate every candidate of a stage; publish them all as one release only if every one passed."""
-    from lawlake import engine
     from lawlake.suites import suite_for
     from quality.gate import SharedViews, rule_rate_results, run_gate
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from jobs import gather
-from lawlake import config, pipeline, tables
+from lawlake import config, engine, pipeline, tables
 from lawlake.catalog import Catalog
 
 from .sources import small_sources, write_courts, write_reviews
@@ -62,6 +62,22 @@ def test_gather_then_gate_publishes_bronze_and_quarantines_rejects(spark, settin
     recs = {r["table_name"]: r for r in Catalog(settings.catalog_url).stage_results("run1")}
     assert (recs["bronze.procuratorate_reviews"]["rows_in"], recs["bronze.procuratorate_reviews"]["rows_out"], recs["bronze.procuratorate_reviews"]["rows_quarantined"]) == (3, 1, 2)
     assert all(r["is_balanced"] for r in recs.values())
+
+
+def test_python_rows_are_written_in_one_file_per_core_so_every_scan_of_them_is_parallel(spark, settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "ROWS_PER_PARTITION", 2)  # at scale 100 a part holds 50k rows at least
+    monkeypatch.setattr(engine, "cores", lambda: 3)
+    sources = small_sources(tmp_path / "src")
+    rows = [[f"JC330100202300010{i}", "A3301022023000001", f"李{i}", "", "男", "1980-01-01", "2023-03-02", "起诉", "2023-03-20", "盗窃罪", "杭州市上城区人民检察院",
+             "2023-03-20 12:00:00"] for i in range(4)]
+    write_reviews(sources, "20230322", rows)
+    pipeline.run_lifecycle(settings, "run1", sources=sources, stages=("gather",))
+    reviews = tables.location(settings.lake, "bronze.procuratorate_reviews")
+    assert len(list(reviews.glob("*.parquet"))) == 2  # 5 rows: two parts of at least 2 (not 3, one per core)
+    assert sorted(r["review_id"] for r in _bronze(spark, settings, "bronze.procuratorate_reviews").collect()) == sorted(
+        ["JC3301002023000001", *(r[0] for r in rows)])  # every row, once
+    police = tables.location(settings.lake, "bronze.police_cases")
+    assert len(list(police.glob("*.parquet"))) == 1  # one row: one part
 
 
 def test_gather_twice_adds_nothing(spark, settings, tmp_path):
