@@ -50,6 +50,8 @@ class Params:
     watermarks: Mapping[str, str] = field(default_factory=dict)  # source feed -> last released watermark (gather)
     ingested: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)  # source feed -> {sha256: [paths]} released (gather)
     endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # online source -> {"url", "token"} (gather; lawlake.connections)
+    lake: Path | None = None  # the lake, for engine-free reads of released tables by delta-rs (gather's record hashes, in its workers)
+    versions: Mapping[str, int] = field(default_factory=dict)  # table -> its version in the latest complete release
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def stage_of(stage: str) -> Stage:
     return stages[stage]
 
 
-def _params(settings: Settings, catalog: Catalog, run_id: str, sources: Path | None, data_date: date | None) -> Params:
+def _params(settings: Settings, catalog: Catalog, run_id: str, sources: Path | None, data_date: date | None, released: dict[str, int]) -> Params:
     now = datetime.now(UTC)
     return Params(
         run_id=run_id,
@@ -107,6 +107,8 @@ def _params(settings: Settings, catalog: Catalog, run_id: str, sources: Path | N
         watermarks=catalog.watermarks(),
         ingested=catalog.ingested(),
         endpoints=connections.endpoints(),
+        lake=settings.lake,
+        versions=released,
     )
 
 
@@ -339,8 +341,9 @@ def run_stage(
     catalog = Catalog(settings.catalog_url)
     with _holding(catalog, run_id):
         start = time.perf_counter()
-        params = _params(settings, catalog, run_id, sources, data_date)
-        run = _Run(engine.session(settings.engine), settings, catalog, run_id, stage, releases.versions(catalog))
+        released = releases.versions(catalog)
+        params = _params(settings, catalog, run_id, sources, data_date, released)
+        run = _Run(engine.session(settings.engine), settings, catalog, run_id, stage, released)
         candidates: list[dict] = []
         nothing_new: list[str] = []  # append tables that got no new rows
         recs: list[Reconciliation] = []

@@ -80,6 +80,20 @@ def test_python_rows_are_written_in_one_file_per_core_so_every_scan_of_them_is_p
     assert len(list(police.glob("*.parquet"))) == 1  # one row: one part
 
 
+def test_the_released_record_hashes_are_read_only_when_a_record_is_checked_against_them(spark, settings, tmp_path):
+    sources = small_sources(tmp_path / "src")
+    pipeline.run_lifecycle(settings, "run1", sources=sources, stages=("gather",))
+    released = {n: tables.version(tables.location(settings.lake, n)) for n in ("bronze.procuratorate_reviews",)}
+    hashes = gather.ReleasedHashes(str(tables.location(settings.lake, "bronze.procuratorate_reviews")), released["bronze.procuratorate_reviews"])
+    ingested = Catalog(settings.catalog_url).ingested().get("procuratorate.reviews", {})
+    src = next(s for s in gather.SOURCES if s.name == "procuratorate.reviews")
+    at = gather.datetime(2024, 1, 1, tzinfo=gather.UTC)
+    batch, _ = gather.collect_files(src, sources, ingested=dict(ingested), known_duplicates=set(), published=hashes, run_id="again", ingested_at=at)
+    assert (batch.rows, hashes._hashes) == ([], None)  # every file ingested already: nothing looked up, nothing read
+    [row] = _bronze(spark, settings, "bronze.procuratorate_reviews").collect()
+    assert row["_record_hash"] in hashes and "0" * 64 not in hashes  # read on the first look-up, from the released version
+
+
 def test_gather_twice_adds_nothing(spark, settings, tmp_path):
     sources = small_sources(tmp_path / "src")
     pipeline.run_lifecycle(settings, "run1", sources=sources, stages=("gather",))
