@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import atexit
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -1203,16 +1204,36 @@ def earlier_rejects(rows: Iterable[dict]) -> tuple[dict[str, set[str]], set[tupl
     return hashes, duplicates
 
 
-def _earlier_rows(quarantined: DataFrame | None, *, run_id: str) -> list[dict]:
+_EARLIER_RULES = ("gather.duplicate_file", "gather.unreadable", "gather.updated_at_in_future")
+
+
+def _earlier_rows(quarantined: DataFrame | None, *, run_id: str, lake: Path | None = None, versions: Mapping[str, int] | None = None) -> list[dict]:
     """Gather's released quarantine rows that :func:`earlier_rejects` looks at — not this run's own: a retry of the
-    run replaces them, so it must quarantine the same rows again."""
+    run replaces them, so it must quarantine the same rows again. Read once per release of the quarantine table and
+    run by delta-rs when the lake is named (every source asks), else by the engine."""
     if quarantined is None:
         return []
+    version = (versions or {}).get("quarantine.records")
+    if lake is not None and version is not None:
+        from lawlake import tables
+
+        return list(_released_rejects(str(tables.location(lake, "quarantine.records")), version, run_id))
     from pyspark.sql import functions as F
 
-    rules = ("gather.duplicate_file", "gather.unreadable", "gather.updated_at_in_future")
-    rows = quarantined.where((F.col("stage") == "gather") & F.col("rule").isin(*rules) & (F.col("run_id") != run_id))
+    rows = quarantined.where((F.col("stage") == "gather") & F.col("rule").isin(*_EARLIER_RULES) & (F.col("run_id") != run_id))
     return rows.select("source_table", "rule", "raw_value", "record").toArrow().to_pylist()
+
+
+@functools.lru_cache(maxsize=4)
+def _released_rejects(path: str, version: int, run_id: str) -> tuple[dict, ...]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    rows = DeltaTable(path, version=version).to_pyarrow_table(columns=["source_table", "rule", "raw_value", "record", "stage", "run_id"])
+    # as the engine's filter: a null in any of the three drops the row
+    keep = pc.and_(pc.and_(pc.equal(rows["stage"], "gather"), pc.is_in(rows["rule"], value_set=pa.array(_EARLIER_RULES))), pc.not_equal(rows["run_id"], run_id))
+    return tuple(rows.filter(keep).select(["source_table", "rule", "raw_value", "record"]).to_pylist())
 
 
 def police_url(sources: Path) -> str:
@@ -1247,7 +1268,7 @@ def _prepare(
     ingested_at = started_at.replace(microsecond=0)
     params = GatherParams(data_date=data_date)
     prefetch_listings(endpoints or {}, watermarks, params, run_id=run_id, ingested_at=ingested_at)
-    rejected_before, known_duplicates = earlier_rejects(_earlier_rows(quarantined, run_id=run_id))
+    rejected_before, known_duplicates = earlier_rejects(_earlier_rows(quarantined, run_id=run_id, lake=lake, versions=versions))
     hashes = _published_hashes(published, table=src.table, lake=lake, versions=versions or {})
     return _Job(src, sources, watermarks.get(src.name), hashes, rejected_before.get(src.name, set()), known_duplicates,
                 dict(ingested.get(src.name, {})), params, run_id, ingested_at, first=published is None)
