@@ -1176,14 +1176,17 @@ class _Seen:
         self.taken.add(h)
 
 
-def _published_hashes(published: DataFrame | None, *, table: str, lake: Path | None, versions: Mapping[str, int]) -> Container[str]:
-    if published is None:
-        return frozenset()
-    if lake is not None and table in versions:
-        from lawlake import tables
+def _released(name: str, lake: Path | None, versions: Mapping[str, int]) -> tuple[str, int]:
+    """Where delta-rs reads ``name`` at its released version (the runner passes the lake and the release's versions)."""
+    if lake is None or name not in versions:
+        raise ValueError(f"{name}: no released version in {lake} to read")
+    from lawlake import tables
 
-        return ReleasedHashes(str(tables.location(lake, table)), versions[table])
-    return frozenset(published.select("_record_hash").toArrow().column(0).to_pylist())  # no lake named: read by the engine
+    return str(tables.location(lake, name)), versions[name]
+
+
+def _published_hashes(published: DataFrame | None, *, table: str, lake: Path | None, versions: Mapping[str, int]) -> Container[str]:
+    return frozenset() if published is None else ReleasedHashes(*_released(table, lake, versions))
 
 
 def earlier_rejects(rows: Iterable[dict]) -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
@@ -1207,21 +1210,11 @@ def earlier_rejects(rows: Iterable[dict]) -> tuple[dict[str, set[str]], set[tupl
 _EARLIER_RULES = ("gather.duplicate_file", "gather.unreadable", "gather.updated_at_in_future")
 
 
-def _earlier_rows(quarantined: DataFrame | None, *, run_id: str, lake: Path | None = None, versions: Mapping[str, int] | None = None) -> list[dict]:
+def _earlier_rows(quarantined: DataFrame | None, *, run_id: str, lake: Path | None, versions: Mapping[str, int]) -> list[dict]:
     """Gather's released quarantine rows that :func:`earlier_rejects` looks at — not this run's own: a retry of the
-    run replaces them, so it must quarantine the same rows again. Read once per release of the quarantine table and
-    run by delta-rs when the lake is named (every source asks), else by the engine."""
-    if quarantined is None:
-        return []
-    version = (versions or {}).get("quarantine.records")
-    if lake is not None and version is not None:
-        from lawlake import tables
-
-        return list(_released_rejects(str(tables.location(lake, "quarantine.records")), version, run_id))
-    from pyspark.sql import functions as F
-
-    rows = quarantined.where((F.col("stage") == "gather") & F.col("rule").isin(*_EARLIER_RULES) & (F.col("run_id") != run_id))
-    return rows.select("source_table", "rule", "raw_value", "record").toArrow().to_pylist()
+    run replaces them, so it must quarantine the same rows again. Read by delta-rs once per release of the quarantine
+    table and run (every source asks)."""
+    return [] if quarantined is None else list(_released_rejects(*_released("quarantine.records", lake, versions), run_id))
 
 
 @functools.lru_cache(maxsize=4)
@@ -1260,7 +1253,7 @@ class _Job:
 def _prepare(
     src: Source, published: DataFrame | None, quarantined: DataFrame | None, *, sources: Path | None, watermarks: Mapping[str, str],
     ingested: Mapping[str, Mapping[str, list[str]]], run_id: str, started_at: datetime, data_date: date,
-    endpoints: Mapping[str, Mapping[str, str]] | None, lake: Path | None = None, versions: Mapping[str, int] | None = None,
+    endpoints: Mapping[str, Mapping[str, str]] | None, lake: Path | None, versions: Mapping[str, int],
 ) -> _Job:
     """What collecting ``src`` needs from the engine and the catalog, read here; the API listings started."""
     if sources is None or not sources.is_dir():
@@ -1269,7 +1262,7 @@ def _prepare(
     params = GatherParams(data_date=data_date)
     prefetch_listings(endpoints or {}, watermarks, params, run_id=run_id, ingested_at=ingested_at)
     rejected_before, known_duplicates = earlier_rejects(_earlier_rows(quarantined, run_id=run_id, lake=lake, versions=versions))
-    hashes = _published_hashes(published, table=src.table, lake=lake, versions=versions or {})
+    hashes = _published_hashes(published, table=src.table, lake=lake, versions=versions)
     return _Job(src, sources, watermarks.get(src.name), hashes, rejected_before.get(src.name, set()), known_duplicates,
                 dict(ingested.get(src.name, {})), params, run_id, ingested_at, first=published is None)
 
@@ -1324,11 +1317,12 @@ def gather_source(
 
     ``published``: the source's bronze table as released (its record hashes say what
     was delivered before); ``quarantined``: the released quarantine rows (what was
-    already reported). A missing agency folder or database is a file-level reject of
+    already reported). Both are read by delta-rs at their versions in ``versions``
+    under ``lake``, and only when needed; None: not released yet. A missing agency folder or database is a file-level reject of
     its own; only a missing sources root stops the stage.
     """
     job = _prepare(src, published, quarantined, sources=sources, watermarks=watermarks, ingested=ingested, run_id=run_id,
-                   started_at=started_at, data_date=data_date, endpoints=endpoints, lake=lake, versions=versions)
+                   started_at=started_at, data_date=data_date, endpoints=endpoints, lake=lake, versions=versions or {})
     return _collect(job, endpoints)
 
 

@@ -129,7 +129,7 @@ def _commit_files(candidate: Path, published: Path, *, mode: Literal["overwrite"
     from urllib.parse import unquote
 
     from deltalake import DeltaTable
-    from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+    from deltalake.transaction import AddAction, create_table_with_add_actions
 
     log = Path(candidate) / "_delta_log"
     if any(log.glob("*.checkpoint*")):
@@ -155,18 +155,18 @@ def _commit_files(candidate: Path, published: Path, *, mode: Literal["overwrite"
     if any((Path(published) / n).exists() for n in names.values()):
         return False  # a file of that name is there already (a path is never both added and removed in one commit)
     Path(published).mkdir(parents=True, exist_ok=True)
-    actions: list[AddAction | RemoveAction] = []
+    adds: list[AddAction] = []
     for path, add in files.items():
         try:
             os.link(Path(candidate) / names[path], Path(published) / names[path])
         except OSError:  # another file system: a copy, still no re-encoding
             shutil.copyfile(Path(candidate) / names[path], Path(published) / names[path])
-        actions.append(AddAction(path=path, size=int(add["size"]), partition_values={}, modification_time=int(add["modificationTime"]),
+        adds.append(AddAction(path=path, size=int(add["size"]), partition_values={}, modification_time=int(add["modificationTime"]),
                                  data_change=True, stats=add.get("stats") or ""))
     if target is None:
-        create_table_with_add_actions(str(published), schema, [a for a in actions if isinstance(a, AddAction)], mode="error")
+        create_table_with_add_actions(str(published), schema, adds, mode="error")
     else:
-        target.create_write_transaction(actions, mode=mode, schema=schema)
+        target.create_write_transaction([*adds], mode=mode, schema=schema)
     return True
 
 

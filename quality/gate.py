@@ -116,13 +116,14 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
         # The suite is a set: two expectations alike but for their meta are one (GX's own test). Built whole, not by
         # add_expectation, which writes the whole suite to the run's store per expectation once a suite of that name
         # is saved (quarantine.records is gated in every stage); an invalid one GX leaves out is caught by the count.
-        alike = [(expectations[i]["type"], json.dumps(expectations[i]["kwargs"], sort_keys=True, default=str), expectations[i].get("description")) for i in picked]
+        chosen = [(i, expectations[i]) for i in picked]
+        alike = [(e["type"], json.dumps(e["kwargs"], sort_keys=True, default=str), e.get("description")) for _, e in chosen]
         if len(set(alike)) != len(alike):
             raise ValueError(f"suite {suite_name}: {len(alike) - len(set(alike))} duplicate expectations")
         configs = [
             # GX orders results its own way: each carries its place in the suite (meta.gate_position).
             ExpectationConfiguration(type=e["type"], kwargs=dict(e["kwargs"]), meta={**(e.get("meta") or {}), POSITION: i}, description=e.get("description"))
-            for i, e in ((i, expectations[i]) for i in picked)
+            for i, e in chosen
         ]
         suite = gx.ExpectationSuite(name=suite_name, notes=notes, expectations=[c.to_domain_obj() for c in configs])
         if len(suite.expectations) != len(picked):
