@@ -876,13 +876,17 @@ def _add_incremental(
     """
     horizon = datetime.combine(params.data_date, time.max)
     newest = old
+    items = list(items)
+    hashes = [None if isinstance(item, Unreadable) else record_hash(item.fields) for item in items]
+    # which of these records bronze holds, asked once for all of them (not the table's every hash, one by one)
+    published = released_among(published, [h for h in hashes if h is not None])
     seen = _Seen(published)
-    for item in items:
+    for item, h in zip(items, hashes, strict=True):
         if isinstance(item, Unreadable):
             if _unreadable_hash(item) not in rejected_before:
                 add_to_batch(batch, [item], seen=seen, run_id=run_id, ingested_at=ingested_at)
             continue
-        h = record_hash(item.fields)
+        assert h is not None
         ts = parse_timestamp(item.fields.get("updated_at"))
         if h in published:
             pass  # read again because of the watermark overlap: not a new delivery
@@ -1160,6 +1164,26 @@ class ReleasedHashes:
             rows = DeltaTable(self.path, version=self.version).to_pyarrow_table(columns=["_record_hash"])
             self._hashes = frozenset(rows.column(0).to_pylist())
         return h in self._hashes
+
+    def among(self, hashes: list[str]) -> frozenset[str]:
+        """Which of ``hashes`` the version holds, matched in Arrow: a watermark re-read of a few rows
+        need not build the set of every hash in bronze (0.15–0.19 s per police table at scale 100)."""
+        if self._hashes is not None or not hashes:
+            return frozenset(h for h in hashes if h in self)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        from deltalake import DeltaTable
+
+        column = DeltaTable(self.path, version=self.version).to_pyarrow_table(columns=["_record_hash"]).column(0)
+        wanted = pa.array(hashes, type=pa.string())
+        return frozenset(wanted.filter(pc.is_in(wanted, value_set=column)).to_pylist())
+
+
+def released_among(published: Container[str], hashes: list[str]) -> frozenset[str]:
+    """The ``hashes`` in ``published`` (a :class:`ReleasedHashes` answers in one read)."""
+    if isinstance(published, ReleasedHashes):
+        return published.among(hashes)
+    return frozenset(h for h in hashes if h in published)
 
 
 class _Seen:

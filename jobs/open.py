@@ -31,16 +31,16 @@ candidates it can break. A duration row is published only with at least
 ``min_duration_cases`` cases (``schemas/open/policy/disclosure.yaml``).
 
 After publication the datasets are exported as a portal folder with DCAT-AP 3 metadata
-(``<lake>/open/_portal``, see :func:`portal_location`).
+(``<lake>/open/_portal``, see :func:`lawlake.opendata.portal.portal_location`).
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -51,9 +51,11 @@ from lawlake.opendata import policy as opendata_policy
 from lawlake.opendata.datasets import BY_YEAR_CHARGE, BY_YEAR_PREFECTURE, COUNT_DATASETS, DATASETS, DURATIONS, FUNNEL
 from lawlake.opendata.linked import TOTAL, Grid, cell_values, linked_cells
 from lawlake.opendata.policy import OpenPolicy
-from lawlake.opendata.portal import portal_location
 from lawlake.suites import Suite, check, suite_for
 from lawlake.tables import first_row
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DATASETS",
@@ -75,7 +77,6 @@ __all__ = [
     "silver_evidence_check",
     "open_tables",
     "STAGE",
-    "portal_location",
 ]
 
 CATEGORIES_FILE = Path(__file__).resolve().parents[1] / "schemas" / "reference" / "charge_categories.csv"
@@ -378,7 +379,7 @@ def gate_results(spark, candidates: dict[str, Path], lake: Path, settings: Setti
 
     from lawlake import tables as lake_tables
     from lawlake.opendata import dcat
-    from lawlake.opendata.portal import render
+    from lawlake.opendata.portal import portal_location, render
     from lawlake.rules import reference
 
     policy = load_policy(settings)
@@ -466,6 +467,8 @@ COLUMNS = {name: [c.split()[0] for c in schema.split(", ")] for name, schema in 
 
 
 def _py(v):
+    import pandas as pd
+
     if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return None
     return int(v) if isinstance(v, np.integer) else bool(v) if isinstance(v, np.bool_) else v

@@ -81,17 +81,35 @@ class ReconciliationError(RuntimeError):
 
 
 def _stages() -> dict[str, Stage]:
-    # Imports point down: the runner knows the stages; the stages know nothing of the runner.
-    from jobs import gather, integrate, normalize, open, share
-
-    return {"gather": gather.STAGE, "normalize": normalize.STAGE, "integrate": integrate.STAGE, "share": share.STAGE, "open": open.STAGE}
+    return {s: stage_of(s) for s in STAGES}
 
 
 def stage_of(stage: str) -> Stage:
-    stages = _stages()
-    if stage not in stages:
-        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    return stages[stage]
+    """The declarations of one stage, importing its module only (integrate's and open's bring pandas, open's rdflib).
+
+    Imports point down: the runner knows the stages; the stages know nothing of the runner.
+    """
+    if stage == "gather":
+        from jobs import gather
+
+        return gather.STAGE
+    if stage == "normalize":
+        from jobs import normalize
+
+        return normalize.STAGE
+    if stage == "integrate":
+        from jobs import integrate
+
+        return integrate.STAGE
+    if stage == "share":
+        from jobs import share
+
+        return share.STAGE
+    if stage == "open":
+        from jobs import open
+
+        return open.STAGE
+    raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
 
 
 def _params(settings: Settings, catalog: Catalog, run_id: str, sources: Path | None, data_date: date | None, released: dict[str, int]) -> Params:
@@ -337,7 +355,6 @@ def run_stage(
     as unchanged. ``full_refresh`` rebuilds every table.
     """
 
-    _prewarm_gate()
     catalog = Catalog(settings.catalog_url)
     with _holding(catalog, run_id):
         start = time.perf_counter()
@@ -357,6 +374,8 @@ def run_stage(
         declared = spec.declared(params)  # share and open compile their declarations: once per run
         released_builds = catalog.released_builds()
         plan = plan_stage(declared, params, released=run.released, released_builds=released_builds, full_refresh=full_refresh, atomic=spec.atomic)
+        if any(t.mode != "append" and t.name in plan.builds for t in declared):  # tables to judge: the gate will need GX
+            _prewarm_gate()  # (an append table, bronze, waits for its first new rows: below)
         for name, version in plan.unchanged.items():
             run.built[name] = tables.read(run.spark, tables.location(settings.lake, name), version=version)
             log.info("[lawlake] %s: %s unchanged (inputs, parameters and code as at its version %d)", stage, name, version)
@@ -397,6 +416,7 @@ def run_stage(
                     nothing_new.append(t.name)  # nothing to judge or publish: the table keeps its version (a new table is created, empty)
                 else:
                     candidates.append({"table": t.name, "path": str(path), "mode": t.mode, "rows": n_out})
+                    _prewarm_gate()
                 quarantine = t.quarantine(frame, *inputs) if t.quarantine else built.quarantine
                 if isinstance(quarantine, list):
                     quarantine = rejects_frame(run.spark, quarantine)
@@ -410,6 +430,8 @@ def run_stage(
                         raise ReconciliationError(f"{t.name}: {n_q} quarantine rows for {tally['rows_quarantined']} rejected records and {tally.get('fields_quarantined', 0)} nulled fields")
                     quarantine_parts.append(quarantine)
                     expected_quarantine += n_q
+                    if n_q:
+                        _prewarm_gate()
                     if scoped:  # the stage's earlier quarantine rows of the keys not touched stay as they are
                         kept = scoped.kept_quarantine(run.read(QUARANTINE, optional=True), stage=stage, table=t.name)
                         if kept is not None:
@@ -633,7 +655,11 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
 
 
 def _prewarm_gate() -> None:
-    """Import Great Expectations in the background while the stage builds (the first gate would wait 14–19 s for it)."""
+    """Import Great Expectations in the background while the stage builds (the first gate would wait 3–19 s for it).
+
+    Only once the stage has something to judge: a run that finds nothing new needs no gate, and the import would
+    take the core it runs on (gather's same-sources-again run: 6.2 → 4.0 s at scale 100).
+    """
     from quality.context import prewarm
 
     prewarm()

@@ -6,6 +6,18 @@ workbooks described in docs/sources.md, with defects injected at known rates
 and the ground truth in ``_truth/``.
 """
 
-from lawlake.demo.generator import generate
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lawlake.demo.generator import generate
 
 __all__ = ["generate"]
+
+
+def __getattr__(name: str):
+    """``generate`` on first use: the demo API (lawlake.demo.api) is served without loading the generator's openpyxl."""
+    if name == "generate":
+        from lawlake.demo.generator import generate
+
+        return generate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

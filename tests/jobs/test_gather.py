@@ -94,6 +94,47 @@ def test_the_released_record_hashes_are_read_only_when_a_record_is_checked_again
     assert row["_record_hash"] in hashes and "0" * 64 not in hashes  # read on the first look-up, from the released version
 
 
+def test_a_watermark_re_read_asks_the_released_version_for_its_own_rows_only(spark, settings, tmp_path):
+    """The police rows read again within the watermark's overlap are matched against bronze in one Arrow read: the
+    set of every hash in bronze is never built for them (at scale 100 that took 0.15–0.19 s per police table)."""
+    sources = small_sources(tmp_path / "src")
+    pipeline.run_lifecycle(settings, "run1", sources=sources, stages=("gather",))
+    catalog = Catalog(settings.catalog_url)
+    name = "bronze.police_cases"
+    hashes = gather.ReleasedHashes(str(tables.location(settings.lake, name)), tables.version(tables.location(settings.lake, name)))
+    [row] = _bronze(spark, settings, name).collect()
+    assert hashes.among([row["_record_hash"], "0" * 64]) == {row["_record_hash"]} and hashes._hashes is None
+    src = next(s for s in gather.SOURCES if s.name == "police.cases")
+    batch, mark = gather.collect_police(src, sources / "police" / "police.db", watermark=catalog.watermark("police.cases"), published=hashes,
+                                        rejected_before=set(), params=gather.GatherParams(data_date=gather.date(2024, 1, 1)), run_id="again",
+                                        ingested_at=gather.datetime(2024, 1, 1, tzinfo=gather.UTC))
+    assert (batch.rows, batch.rejects, batch.rows_in, mark, hashes._hashes) == ([], [], 0, None, None)  # the overlap's row: known, not delivered
+
+
+def test_a_run_that_finds_nothing_new_never_imports_the_gate(settings, tmp_path):
+    """Great Expectations is imported in the background only once a stage has something to judge: in a run that finds
+    nothing new the import would take the core the run needs (at scale 100: 6.2 → 4.0 s for the same sources again)."""
+    import os
+    import subprocess
+    import sys
+
+    from lawlake.demo import api
+
+    sources = small_sources(tmp_path / "src")
+    (sources / "legal").mkdir()
+    for feed in ("legal_aid_appointments", "mediation_records"):  # the API configured: no source is missing (reported, judged) each run
+        (sources / "legal" / f"{feed}.jsonl").write_text("", encoding="utf-8")
+    script = (
+        "import sys; from lawlake import config, pipeline; "
+        f"pipeline.run_lifecycle(config.load(lake={str(settings.lake)!r}), sys.argv[1], sources={str(sources)!r}, stages=('gather',)); "
+        "print('gx imported:', 'great_expectations' in sys.modules)"
+    )
+    with api.running(sources, fault_rate=0) as url:
+        env = os.environ | {"LAWLAKE_LEGAL_API_URL": url, "LAWLAKE_LEGAL_API_TOKEN": api.DEFAULT_TOKEN}
+        runs = [subprocess.run([sys.executable, "-c", script, run], capture_output=True, text=True, check=True, env=env).stdout for run in ("run1", "run2")]
+    assert [out.strip().splitlines()[-1] for out in runs] == ["gx imported: True", "gx imported: False"]  # judged, then nothing to judge
+
+
 def test_gather_twice_adds_nothing(spark, settings, tmp_path):
     sources = small_sources(tmp_path / "src")
     pipeline.run_lifecycle(settings, "run1", sources=sources, stages=("gather",))
