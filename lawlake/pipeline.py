@@ -173,7 +173,13 @@ def open_run(settings: Settings, run_id: str, *, sources: str, pid: int | None =
 
 
 def close_run(settings: Settings, run_id: str, *, status: str, message: str | None = None) -> None:
-    """Record the run's outcome, remove its candidates when it succeeded, and give the lake back."""
+    """Build the run's Data Docs, record its outcome, remove its candidates when it succeeded, and give the lake back.
+
+    The site is rendered once per run, here, from every gate's saved result (each gate
+    keeps its result as it judges): five builds, one per gate, took 2.8 s of a scale-100
+    run, one build of the same pages 0.6–0.8 s. A run that judged nothing has no site.
+    """
+    _build_data_docs(settings, run_id)
     catalog = Catalog(settings.catalog_url)
     catalog.finish_run(run_id, status=status, message=message)
     if status == "success":
@@ -633,7 +639,6 @@ def gate_stage(stage: str, settings: Settings, summary: dict) -> dict:
             catalog.record_gate(run_id, stage, name, success=result.success, results=result.results, rows=result.rows, seconds=result.seconds, candidate_path=str(path))
             results.append((cand, result))
             log.info("[lawlake] gate %s: %s (%d rows, %d checks)", name, "passed" if result.success else "FAILED", result.rows, len(result.results))
-        _build_data_docs(settings, run_id)
         failed = [(c, r) for c, r in results if not r.success]
         if failed:
             raise GateFailed(
@@ -666,7 +671,7 @@ def _prewarm_gate() -> None:
 
 
 def _build_data_docs(settings: Settings, run_id: str) -> None:
-    """Refresh the run's Data Docs site after its gates are recorded; never decides the gate (a failure is logged)."""
+    """Build the run's Data Docs site from its gates' saved results (:func:`close_run`); never decides anything (a failure is logged)."""
     try:
         from quality.docs import build_site
 

@@ -104,3 +104,18 @@ def test_a_site_that_cannot_be_built_never_fails_the_stage(failing_run, tmp_path
         assert "Data Docs for run-docs not built" in caplog.text
     finally:
         site.unlink()
+
+
+def test_a_run_builds_its_site_once_when_it_closes_listing_every_gate(tmp_path, monkeypatch):
+    """One build per run, at its close, with a row per gate of every stage; a run that judged nothing builds none."""
+    from tests.jobs.sources import small_sources
+
+    builds: list[str] = []
+    real = docs.build_site
+    monkeypatch.setattr(docs, "build_site", lambda lake, run_id: builds.append(run_id) or real(lake, run_id))
+    settings = config.load(lake=tmp_path / "lake")
+    sources = small_sources(tmp_path / "src")
+    pipeline.run_lifecycle(settings, "run1", sources=sources, stages=("gather", "normalize"))
+    assert builds == ["run1"]  # not one per stage
+    text, _ = _browse(docs.run_index(settings.lake, "run1"))
+    assert "run1_gather bronze.police_cases passed" in text and "run1_normalize silver.police_cases passed" in text
