@@ -84,7 +84,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from lawlake import contracts, engine
-from lawlake.declarations import Built, Stage, Table
+from lawlake.declarations import Built, Params, Stage, Table
 from lawlake.fileio import decode_text, printable, sha256_file, undecodable_bytes
 
 if TYPE_CHECKING:
@@ -1492,4 +1492,15 @@ def _declare(src: Source) -> Table:
     )
 
 
-STAGE = Stage("gather", tuple(_declare(src) for src in SOURCES), doc=__doc__ or "", done=stop_workers)
+def expects_new(params: Params) -> bool:
+    """Whether this run likely gathers something to judge: a source's first delivery, or a file the manifest does not
+    name. Only a hint (the runner imports the gate early when it holds); police rows and API records are not looked at."""
+    if params.sources is None:
+        return False
+    if any(src.table not in params.versions for src in SOURCES):
+        return True
+    known = {p for files in params.ingested.values() for paths in files.values() for p in paths}
+    return any(str(path) not in known for src in SOURCES if src.kind == "files" for path in params.sources.glob(src.pattern))
+
+
+STAGE = Stage("gather", tuple(_declare(src) for src in SOURCES), doc=__doc__ or "", done=stop_workers, expects_new=expects_new)

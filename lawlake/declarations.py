@@ -131,6 +131,9 @@ class Stage:
     doc: str = ""
     atomic: bool = False  # its tables are judged together: rebuilt all, or none, when an input changed
     done: Callable[[], None] | None = None  # called when its builds are over, failed or not (gather stops its worker processes)
+    # an append stage (gather): whether its sources likely hold something new, judged cheaply before anything is read;
+    # the runner then imports the gate at once, instead of when the first new rows arrive (a hint: never decides what is read)
+    expects_new: Callable[[Params], bool] | None = None
 
     def declared(self, params: Params) -> tuple[Table, ...]:
         return self.tables(params) if callable(self.tables) else self.tables

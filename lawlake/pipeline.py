@@ -380,8 +380,9 @@ def run_stage(
         declared = spec.declared(params)  # share and open compile their declarations: once per run
         released_builds = catalog.released_builds()
         plan = plan_stage(declared, params, released=run.released, released_builds=released_builds, full_refresh=full_refresh, atomic=spec.atomic)
-        if any(t.mode != "append" and t.name in plan.builds for t in declared):  # tables to judge: the gate will need GX
-            _prewarm_gate()  # (an append table, bronze, waits for its first new rows: below)
+        # tables to judge: the gate will need GX (an append stage's, bronze, when its sources look new; else at its first new rows, below)
+        if any(t.mode != "append" and t.name in plan.builds for t in declared) or (spec.expects_new and spec.expects_new(params)):
+            _prewarm_gate()
         for name, version in plan.unchanged.items():
             run.built[name] = tables.read(run.spark, tables.location(settings.lake, name), version=version)
             log.info("[lawlake] %s: %s unchanged (inputs, parameters and code as at its version %d)", stage, name, version)

@@ -325,8 +325,9 @@ def _save(ctx: GateContext, suite, validation, *, table: str, stage: str | None,
     context = ctx.context
     for e in suite.expectations:
         e.meta.pop(POSITION, None)
-    suite = context.suites.add_or_update(suite)
+    # the definition's add_or_update saves its suite too (and returns it saved): saved once, not twice
     definition = context.validation_definitions.add_or_update(gx.ValidationDefinition(name=f"{stage or 'gate'}:{table}", data=ctx.batch_definition, suite=suite))
+    suite = definition.suite
     for r in validation.results:
         if not r.success:  # GX renders the description in place of its sentence: name the rows behind the failure
             r.expectation_config.description = _describe_failure(r, reference)

@@ -135,6 +135,21 @@ def test_a_run_that_finds_nothing_new_never_imports_the_gate(settings, tmp_path)
     assert [out.strip().splitlines()[-1] for out in runs] == ["gx imported: True", "gx imported: False"]  # judged, then nothing to judge
 
 
+def test_gather_expects_new_input_from_a_first_delivery_or_a_file_the_manifest_does_not_name(settings, tmp_path):
+    """The hint that imports the gate at a stage's start (a run with nothing new never pays for it)."""
+    sources = small_sources(tmp_path / "src")
+
+    def expects() -> bool:
+        catalog = Catalog(settings.catalog_url)
+        return gather.expects_new(pipeline._params(settings, catalog, "r", sources, None, pipeline.releases.versions(catalog)))
+
+    assert expects()  # nothing released yet
+    pipeline.run_lifecycle(settings, "run1", sources=sources, stages=("gather",))
+    assert not expects()
+    write_reviews(sources, "20230322", [["JC9", "A9", "王五", "", "男", "", "2023/3/22", "起诉", "", "盗窃", "某院", "2023-03-22 00:00:00"]])
+    assert expects()
+
+
 def test_gather_twice_adds_nothing(spark, settings, tmp_path):
     sources = small_sources(tmp_path / "src")
     pipeline.run_lifecycle(settings, "run1", sources=sources, stages=("gather",))
