@@ -1499,8 +1499,13 @@ def expects_new(params: Params) -> bool:
         return False
     if any(src.table not in params.versions for src in SOURCES):
         return True
-    known = {p for files in params.ingested.values() for paths in files.values() for p in paths}
-    return any(str(path) not in known for src in SOURCES if src.kind == "files" for path in params.sources.glob(src.pattern))
+    for src in SOURCES:
+        if src.kind == "files":  # a path by its parts under the sources folder, as _same_delivery compares them (the folder may move)
+            depth = len(Path(src.pattern).parts)
+            known = {Path(p).parts[-depth:] for paths in params.ingested.get(src.name, {}).values() for p in paths}
+            if any(path.relative_to(params.sources).parts not in known for path in params.sources.glob(src.pattern)):
+                return True
+    return False
 
 
 STAGE = Stage("gather", tuple(_declare(src) for src in SOURCES), doc=__doc__ or "", done=stop_workers, expects_new=expects_new)

@@ -139,13 +139,16 @@ def test_gather_expects_new_input_from_a_first_delivery_or_a_file_the_manifest_d
     """The hint that imports the gate at a stage's start (a run with nothing new never pays for it)."""
     sources = small_sources(tmp_path / "src")
 
-    def expects() -> bool:
+    import shutil
+
+    def expects(folder=sources) -> bool:
         catalog = Catalog(settings.catalog_url)
-        return gather.expects_new(pipeline._params(settings, catalog, "r", sources, None, pipeline.releases.versions(catalog)))
+        return gather.expects_new(pipeline._params(settings, catalog, "r", folder, None, pipeline.releases.versions(catalog)))
 
     assert expects()  # nothing released yet
     pipeline.run_lifecycle(settings, "run1", sources=sources, stages=("gather",))
-    assert not expects()
+    moved = shutil.copytree(sources, tmp_path / "moved")
+    assert not expects() and not expects(moved)  # the same files, wherever the folder is now
     write_reviews(sources, "20230322", [["JC9", "A9", "王五", "", "男", "", "2023/3/22", "起诉", "", "盗窃", "某院", "2023-03-22 00:00:00"]])
     assert expects()
 
