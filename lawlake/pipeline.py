@@ -343,6 +343,14 @@ def _row_count(value) -> int:
     return ds.dataset(str(value), format="parquet").count_rows()
 
 
+def _nothing_new(built: Built) -> bool:
+    """A batch of Python rows that holds nothing: no row, no quarantine row, no file to record, no watermark, no measure."""
+    import pyarrow as pa
+
+    return (isinstance(built.frame, list | pa.Table | Path) and isinstance(built.quarantine, list | None) and _row_count(built.frame) == 0
+            and not built.quarantine and not built.ingested and not built.watermarks and not built.metrics)
+
+
 def _count_tally(t: Table, built: DataFrame, inputs: list) -> dict[str, int]:
     counts = dict(t.tally(built, *inputs)) if t.tally else {}
     unknown = set(counts) - set(TALLY_FIELDS)
@@ -402,6 +410,13 @@ def run_stage(
                 scoped = None if full_refresh or future is not None else _scoped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name))
                 result = future.result() if future is not None else scoped.built if scoped else t.build(*inputs, **kwargs)
                 built = result if isinstance(result, Built) else Built(result)
+                if t.mode == "append" and t.name in run.released and _nothing_new(built):
+                    # no row, reject, file or watermark: nothing to write, judge or publish (the engine is not asked)
+                    nothing_new.append(t.name)
+                    tally = dict(built.tally or {})
+                    recs.append(Reconciliation(t.name, tally.get("rows_in", 0), 0, tally.get("rows_quarantined", 0), 0, 0, 0))
+                    log.info("[lawlake] %s: nothing new for %s in %.1fs", stage, t.name, time.perf_counter() - table_start)
+                    continue
                 contract = None if t.is_work else _contract(t)
                 frame = _as_frame(run, built.frame, contract if t.rows is None else None, t.name)
                 if t.is_work:
@@ -485,6 +500,7 @@ def run_stage(
                 + "; ".join(f"{r.table}: in {r.rows_in} != out {r.rows_out} + quarantined {r.rows_quarantined} + merged {r.rows_merged} + excluded {r.rows_excluded}" for r in unbalanced)
             )
         manifest = tables.staging_root(settings.lake, run_id) / f"{stage}.manifest.json"
+        manifest.parent.mkdir(parents=True, exist_ok=True)  # a stage with nothing new wrote no candidate there
         manifest.write_text(json.dumps({"ingested_files": ingested, "watermarks": watermarks}, ensure_ascii=False))
         log.info("[lawlake] %s: built %d candidate table(s) in %.1fs", stage, len(candidates), seconds)
         failpoints.hit(f"after:{stage}")
