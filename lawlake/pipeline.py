@@ -433,7 +433,7 @@ def run_stage(
                 tables.write(rows, path, mode="overwrite")
                 candidate = tables.read(run.spark, path)
                 run.built[t.name] = candidate
-                n_out = candidate.count()
+                n_out = tables.count(run.spark, path)
                 if t.mode == "append" and n_out == 0 and t.name in run.released:
                     nothing_new.append(t.name)  # nothing to judge or publish: the table keeps its version (a new table is created, empty)
                 else:

@@ -369,7 +369,7 @@ def run_gate(
         views = SharedViews(spark, lake=lake, siblings=siblings or {}, versions=versions or {})
     expectations = _resolve_refs(list(suite.expectations), views)
     results: list[dict] = []
-    rows = df.count()
+    rows = tables.count(spark, candidate)
     if expectations:
         ctx = run_context(lake, run_id) if run_id else ephemeral_context()
         reference = quarantine_reference(lake, table, run_id)

@@ -51,3 +51,15 @@ def test_a_candidate_whose_schema_changed_is_published_through_the_engine_with_i
     assert tables.publish(spark, wider, published, mode="overwrite") == 1
     assert _rows(spark, published) == [("b", 2)] and not (_inodes(wider) & _inodes(published))  # written again, not linked
     assert _rows(spark, published, 0) == [("a",)]
+
+
+def test_a_tables_rows_are_counted_by_its_log_as_the_engine_counts_them(spark, tmp_path):
+    """Candidates and gates count rows by the files' numRecords statistics: the engine's count, file by file, empty included."""
+    path = tmp_path / "t"
+    _candidate(spark, path, [])
+    assert tables.row_count(path) == 0 == spark.read.format("delta").load(str(path)).count()
+    _candidate(spark, path, [{"k": str(i)} for i in range(5)])
+    tables.write(spark.read.format("delta").load(str(path)).limit(2), tmp_path / "two")
+    tables.publish(spark, tmp_path / "two", path, mode="append")  # a second file: 5 + 2 rows
+    assert len(DeltaTable(str(path)).file_uris()) >= 2
+    assert tables.row_count(path) == 7 == tables.count(spark, path) == spark.read.format("delta").load(str(path)).count()
