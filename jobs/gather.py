@@ -376,7 +376,11 @@ def _keyset_rows(conn, table: str, dialect: str, *, since: str | None, key: str,
         raise ValueError(f"a keyset read needs a key column name, got {key!r}")
     canonical = "updated_at GLOB :pattern" if dialect == "sqlite" else "updated_at LIKE '____-__-__ __:__:__'"
     pattern = {"pattern": _CANONICAL_TS} if dialect == "sqlite" else {}
-    irregular = conn.execute(text(f'SELECT * FROM "{table}" WHERE updated_at IS NULL OR NOT ({canonical}) ORDER BY "{key}"'), pattern)
+    # SQLite would walk the key's index to return the (usually no) irregular rows in key order, fetching every row by
+    # it (0.32 s for 200k police cases, where a scan and a sort of what matches take 0.06 s): "+key" orders by the same
+    # values and collation without the index.
+    order = f'+"{key}"' if dialect == "sqlite" else f'"{key}"'
+    irregular = conn.execute(text(f'SELECT * FROM "{table}" WHERE updated_at IS NULL OR NOT ({canonical}) ORDER BY {order}'), pattern)
     columns = list(irregular.keys())
     at, by = columns.index("updated_at"), columns.index(key)
 

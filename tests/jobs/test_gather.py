@@ -266,3 +266,14 @@ def test_the_default_workers_follow_the_cores_this_process_may_use(monkeypatch):
     assert gather.gather_workers() == sources == 6
     monkeypatch.setenv(gather.WORKERS_ENV, "0")
     assert gather.gather_workers() == 0
+
+
+def test_police_rows_with_irregular_timestamps_are_read_first_in_key_order_then_the_rest_by_time(tmp_path):
+    """On SQLite the irregular rows are found by a scan and sorted (not by walking the key's index): the same order."""
+    from .sources import write_police
+
+    stamps = {"S3": None, "S1": "2023/01/05", "S4": "2023-01-04 08:00:00", "S2": None, "S5": "2023-01-03 08:00:00"}
+    write_police(tmp_path, cases=[], suspects=[{"suspect_id": k, "case_id": "A1", "updated_at": v} for k, v in stamps.items()])
+    url = f"sqlite:///{tmp_path / 'police' / 'police.db'}"
+    rows = list(gather.read_police_table(url, "suspects", since="2023-01-01 00:00:00", key_fields=("suspect_id",), batch_size=1))
+    assert [(r.key, r.row_number) for r in rows] == [("S1", 1), ("S2", 2), ("S3", 3), ("S5", 4), ("S4", 5)]
