@@ -1447,12 +1447,16 @@ class _Collecting:
         return self.future.cancel()
 
 
-def start_gather(src: Source, published: DataFrame | None, quarantined: DataFrame | None, *, spill_to: Path, **params) -> _Collecting | None:
+def start_gather(src: Source, published: DataFrame | None, quarantined: DataFrame | None, *, spill_to: Path, new_input: bool | None = None,
+                 **params) -> _Collecting | None:
     """Start collecting a file or database source in a worker process: what waits for its :class:`Built`
     (the same as :func:`gather_source`'s, its rows as Arrow). ``None`` (built in this process): an API
-    listing (read in a background thread already), or no workers configured."""
+    listing (read in a background thread already), no workers configured, or nothing new expected
+    (``new_input`` False, :func:`expects_new`): then the files are only hashed and the police rows of the
+    watermark's overlap read again, which costs less here than starting the workers (at scale 100, 1.0 s
+    in this process against 1.8 s waited for two workers)."""
     workers = gather_workers()
-    if src.kind == "api" or workers == 0:
+    if src.kind == "api" or workers == 0 or new_input is False:
         return None
     job = _prepare(src, published, quarantined, **params)
     return _Collecting(src, _submit(workers, _collect_in_worker, job, spill_to, contracts.LOCAL_ROWS_LIMIT))
@@ -1483,7 +1487,7 @@ def first_delivery_metrics(batch: Batch) -> list[dict] | None:
 
 
 def _declare(src: Source) -> Table:
-    def build(published, quarantined, **params) -> Built:
+    def build(published, quarantined, *, new_input: bool | None = None, **params) -> Built:
         return gather_source(src, published, quarantined, **params)
 
     def start(published, quarantined, **params) -> _Collecting | None:
@@ -1492,7 +1496,7 @@ def _declare(src: Source) -> Table:
     build.__wrapped__ = gather_source  # type: ignore[attr-defined]  # `lawlake tables --explain` names the real builder
     return Table(
         name=src.table, build=build, start=start, inputs=(src.table, "quarantine.records"), optional=(src.table, "quarantine.records"), mode="append",
-        materialize=False, params=("sources", "watermarks", "ingested", "run_id", "started_at", "data_date", "endpoints", "lake", "versions"),  # every table starts the API reads
+        materialize=False, params=("sources", "watermarks", "ingested", "run_id", "started_at", "data_date", "endpoints", "lake", "versions", "new_input"),  # every table starts the API reads
     )
 
 

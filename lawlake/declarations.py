@@ -52,6 +52,7 @@ class Params:
     endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # online source -> {"url", "token"} (gather; lawlake.connections)
     lake: Path | None = None  # the lake, for engine-free reads of released tables by delta-rs (gather's record hashes, in its workers)
     versions: Mapping[str, int] = field(default_factory=dict)  # table -> its version in the latest complete release
+    new_input: bool | None = None  # the stage's hint that its sources hold something new (Stage.expects_new; None: no hint)
 
 
 @dataclass(frozen=True)

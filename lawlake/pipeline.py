@@ -25,6 +25,7 @@ are Airflow tasks).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -385,11 +386,13 @@ def run_stage(
         watermarks: dict[str, str] = {}
         notes: dict = {}
         spec = stage_of(stage)
+        if spec.expects_new:  # the hint, once per run (gather: spawn its workers, import the gate early)
+            params = dataclasses.replace(params, new_input=spec.expects_new(params))
         declared = spec.declared(params)  # share and open compile their declarations: once per run
         released_builds = catalog.released_builds()
         plan = plan_stage(declared, params, released=run.released, released_builds=released_builds, full_refresh=full_refresh, atomic=spec.atomic)
         # tables to judge: the gate will need GX (an append stage's, bronze, when its sources look new; else at its first new rows, below)
-        if any(t.mode != "append" and t.name in plan.builds for t in declared) or (spec.expects_new and spec.expects_new(params)):
+        if any(t.mode != "append" and t.name in plan.builds for t in declared) or params.new_input:
             _prewarm_gate()
         for name, version in plan.unchanged.items():
             run.built[name] = tables.read(run.spark, tables.location(settings.lake, name), version=version)

@@ -125,14 +125,17 @@ def test_a_run_that_finds_nothing_new_never_imports_the_gate(settings, tmp_path)
     for feed in ("legal_aid_appointments", "mediation_records"):  # the API configured: no source is missing (reported, judged) each run
         (sources / "legal" / f"{feed}.jsonl").write_text("", encoding="utf-8")
     script = (
-        "import sys; from lawlake import config, pipeline; "
-        f"pipeline.run_lifecycle(config.load(lake={str(settings.lake)!r}), sys.argv[1], sources={str(sources)!r}, stages=('gather',)); "
-        "print('gx imported:', 'great_expectations' in sys.modules)"
+        "import sys; from jobs import gather; from lawlake import config, pipeline\n"
+        "submitted = []; submit = gather._submit\n"
+        "gather._submit = lambda *args: submitted.append(args[1].__name__) or submit(*args)\n"
+        f"pipeline.run_lifecycle(config.load(lake={str(settings.lake)!r}), sys.argv[1], sources={str(sources)!r}, stages=('gather',))\n"
+        "print('gx imported:', 'great_expectations' in sys.modules, 'sources in workers:', len(submitted))"
     )
     with api.running(sources, fault_rate=0) as url:
-        env = os.environ | {"LAWLAKE_LEGAL_API_URL": url, "LAWLAKE_LEGAL_API_TOKEN": api.DEFAULT_TOKEN}
+        env = os.environ | {"LAWLAKE_LEGAL_API_URL": url, "LAWLAKE_LEGAL_API_TOKEN": api.DEFAULT_TOKEN, "LAWLAKE_GATHER_WORKERS": "2"}
         runs = [subprocess.run([sys.executable, "-c", script, run], capture_output=True, text=True, check=True, env=env).stdout for run in ("run1", "run2")]
-    assert [out.strip().splitlines()[-1] for out in runs] == ["gx imported: True", "gx imported: False"]  # judged, then nothing to judge
+    # judged, its six file and database sources in workers; then nothing to judge, nothing new expected: no workers either
+    assert [out.strip().splitlines()[-1] for out in runs] == ["gx imported: True sources in workers: 6", "gx imported: False sources in workers: 0"]
 
 
 def test_gather_expects_new_input_from_a_first_delivery_or_a_file_the_manifest_does_not_name(settings, tmp_path):
