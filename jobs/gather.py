@@ -1502,15 +1502,20 @@ def _declare(src: Source) -> Table:
 
 def expects_new(params: Params) -> bool:
     """Whether this run likely gathers something to judge: a source's first delivery, or a file the manifest does not
-    name. Only a hint (the runner imports the gate early when it holds); police rows and API records are not looked at."""
+    name and that was not reported as a duplicate delivery. Only a hint (the runner imports the gate early when it holds); police rows and API records are not looked at."""
     if params.sources is None:
         return False
     if any(src.table not in params.versions for src in SOURCES):
         return True
+    # a file already reported as a duplicate delivery is known too (it has no manifest entry: its bytes are another file's)
+    released = params.lake is not None and "quarantine.records" in params.versions
+    rows = _released_rejects(*_released("quarantine.records", params.lake, params.versions), params.run_id) if released else ()
+    duplicates = [p for _, p in earlier_rejects(rows)[1]]
     for src in SOURCES:
         if src.kind == "files":  # a path by its parts under the sources folder, as _same_delivery compares them (the folder may move)
             depth = len(Path(src.pattern).parts)
             known = {Path(p).parts[-depth:] for paths in params.ingested.get(src.name, {}).values() for p in paths}
+            known |= {Path(p).parts[-depth:] for p in duplicates}
             if any(path.relative_to(params.sources).parts not in known for path in params.sources.glob(src.pattern)):
                 return True
     return False

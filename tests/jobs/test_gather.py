@@ -154,6 +154,9 @@ def test_gather_expects_new_input_from_a_first_delivery_or_a_file_the_manifest_d
     assert not expects() and not expects(moved)  # the same files, wherever the folder is now
     write_reviews(sources, "20230322", [["JC9", "A9", "王五", "", "男", "", "2023/3/22", "起诉", "", "盗窃", "某院", "2023-03-22 00:00:00"]])
     assert expects()
+    shutil.copy(sources / "procuratorate" / "reviews_20230320.csv", sources / "procuratorate" / "reviews_20230323.csv")  # a duplicate delivery
+    pipeline.run_lifecycle(settings, "run2", sources=sources, stages=("gather",))
+    assert not expects()  # the new file is ingested, the copy quarantined as a duplicate: both known
 
 
 def test_gather_twice_adds_nothing(spark, settings, tmp_path, caplog):
