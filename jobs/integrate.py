@@ -41,8 +41,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -50,9 +50,6 @@ from lawlake import sealing
 from lawlake.declarations import Stage, Table
 from lawlake.rules import time_limits as TL
 from lawlake.tables import first_row
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = [
     "build_mentions", "build_person_records", "name_groups", "resolve_persons", "build_person_index", "build_case_chain", "link_case_chain", "chain_persons", "chain_reviews",
@@ -192,7 +189,6 @@ def resolve_name_group(pdf: pd.DataFrame) -> pd.DataFrame:
 
 def resolve_name_groups(pdf: pd.DataFrame) -> pd.DataFrame:
     """:func:`resolve_name_group` over every name group (column ``_group``) of a batch: one engine call for many groups."""
-    import pandas as pd  # here, not at import: a run that builds nothing in integrate never loads it
     groups: dict[object, list[dict]] = {}
     # Column lists zipped into rows: DataFrame.to_dict boxes every value on its own (half the resolver's time).
     values = pdf.astype(object).where(pdf.notna(), None)

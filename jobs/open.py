@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -53,9 +53,6 @@ from lawlake.opendata.linked import TOTAL, Grid, cell_values, linked_cells
 from lawlake.opendata.policy import OpenPolicy
 from lawlake.suites import Suite, check, suite_for
 from lawlake.tables import first_row
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = [
     "DATASETS",
@@ -467,8 +464,6 @@ COLUMNS = {name: [c.split()[0] for c in schema.split(", ")] for name, schema in 
 
 
 def _py(v):
-    import pandas as pd
-
     if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return None
     return int(v) if isinstance(v, np.integer) else bool(v) if isinstance(v, np.bool_) else v

@@ -86,7 +86,7 @@ def _stages() -> dict[str, Stage]:
 
 
 def stage_of(stage: str) -> Stage:
-    """The declarations of one stage, importing its module only (integrate's and open's bring pandas, open's rdflib).
+    """The declarations of one stage, importing its module only (a stage's plan need not load the others' dependencies).
 
     Imports point down: the runner knows the stages; the stages know nothing of the runner.
     """
