@@ -21,7 +21,9 @@ only ever to a *single* candidate person (two true persons are never merged):
 
 Rules 2–4 repeat until nothing changes, so a custody record reaches a suspect through
 a defendant that was itself linked by name and birth date. Every rule but the first
-compares the same name, so resolution runs per name (one grouped pass).
+compares the same name, so resolution runs per name (one grouped pass), and a run
+resolves again only the name groups whose mentions changed since the released build
+(:class:`lawlake.declarations.ByScope`).
 
 The case chain follows each suspect person of a police case through review for
 prosecution (first receipt and supplementary rounds kept), first instance, appeal and
@@ -47,7 +49,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lawlake import sealing
-from lawlake.declarations import Stage, Table
+from lawlake.declarations import ByScope, Stage, Table
 from lawlake.rules import time_limits as TL
 from lawlake.tables import first_row
 
@@ -831,7 +833,9 @@ STAGE = Stage(
         Table("work.mentions", build_mentions,
               inputs=("silver.suspects", "silver.prosecutions", "silver.court_defendants", "silver.custody", "silver.court_cases")),
         Table("work.name_groups", name_groups, inputs=("work.mentions",)),
-        Table("gold.person_records", resolve_persons, inputs=("work.name_groups",), tally=lambda records, groups: {"rows_in": groups.count()}),
+        # resolved per name group: a run rebuilds only the groups whose mentions changed
+        Table("gold.person_records", resolve_persons, inputs=("work.name_groups",), tally=lambda records, groups: {"rows_in": groups.count()},
+              by_scope=ByScope(scope="_group", key="record_ref")),
         Table("gold.person_index", build_person_index, inputs=("work.mentions", "gold.person_records"),
               tally=lambda index, mentions, records: index_tally(index, records)),
         # the chain's first half (link_case_chain) in parts, each written once: every part is read several times

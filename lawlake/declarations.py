@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from lawlake.contracts import Contract
     from quality.gate import Suite
 
-__all__ = ["Params", "Built", "Incremental", "Table", "Stage", "TALLY_FIELDS", "is_work", "is_reference"]
+__all__ = ["Params", "Built", "Incremental", "ByScope", "Table", "Stage", "TALLY_FIELDS", "is_work", "is_reference"]
 
 # What a table's tally may count. rows_out is counted by the runner on the written candidate,
 # unless the table reconciles in another unit than its rows (open data: police cases).
@@ -85,6 +85,24 @@ class Incremental:
 
 
 @dataclass(frozen=True)
+class ByScope:
+    """How a table is rebuilt for only the scope values whose input rows changed, whatever the input.
+
+    The table has one input, and its builder must be a function of each scope value's rows
+    of it alone (its windows and aggregates partitioned by the scope). With each build the
+    runner keeps a digest of every scope value's input rows (their count and an
+    order-free sum of row hashes, under ``<lake>/_scopes/``); a later build of the same
+    code rebuilds the scope values whose digest changed, appeared or went, from their
+    input rows, and keeps the published rows of every other — the same table a full
+    rebuild gives (``tests/test_incremental.py`` proves it). Unlike :class:`Incremental`
+    the input need not be append-only: a row changed or gone changes its scope's digest.
+    """
+
+    scope: str  # the input's column: the rows of one value (null is a value) are built together
+    key: str  # the column the table's rows and the input's rows share: a table row is kept when its key's input rows are untouched
+
+
+@dataclass(frozen=True)
 class Table:
     """One table a stage builds.
 
@@ -116,6 +134,7 @@ class Table:
     suite: Suite | None = None  # None: quality/gx/expectations/<zone>/<table>.json
     materialize: bool = True  # write the built frame once and read it back: it is used several times
     incremental: Incremental | None = None  # rebuilt for the keys new input rows touch, when only that input changed
+    by_scope: ByScope | None = None  # rebuilt for the scope values whose input rows changed (its one input)
     start: Callable[..., Any] | None = None  # starts the build in the background (see above)
 
     @property

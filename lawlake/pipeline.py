@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING
 from lawlake import connections, contracts, engine, failpoints, lock, releases, tables
 from lawlake.catalog import Catalog, Reconciliation
 from lawlake.config import Settings
-from lawlake.declarations import TALLY_FIELDS, Built, Incremental, Params, Stage, Table, is_reference, is_work
+from lawlake.declarations import TALLY_FIELDS, Built, ByScope, Incremental, Params, Stage, Table, is_reference, is_work
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -410,7 +411,11 @@ def run_stage(
                 table_start = time.perf_counter()
                 kwargs = {p: getattr(params, p) for p in t.params}
                 inputs, future = started.pop(t.name) if t.name in started else ([run.read(n, optional=n in t.optional) for n in t.inputs], None)
-                scoped = None if full_refresh or future is not None else _scoped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name))
+                scoped: _Scoped | _Regrouped | None = None
+                if future is None and t.by_scope:  # its scopes' digests are kept with every build, a full refresh's too
+                    scoped = _regrouped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name), full_refresh=full_refresh)
+                elif future is None and not full_refresh:
+                    scoped = _scoped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name))
                 result = future.result() if future is not None else scoped.built if scoped else t.build(*inputs, **kwargs)
                 built = result if isinstance(result, Built) else Built(result)
                 if t.mode == "append" and t.name in run.released and _nothing_new(built):
@@ -445,8 +450,9 @@ def run_stage(
                 quarantine = t.quarantine(frame, *inputs) if t.quarantine else built.quarantine
                 if isinstance(quarantine, list):
                     quarantine = rejects_frame(run.spark, quarantine)
-                tally = dict(built.tally or {}) | _count_tally(t, frame, inputs)
-                if scoped:  # this run's balance is the touched keys' rows: in = out + quarantined + merged
+                # rebuilt by scope: the balance is the whole table's, as a full rebuild gives it
+                tally = dict(built.tally or {}) | _count_tally(t, candidate if isinstance(scoped, _Regrouped) else frame, inputs)
+                if isinstance(scoped, _Scoped):  # this run's balance is the touched keys' rows: in = out + quarantined + merged
                     tally["rows_out"] = current.count()
                 if quarantine is not None:
                     n_q = quarantine.count()
@@ -591,6 +597,100 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     rows = run.materialize(source.join(wanted, "_record_hash", "left_semi"), f"{t.name}.touched_rows")
     built = t.build(*[rows if n == inc.source else x for n, x in zip(t.inputs, inputs, strict=True)], **kwargs)
     return _Scoped(inc, published, touched, built, touched.count(), n_added)
+
+
+@dataclass
+class _Regrouped:
+    """A table rebuilt for the scope values whose input rows changed (:class:`lawlake.declarations.ByScope`)."""
+
+    by: ByScope
+    published: DataFrame  # the table at its released version
+    kept_keys: DataFrame  # the key values of the untouched scope values' input rows
+    built: DataFrame  # the builder's rows for the touched scope values, from their input rows
+    n_touched: int
+    n_scopes: int
+
+    def merged(self, rows: DataFrame) -> DataFrame:
+        """The table as a full rebuild gives it: the published rows of the untouched scope values, and the touched ones' new rows."""
+        return self.published.join(self.kept_keys, self.by.key, "left_semi").unionByName(rows.select(*self.published.columns))
+
+    def kept_quarantine(self, quarantined: DataFrame | None, *, stage: str, table: str) -> DataFrame | None:
+        return None  # a table rebuilt by scope quarantines nothing (see _regrouped)
+
+    def describe(self) -> str:
+        return f"by scope: {self.n_touched:,} of {self.n_scopes:,} {self.by.scope} value(s) changed"
+
+
+def scopes_location(lake: Path, name: str) -> Path:
+    """Where the scope digests of a table's builds are kept, one folder per build fingerprint (:class:`ByScope`)."""
+    return Path(lake) / "_scopes" / Path(*tables.parse_name(name))
+
+
+def scope_digests(df: DataFrame, scope: str) -> DataFrame:
+    """``(_scope, _n, _hi, _lo)``: per scope value, its rows' count and the sums of the two halves of their 64-bit hashes.
+
+    A sum does not depend on row order, and summing 32-bit halves cannot overflow. A row's
+    hash covers every column and whether each is null, so a changed, added or removed row
+    changes its scope's digest. ``_scope`` marks null apart from every value.
+    """
+    from pyspark.sql import functions as F
+
+    cols = [F.col(c) for c in df.columns]
+    h = F.xxhash64(*cols, *[c.isNull() for c in cols])
+    return df.select(_scope_value(scope).alias("_scope"), h.alias("_h")).groupBy("_scope").agg(
+        F.count(F.lit(1)).alias("_n"), F.sum(F.shiftrightunsigned("_h", 32)).alias("_hi"), F.sum(F.col("_h").bitwiseAND(F.lit(0xFFFFFFFF))).alias("_lo"),
+    )
+
+
+def _scope_value(scope: str):
+    from pyspark.sql import functions as F
+
+    return F.when(F.col(scope).isNull(), F.lit("N")).otherwise(F.concat(F.lit("V"), F.col(scope).cast("string")))
+
+
+def _regrouped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, before: dict | None, *, full_refresh: bool) -> _Regrouped | None:
+    """The rows of ``t``'s changed scope values (:class:`lawlake.declarations.ByScope`), or None: build whole.
+
+    Every build first keeps its input's scope digests under the build's fingerprint. A table
+    is rebuilt by scope only when its released build ran the same code and parameters (only
+    its input differs) and its digests are kept; else, or when most scope values changed, it
+    is built whole.
+    """
+    by = t.by_scope
+    assert by is not None
+    if now is None or len(inputs) != 1 or inputs[0] is None or t.quarantine is not None:
+        return None
+    source = inputs[0]
+    folder = scopes_location(run.settings.lake, t.name)
+    path = folder / now["fingerprint"]
+    if not tables.exists(path):  # a Delta table, committed whole or not at all; the same fingerprint: the same digests
+        tables.write(scope_digests(source, by.scope), path)
+    keep = {now["fingerprint"], before["fingerprint"] if before else None}
+    for old in folder.iterdir():  # only the released build's digests are ever compared with
+        if old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+    if full_refresh or before is None or t.name not in run.released:
+        return None
+    then, current = before["built_from"], now["built_from"]
+    if set(then) != set(current) or any(then[k] != current[k] for k in current if k != t.inputs[0]):
+        return None  # code or parameters changed: a full rebuild
+    previous = folder / before["fingerprint"]
+    if not tables.exists(previous):
+        return None
+    digest = ["_scope", "_n", "_hi", "_lo"]
+    fresh, old_digests = tables.read(run.spark, path), tables.read(run.spark, previous)
+    changed = fresh.join(old_digests, digest, "left_anti").select("_scope").unionByName(old_digests.join(fresh, digest, "left_anti").select("_scope"))
+    touched = run.materialize(changed.distinct(), f"{t.name}.touched")
+    n_touched, n_scopes = tables.count(run.spark, run.work_path(f"{t.name}.touched")), tables.count(run.spark, path)
+    if 2 * n_touched > n_scopes:
+        log.info("[lawlake] %s: %s built whole: %d of %d %s value(s) changed", run.stage, t.name, n_touched, n_scopes, by.scope)
+        return None
+    tagged = source.withColumn("_scope", _scope_value(by.scope))
+    rows = run.materialize(tagged.join(touched, "_scope", "left_semi").drop("_scope"), f"{t.name}.touched_rows")
+    published = run.read(t.name)
+    assert published is not None  # released (checked above)
+    kept = tagged.join(touched, "_scope", "left_anti").select(by.key)
+    return _Regrouped(by, published, kept, t.build(rows, **kwargs), n_touched, n_scopes)
 
 
 def _write_quarantine(run: _Run, parts: list[DataFrame], *, replace: list[str] | None) -> dict:

@@ -221,3 +221,60 @@ def test_normalize_rebuilds_only_the_keys_a_new_day_touches_and_equals_a_full_re
 
     pipeline.run_lifecycle(settings, "refresh", sources=src, stages=("normalize",), data_date=DATA_DATE, full_refresh=True)
     assert lake_content(settings.lake) == incremental
+
+
+def test_integrate_resolves_again_only_the_name_groups_a_new_day_changes_and_equals_a_full_rebuild(tmp_path, monkeypatch, caplog):
+    """gold.person_records is rebuilt by name group (ByScope): a new day's suspect and reviews change four of fourteen
+    groups — a new mention (王五), a new person (郑十), and a review whose new version corrects its person's name, which
+    leaves the group of 周八 for that of 周捌 — and every other group's rows are kept as published, 李四's too (a new
+    version of its review with another decision changes nothing the resolver reads): the table a full rebuild gives."""
+    import logging
+
+    from .jobs.sources import write_police, write_reviews
+
+    (tmp_path / "thresholds.yaml").write_text("default: 0.0\n")
+    monkeypatch.setenv("LAWLAKE_THRESHOLDS", str(tmp_path / "thresholds.yaml"))
+    settings = config.load(lake=tmp_path / "lake")
+    src = tmp_path / "src"
+    names = ["张三", "李四", "王五", "赵六", "孙七", "周八", "吴九", "冯一", "陈二", "褚三", "卫四", "蒋五"]
+    ids = {"张三": "11010519491231002X", "周八": "110105198001010016", "周捌": "110105198001010016"}
+
+    def case(n: int) -> dict:
+        return {"case_id": f"A33010220230000{n:02d}", "region_code": "330102", "charge": "盗窃", "occurred_on": "2023-01-02", "filed_on": "2023-01-03",
+                "status": "立案", "updated_at": "2023-01-03 10:00:00"}
+
+    def suspect(n: int, name: str, case_no: int, updated: str = "2023-01-03 09:00:00") -> dict:
+        return {"suspect_id": f"S0000000{n:02d}", "case_id": f"A33010220230000{case_no:02d}", "name": name, "id_number": ids.get(name, ""), "sex": "男",
+                "birth_date": "1980-01-01", "updated_at": updated}
+
+    def review(rid: int, name: str, decision: str, updated: str) -> list[str]:
+        return [f"JC33010020230000{rid:02d}", f"A33010220230000{rid:02d}", name, ids.get(name, ""), "男", "1980-01-01",
+                "2023-03-02", decision, "2023-03-20", "盗窃罪", "杭州市上城区人民检察院", updated]
+
+    write_police(src, cases=[case(i) for i in range(1, len(names) + 1)], suspects=[suspect(i, n, i) for i, n in enumerate(names, 1)])
+    write_reviews(src, "20230320", [review(1, "张三", "起诉", "2023-03-20 12:00:00"), review(2, "李四", "起诉", "2023-03-20 12:00:00"),
+                                    review(6, "周八", "起诉", "2023-03-20 12:00:00")])
+    stages = ("gather", "normalize", "integrate")
+    pipeline.run_lifecycle(settings, "day1", sources=src, stages=stages, data_date=DATA_DATE)
+    write_police(src, cases=[], suspects=[suspect(20, "郑十", 4, updated="2023-03-24 09:00:00")])
+    write_reviews(src, "20230325", [
+        review(2, "李四", "不起诉", "2023-03-25 09:00:00"),  # a new version, another decision: the same mention
+        review(3, "王五", "起诉", "2023-03-25 09:00:00"),  # a new mention
+        review(6, "周捌", "起诉", "2023-03-25 09:00:00"),  # the same review and identity number, the name corrected: another group
+    ])
+    caplog.set_level(logging.INFO, logger="lawlake")
+    pipeline.run_lifecycle(settings, "day2", sources=src, stages=stages, data_date=DATA_DATE)
+    built = [r.getMessage() for r in caplog.records if "built gold.person_records" in r.getMessage()]
+    # 王五, 郑十 (new), 周八 (lost its review) and 周捌 (new) of 14 names
+    assert built and "(17 rows, by scope: 4 of 14 _group value(s) changed)" in built[-1], built
+    incremental = lake_content(settings.lake)
+    records = {json.loads(r)["record_ref"]: json.loads(r) for r in incremental["gold.person_records"]}
+    person = {ref: r["person_key"] for ref, r in records.items()}
+    assert person["silver.prosecutions:JC3301002023000003:王五"] == person["silver.suspects:S000000003"]  # same name, same police case
+    assert person["silver.prosecutions:JC3301002023000006:110105198001010016"] == person["silver.suspects:S000000006"]  # by number, across groups
+    assert len(records) == 17
+
+    caplog.clear()
+    pipeline.run_lifecycle(settings, "refresh", sources=src, stages=("integrate",), data_date=DATA_DATE, full_refresh=True)
+    assert not any("by scope" in r.getMessage() for r in caplog.records)  # built whole
+    assert lake_content(settings.lake) == incremental
