@@ -54,7 +54,7 @@ from lawlake.rules import time_limits as TL
 from lawlake.tables import first_row
 
 __all__ = [
-    "build_mentions", "build_person_records", "name_groups", "resolve_persons", "build_person_index", "build_case_chain", "link_case_chain", "chain_persons", "chain_reviews",
+    "build_mentions", "build_person_records", "name_groups", "resolve_persons", "build_person_index", "person_mentions", "index_persons", "build_case_chain", "link_case_chain", "chain_persons", "chain_reviews",
     "chain_trials", "join_case_links", "finish_case_chain", "legal_aid_links", "build_sealed_records",
     "build_time_limit_warnings", "court_case_links", "resolve_name_group", "chain_orphans", "chain_tally", "STAGE",
 ]
@@ -339,8 +339,22 @@ def _most_frequent(df: DataFrame, col: str) -> DataFrame:
 
 
 def build_person_index(mentions: DataFrame, person_records: DataFrame) -> DataFrame:
-    """One row per person: identity, most frequent attributes, how many mentions and agencies."""
-    m = mentions.join(person_records.select("source_table", "record_key", "person_key"), ["source_table", "record_key"])
+    """One row per person: identity, most frequent attributes, how many mentions and agencies.
+
+    The stage builds it in two steps, :func:`person_mentions` written once as ``work.person_mentions`` and
+    :func:`index_persons` over it."""
+    return index_persons(person_mentions(mentions, person_records))
+
+
+def person_mentions(mentions: DataFrame, person_records: DataFrame) -> DataFrame:
+    """Each mention's attributes with its person: the person index's input, one row per person record."""
+    return mentions.join(person_records.select("source_table", "record_key", "person_key"), ["source_table", "record_key"]).select(
+        "person_key", "source_table", "record_key", "name", "id_number", "sex", "birth_date"
+    )
+
+
+def index_persons(m: DataFrame) -> DataFrame:
+    """:func:`build_person_index` over :func:`person_mentions`: a function of each person's mentions alone."""
     # Fixed-size accumulators only (no per-group sets): an agency is listed when any mention is from one of its
     # tables (in name order, as a sorted set would list them); a conflict is two values, min != max.
     def seen(name: str) -> Column:
@@ -819,10 +833,12 @@ def chain_tally(police_cases: DataFrame, suspects: DataFrame, person_records: Da
     return {"rows_in": n_in, "rows_quarantined": n_orphans, "rows_merged": n_in - n_orphans - n_pairs}
 
 
-def index_tally(person_index: DataFrame, person_records: DataFrame) -> dict[str, int]:
-    """Person records in; one row per person; the other mentions of each person merged into it."""
+def index_tally(person_index: DataFrame, mentions: DataFrame) -> dict[str, int]:
+    """Person records in (their mentions); one row per person; the other mentions of each person merged into it.
+
+    The gate checks every person's ``n_records`` against gold.person_records itself."""
     n_persons, n_folded = first_row(person_index.select(F.count(F.lit(1)), F.sum("n_records")))
-    return {"rows_in": person_records.count(), "rows_merged": (n_folded or 0) - n_persons}
+    return {"rows_in": mentions.count(), "rows_merged": (n_folded or 0) - n_persons}
 
 
 SILVER = ("silver.police_cases", "silver.suspects", "silver.prosecutions", "silver.court_cases", "silver.court_defendants", "silver.custody")
@@ -836,8 +852,9 @@ STAGE = Stage(
         # resolved per name group: a run rebuilds only the groups whose mentions changed
         Table("gold.person_records", resolve_persons, inputs=("work.name_groups",), tally=lambda records, groups: {"rows_in": groups.count()},
               by_scope=ByScope(scope="_group", key="record_ref")),
-        Table("gold.person_index", build_person_index, inputs=("work.mentions", "gold.person_records"),
-              tally=lambda index, mentions, records: index_tally(index, records)),
+        Table("work.person_mentions", person_mentions, inputs=("work.mentions", "gold.person_records")),
+        # a function of each person's mentions: a run rebuilds only the persons whose mentions changed
+        Table("gold.person_index", index_persons, inputs=("work.person_mentions",), tally=index_tally, by_scope=ByScope(scope="person_key", key="person_key")),
         # the chain's first half (link_case_chain) in parts, each written once: every part is read several times
         Table("work.chain_persons", chain_persons, inputs=("silver.suspects", "gold.person_records")),
         Table("work.chain_reviews", chain_reviews, inputs=("work.chain_persons", "silver.police_cases", "silver.prosecutions", "gold.person_records")),

@@ -224,7 +224,7 @@ def test_normalize_rebuilds_only_the_keys_a_new_day_touches_and_equals_a_full_re
 
 
 def test_integrate_resolves_again_only_the_name_groups_a_new_day_changes_and_equals_a_full_rebuild(tmp_path, monkeypatch, caplog):
-    """gold.person_records is rebuilt by name group (ByScope): a new day's suspect and reviews change four of fourteen
+    """gold.person_records is rebuilt by name group, gold.person_index by person (ByScope): a new day's suspect and reviews change four of fourteen
     groups — a new mention (王五), a new person (郑十), and a review whose new version corrects its person's name, which
     leaves the group of 周八 for that of 周捌 — and every other group's rows are kept as published, 李四's too (a new
     version of its review with another decision changes nothing the resolver reads): the table a full rebuild gives."""
@@ -264,9 +264,12 @@ def test_integrate_resolves_again_only_the_name_groups_a_new_day_changes_and_equ
     ])
     caplog.set_level(logging.INFO, logger="lawlake")
     pipeline.run_lifecycle(settings, "day2", sources=src, stages=stages, data_date=DATA_DATE)
-    built = [r.getMessage() for r in caplog.records if "built gold.person_records" in r.getMessage()]
+    built = {m.split(" (")[0].rsplit(" ", 1)[-1]: m for m in (r.getMessage() for r in caplog.records) if "integrate: built gold." in m}
     # 王五, 郑十 (new), 周八 (lost its review) and 周捌 (new) of 14 names
-    assert built and "(17 rows, by scope: 4 of 14 _group value(s) changed)" in built[-1], built
+    assert "(17 rows, by scope: 4 of 14 _group value(s) changed)" in built["gold.person_records"], built
+    # of 13 persons: 郑十 (new), 周八 (a mention renamed) and 王五, whose key changes with a second mention (an unmatched
+    # person is keyed by its first record): the old key gone, the new one added
+    assert "(13 rows, by scope: 4 of 13 person_key value(s) changed)" in built["gold.person_index"], built
     incremental = lake_content(settings.lake)
     records = {json.loads(r)["record_ref"]: json.loads(r) for r in incremental["gold.person_records"]}
     person = {ref: r["person_key"] for ref, r in records.items()}

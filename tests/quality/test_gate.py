@@ -272,3 +272,28 @@ def test_the_repository_file_context_holds_every_suite():
     for name in GATED:
         stored = context.suites.get(name)
         assert [e.expectation_type for e in stored.expectations] == [e["type"] for e in suites.load_suite(name).expectations], name
+
+
+def test_the_person_index_gate_counts_every_person_record_against_gold_person_records(spark, lake):
+    """gold.person_index's own check: each person's n_records is its rows in gold.person_records (this run's candidate),
+    no person record's person is missing and no person is left without records (a stale row a rebuild by scope kept)."""
+    records_contract, index_contract = contracts.load("gold.person_records"), contracts.load("gold.person_index")
+    records = [{"record_ref": f"silver.suspects:S{i}", "source_table": "silver.suspects", "record_key": f"S{i}", "person_key": p, "match_rule": "id_number"}
+               for i, p in enumerate(["P1", "P1", "P2"])]
+    sibling = _candidate(spark, lake, "person_records", records, contract=records_contract)
+
+    def person(key: str, n: int) -> dict:
+        return {"person_key": key, "id_number": None, "name": "张三", "sex": "M", "birth_date": None, "n_records": n, "agencies": "police", "has_conflicts": False}
+
+    suite = suites.load_suite("gold.person_index")
+    assert suite is not None
+
+    def gate_of(name: str, rows: list[dict]):
+        candidate = _candidate(spark, lake, name, rows, contract=index_contract)
+        return gate.run_gate(spark, "gold.person_index", candidate, lake=lake, suite=suite, siblings={"gold.person_records": sibling})
+
+    assert gate_of("index_good", [person("P1", 2), person("P2", 1)]).success is True
+    for name, rows in (("index_miscounted", [person("P1", 1), person("P2", 1)]), ("index_missing", [person("P1", 2)]),
+                       ("index_stale", [person("P1", 2), person("P2", 1), person("P3", 1)])):
+        result = gate_of(name, rows)
+        assert (result.success, _failed(result)["check:n_records_counts_person_records"]["unexpected_count"]) == (False, 1), name
