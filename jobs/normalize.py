@@ -823,12 +823,15 @@ def reference_tables(spark) -> Refs:
 
 # Each table's key column: a builder ranks the versions of each key apart from every other key's (rank_versions), so a
 # new day's bronze rows rebuild only the keys they carry (Incremental). Court defendants rank by their case, not by
-# their own key (a new version of a case can drop a party), so they are rebuilt whole.
+# their own key (a new version of a case can drop a party), so they are rebuilt by case: every party of a case a new
+# row carries, from every version of the case; their quarantine rows are keyed "<case number>#<party>".
 KEYS = {
     "silver.police_cases": "police_case_id", "silver.police_transfers": "transfer_id", "silver.suspects": "suspect_id",
     "silver.prosecutions": "prosecution_id", "silver.court_cases": "case_number", "silver.custody": "record_id",
-    "silver.legal_aid_appointments": "appointment_id", "silver.mediations": "mediation_id",
+    "silver.legal_aid_appointments": "appointment_id", "silver.mediations": "mediation_id", "silver.court_defendants": "case_number",
 }
+SCOPES = {"silver.court_defendants": "case_number"}  # the built frame's scope column, where it is not _key
+QUARANTINE_SCOPES = {"silver.court_defendants": lambda record_key: F.regexp_extract(record_key, r"^(.*)#[0-9]+$", 1)}
 
 
 def _declare(target: str, source: str, build: Callable[[DataFrame, Refs], DataFrame], rules: Callable[[], list[Rule]]) -> Table:
@@ -847,7 +850,8 @@ def _declare(target: str, source: str, build: Callable[[DataFrame, Refs], DataFr
         quarantine=lambda df, *_: split(df, source_table=source, target_table=target)[1],
         tally=lambda df, *_: tally(df),
         metrics=lambda df: rule_metrics(df, rules()),
-        incremental=Incremental(source=source, scope="_key", key=KEYS[target]) if target in KEYS else None,
+        incremental=Incremental(source=source, scope=SCOPES.get(target, "_key"), key=KEYS[target], quarantine_scope=QUARANTINE_SCOPES.get(target))
+        if target in KEYS else None,
     )
 
 

@@ -82,6 +82,8 @@ class Incremental:
     source: str  # the append-only input (a bronze table) whose new rows decide what is rebuilt
     scope: str  # the built frame's column of the unit rebuilt whole (every version of one key)
     key: str  # the table's column holding the same value (its rows kept or replaced by it)
+    # a quarantine row's scope value from its record_key, when the two differ (default: the record_key itself)
+    quarantine_scope: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)

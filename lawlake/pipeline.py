@@ -547,14 +547,16 @@ class _Scoped:
         return self.published.join(keys, self.inc.key, "left_anti").unionByName(rows.select(*self.published.columns))
 
     def kept_quarantine(self, quarantined: DataFrame | None, *, stage: str, table: str) -> DataFrame | None:
-        """The stage's published quarantine rows for ``table`` whose record key was not touched (rows without a key included)."""
+        """The stage's published quarantine rows for ``table`` whose scope value (its record key, or what the
+        declaration's ``quarantine_scope`` makes of it) was not touched (rows without one included)."""
         from pyspark.sql import functions as F
 
         if quarantined is None:
             return None
-        keys = self.touched.select(F.col(self.inc.scope).cast("string").alias("record_key"))
+        keys = self.touched.select(F.col(self.inc.scope).cast("string").alias("_scope"))
         mine = quarantined.where((F.col("stage") == stage) & (F.col("target_table") == table)).select(*REJECT_COLUMNS)
-        return mine.join(keys, "record_key", "left_anti")
+        scope = self.inc.quarantine_scope(F.col("record_key")) if self.inc.quarantine_scope else F.col("record_key")
+        return mine.withColumn("_scope", scope).join(keys, "_scope", "left_anti").select(*REJECT_COLUMNS)
 
     def describe(self) -> str:
         return f"incremental: {self.n_touched} key(s) touched by {self.n_added} new {self.inc.source} row(s)"
@@ -591,6 +593,10 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     # carry are touched; every source row of a touched key, and the new rows without a key, are built as a table of
     # their own (filtering the whole build instead would run it over every row).
     keys = run.materialize(t.build(*inputs, **kwargs).select("_record_hash", inc.scope), f"{t.name}.keys")
+    if added.join(keys, "_record_hash", "left_anti").limit(1).count():
+        # a new row the builder turns into no row (a court case version without parties) says nothing of its scope
+        log.info("[lawlake] %s: %s built whole: a new %s row builds no row, so its scope is not known", run.stage, t.name, inc.source)
+        return None
     new_keys = keys.join(added.select("_record_hash"), "_record_hash", "left_semi")
     touched = run.materialize(new_keys.select(inc.scope).where(F.col(inc.scope).isNotNull()).distinct(), f"{t.name}.touched")
     wanted = keys.join(touched, inc.scope, "left_semi").select("_record_hash").unionByName(new_keys.where(F.col(inc.scope).isNull()).select("_record_hash"))

@@ -281,3 +281,55 @@ def test_integrate_resolves_again_only_the_name_groups_a_new_day_changes_and_equ
     pipeline.run_lifecycle(settings, "refresh", sources=src, stages=("integrate",), data_date=DATA_DATE, full_refresh=True)
     assert not any("by scope" in r.getMessage() for r in caplog.records)  # built whole
     assert lake_content(settings.lake) == incremental
+
+
+def test_court_defendants_are_rebuilt_by_case_and_equal_a_full_rebuild(tmp_path, monkeypatch, caplog):
+    """silver.court_defendants ranks a party by its case: a new version of a case rebuilds every party of that case from
+    every version (a party it drops is gone; the quarantine row of its first version's bad verdict is built again, once), an
+    untouched case keeps its rows and its quarantine row, and a new version without parties, which says nothing of its
+    case, makes the table build whole."""
+    import logging
+
+    from .jobs.sources import write_courts
+
+    (tmp_path / "thresholds.yaml").write_text("default: 0.0\n")
+    monkeypatch.setenv("LAWLAKE_THRESHOLDS", str(tmp_path / "thresholds.yaml"))
+    settings = config.load(lake=tmp_path / "lake")
+    src = tmp_path / "src"
+
+    def party(name: str, verdict: str = "guilty") -> dict:
+        return {"name": name, "id_number": "", "sex": "男", "birth_date": "1980-01-01", "role": "defendant", "verdict": verdict,
+                "sentence_type": "fixed_term", "sentence_months": 10}
+
+    def case(n: int, parties: list[dict], updated: str) -> dict:
+        return {"case_number": f"(2023)浙0102刑初{n}号", "court_name": "杭州市上城区人民法院", "trial_level": "first_instance", "original_case_number": None,
+                "review_id": None, "charge": "盗窃罪", "filed_on": "2023-04-01", "judged_on": "2023-05-01", "parties": parties, "updated_at": updated}
+
+    write_courts(src, "20230502", [
+        case(1, [party("张三"), party("李四", verdict="maybe")], "2023-05-02 09:00:00"),  # 李四's verdict is nulled: a quarantine row
+        case(2, [party("王五", verdict="maybe")], "2023-05-02 09:00:00"),  # untouched later: its row and quarantine row stay
+        case(3, [party("赵六")], "2023-05-02 09:00:00"),
+    ])
+    stages = ("gather", "normalize")
+    pipeline.run_lifecycle(settings, "day1", sources=src, stages=stages, data_date=DATA_DATE)
+    write_courts(src, "20230510", [
+        case(1, [party("张三")], "2023-05-10 09:00:00"),  # a new version without 李四
+        case(4, [party("孙七")], "2023-05-10 09:00:00"),  # a new case
+    ])
+    caplog.set_level(logging.INFO, logger="lawlake")
+    pipeline.run_lifecycle(settings, "day2", sources=src, stages=stages, data_date=DATA_DATE)
+    built = [r.getMessage() for r in caplog.records if "built silver.court_defendants" in r.getMessage()]
+    assert built and "(4 rows, incremental: 2 key(s) touched by 2 new bronze.court_cases row(s))" in built[-1], built  # cases 1 and 4
+    incremental = lake_content(settings.lake)
+    parties = sorted((json.loads(r)["case_number"], json.loads(r)["name"]) for r in incremental["silver.court_defendants"])
+    number = "（2023）浙0102刑初{}号".format  # as silver normalizes it (full-width brackets)
+    assert parties == [(number(1), "张三"), (number(2), "王五"), (number(3), "赵六"), (number(4), "孙七")]
+    quarantined = sorted(json.loads(r)["record_key"] for r in incremental[pipeline.QUARANTINE] if json.loads(r)["target_table"] == "silver.court_defendants")
+    assert quarantined == [number(1) + "#2", number(2) + "#1"]  # 李四's verdict in case 1's first version, rebuilt with its case; 王五's, kept
+    pipeline.run_lifecycle(settings, "refresh", sources=src, stages=("normalize",), data_date=DATA_DATE, full_refresh=True)
+    assert lake_content(settings.lake) == incremental
+
+    caplog.clear()
+    write_courts(src, "20230515", [case(3, [], "2023-05-15 09:00:00")])  # a version of case 3 without parties
+    pipeline.run_lifecycle(settings, "day3", sources=src, stages=stages, data_date=DATA_DATE)
+    assert any("silver.court_defendants built whole: a new bronze.court_cases row builds no row" in r.getMessage() for r in caplog.records)
