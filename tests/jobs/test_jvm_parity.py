@@ -56,3 +56,27 @@ def test_normalize_is_the_same_on_jvm_spark_and_sail(spark, jvm_spark, bronze, t
     assert sail[0] == jvm[0], f"{target}: silver rows differ"
     assert sail[1] == jvm[1], f"{target}: quarantined rows differ"
     assert sail[2] == jvm[2], f"{target}: superseded versions differ"
+
+
+def test_scope_digests_are_the_same_on_jvm_spark_and_sail(spark, jvm_spark):
+    """ByScope's digests (pipeline.scope_digests): per scope value, a changed, added or removed row, or a value that
+    becomes null, changes its digest only; null is a scope value of its own; both engines give the same digests, so a
+    lake moved to a Spark cluster keeps rebuilding by scope."""
+    schema = "g string, k string, v int, d date"
+    rows = [("a", "1", 1, None), ("a", "2", 2, None), ("b", "3", None, None), (None, "4", 4, None), ("c", "5", 5, None), ("d", "7", 7, None)]
+    changed = [("a", "1", 1, None), ("a", "2", 3, None),  # a: a value changed
+               ("b", "3", 0, None),  # b: a null became 0
+               (None, "4", 4, None), (None, "6", 6, None),  # null scope: a row added
+               ("d", "7", 7, None)]  # c: its row removed; d: untouched
+
+    def digests(session, data):
+        return {r["_scope"]: (r["_n"], r["_hi"], r["_lo"]) for r in pipeline.scope_digests(session.createDataFrame(data, schema), "g").collect()}
+
+    for session in (spark, jvm_spark):
+        before, after = digests(session, rows), digests(session, changed)
+        assert set(before) == {"Va", "Vb", "Vc", "Vd", "N"}
+        assert {s for s in before.keys() | after.keys() if before.get(s) != after.get(s)} == {"Va", "Vb", "Vc", "N"}
+        assert digests(session, list(reversed(rows))) == before  # row order does not matter
+        assert digests(session, rows[1:] + rows[:1]) == before
+    assert digests(spark, rows) == digests(jvm_spark, rows)
+    assert digests(spark, changed) == digests(jvm_spark, changed)
