@@ -297,3 +297,29 @@ def test_the_person_index_gate_counts_every_person_record_against_gold_person_re
                        ("index_stale", [person("P1", 2), person("P2", 1), person("P3", 1)])):
         result = gate_of(name, rows)
         assert (result.success, _failed(result)["check:n_records_counts_person_records"]["unexpected_count"]) == (False, 1), name
+
+
+@pytest.mark.parametrize("rejected, applicable, threshold, success", [
+    (1, 26, 0.97, True),  # a new day's slice: one mistyped number in 26 is chance (lower bound 0.68% <= 3%)
+    (5, 26, 0.97, False),  # five in 26: at least 8.5% at 95% confidence, over 3%
+    (26, 26, 0.97, False),  # a broken delivery, however small
+    (1, 1, 0.95, False),  # the one first delivery unreadable (gather.first_delivery_readable)
+    (700, 20_000, 0.97, False),  # 96.5% of a whole table: at least 3.25%
+    (560, 20_000, 0.97, True),  # 97.2%: within the threshold
+    (1, 100_000, 1.0, False),  # a threshold of 1 refuses any rejection
+    (0, 0, 0.99, True),  # nothing checked
+    (3, 3, 0.0, True),  # a threshold of 0 accepts anything
+])
+def test_a_rule_fails_only_when_its_rejections_exceed_the_threshold_beyond_chance(rejected, applicable, threshold, success):
+    (result,) = gate.rule_rate_results([{"rule": "r", "applicable": applicable, "rejected": rejected}], {"r": threshold}, default=None)
+    assert result["success"] is success
+    assert result["unexpected_count"] == rejected
+    if success and applicable and rejected / applicable > 1 - threshold:
+        assert "at 95% confidence" in result["observed"]  # why a rate under its threshold passed
+
+
+def test_the_rejected_share_lower_bound_is_the_wilson_score_interval():
+    assert gate.rejected_share_lower_bound(0, 10) == 0.0
+    assert gate.rejected_share_lower_bound(1, 26) == pytest.approx(0.00681, abs=1e-4)
+    assert gate.rejected_share_lower_bound(50, 100) == pytest.approx(0.4038, abs=1e-4)  # textbook: 50/100 → [0.404, 0.596]
+    assert gate.rejected_share_lower_bound(300, 10_000) == pytest.approx(0.0268, abs=1e-3)  # converges on the share itself
