@@ -131,6 +131,7 @@ def demo(tmp_path_factory) -> Path:
 
 
 def test_runs_rebuild_only_what_new_data_reaches_and_equal_a_full_rebuild(demo, tmp_path, monkeypatch, request):
+    monkeypatch.setattr(pipeline, "SCOPED_MIN_ROWS", 0)  # scoped at any size: the threshold is for speed, the rows are the same
     monkeypatch.setenv("LAWLAKE_SECRET_KEY", "incremental-test-key")
     sources, held = tmp_path / "sources", tmp_path / "held"
     shutil.copytree(demo, sources)
@@ -183,6 +184,7 @@ def test_normalize_rebuilds_only_the_keys_a_new_day_touches_and_equals_a_full_re
     """A new day's reviews — a new version of a review, a later version of another missing a date, a new review, a row
     without a review id — rebuild only their keys (every version of each), keep every other key's rows and quarantine rows (a
     nulled identity number of an untouched review among them), and give the table a full rebuild gives."""
+    monkeypatch.setattr(pipeline, "SCOPED_MIN_ROWS", 0)  # scoped at any size: the threshold is for speed, the rows are the same
     from .jobs.sources import small_sources, write_reviews
 
     (tmp_path / "thresholds.yaml").write_text("default: 0.0\n")  # a handful of rows: rejections are the subject, not a failed delivery
@@ -228,6 +230,7 @@ def test_integrate_resolves_again_only_the_name_groups_a_new_day_changes_and_equ
     groups — a new mention (王五), a new person (郑十), and a review whose new version corrects its person's name, which
     leaves the group of 周八 for that of 周捌 — and every other group's rows are kept as published, 李四's too (a new
     version of its review with another decision changes nothing the resolver reads): the table a full rebuild gives."""
+    monkeypatch.setattr(pipeline, "SCOPED_MIN_ROWS", 0)  # scoped at any size: the threshold is for speed, the rows are the same
     import logging
 
     from .jobs.sources import write_police, write_reviews
@@ -288,6 +291,7 @@ def test_court_defendants_are_rebuilt_by_case_and_equal_a_full_rebuild(tmp_path,
     every version (a party it drops is gone; the quarantine row of its first version's bad verdict is built again, once), an
     untouched case keeps its rows and its quarantine row, and a new version without parties, which says nothing of its
     case, makes the table build whole."""
+    monkeypatch.setattr(pipeline, "SCOPED_MIN_ROWS", 0)  # scoped at any size: the threshold is for speed, the rows are the same
     import logging
 
     from .jobs.sources import write_courts
@@ -333,3 +337,9 @@ def test_court_defendants_are_rebuilt_by_case_and_equal_a_full_rebuild(tmp_path,
     write_courts(src, "20230515", [case(3, [], "2023-05-15 09:00:00")])  # a version of case 3 without parties
     pipeline.run_lifecycle(settings, "day3", sources=src, stages=stages, data_date=DATA_DATE)
     assert any("silver.court_defendants built whole: a new bronze.court_cases row builds no row" in r.getMessage() for r in caplog.records)
+
+    caplog.clear()
+    monkeypatch.setattr(pipeline, "SCOPED_MIN_ROWS", 20_000)  # the default: inputs this small are cheaper to build whole
+    write_courts(src, "20230520", [case(4, [party("孙七"), party("周八")], "2023-05-20 09:00:00")])
+    pipeline.run_lifecycle(settings, "day4", sources=src, stages=stages, data_date=DATA_DATE)
+    assert any("silver.court_defendants built whole: its input holds 7 rows (a scoped build pays off from 20000)" in r.getMessage() for r in caplog.records)
