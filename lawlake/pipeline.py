@@ -565,6 +565,13 @@ class _Scoped:
         return f"incremental: {self.n_touched} key(s) touched by {self.n_added} new {self.inc.source} row(s)"
 
 
+def _only_input_changed(before: dict, now: dict, name: str) -> bool:
+    """Whether a table's build ``now`` differs from its released build ``before`` in input ``name`` at most (code,
+    parameters and every other input as then): the condition for rebuilding only what that input changed."""
+    then, current = before["built_from"], now["built_from"]
+    return set(then) == set(current) and all(then[k] == current[k] for k in current if k != name)
+
+
 def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, before: dict | None) -> _Scoped | None:
     """The touched keys' rows of ``t``, when only its incremental source changed since its released build; else None (build whole).
 
@@ -578,10 +585,9 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     inc = t.incremental
     if inc is None or now is None or before is None or t.name not in run.released:
         return None
-    then, current = before["built_from"], now["built_from"]
-    if set(then) != set(current) or any(then[k] != current[k] for k in current if k != inc.source):
+    if not _only_input_changed(before, now, inc.source):
         return None  # code, parameters or another input changed: a full rebuild
-    old_v, new_v = then.get(inc.source), current.get(inc.source)
+    old_v, new_v = before["built_from"].get(inc.source), now["built_from"].get(inc.source)
     if not isinstance(old_v, int) or not isinstance(new_v, int) or old_v >= new_v:
         return None
     if _small(run, t, tables.location(run.settings.lake, inc.source)):
@@ -685,8 +691,7 @@ def _regrouped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None
             shutil.rmtree(old, ignore_errors=True)
     if full_refresh or before is None or t.name not in run.released:
         return None
-    then, current = before["built_from"], now["built_from"]
-    if set(then) != set(current) or any(then[k] != current[k] for k in current if k != t.inputs[0]):
+    if not _only_input_changed(before, now, name):
         return None  # code or parameters changed: a full rebuild
     previous = folder / before["fingerprint"]
     if not tables.exists(previous):
