@@ -6,6 +6,10 @@ and workers exchanging tasks and shuffle data over RPC inside the process — th
 of Sail's ``kubernetes-cluster`` mode, see docs/kubernetes.md). Scale-out: a Sail server in
 cluster mode or any Spark 4 Spark Connect server with Delta (``sc://host:15002``). Job code
 is the same for all; only the URL differs.
+
+On a Sail cluster (the embedded server with ``SAIL_MODE`` other than ``local``, or a remote
+one declared with ``LAWLAKE_SAIL_CLUSTER=true``) every Delta write goes through
+:func:`for_delta_write`: see there why.
 """
 
 from __future__ import annotations
@@ -16,15 +20,16 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pyspark is heavy: imported only where a session is made
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["EMBEDDED", "session", "stop", "cores"]
+__all__ = ["EMBEDDED", "session", "stop", "cores", "for_delta_write", "is_sail_cluster"]
 
 EMBEDDED = "embedded"
 
 _lock = threading.Lock()
 _server = None  # the in-process Sail server, started once per process
 _sessions: dict[str, SparkSession] = {}
+_clusters: list[SparkSession] = []  # the sessions whose engine is a Sail cluster (see for_delta_write)
 
 
 def _start_sail() -> str:
@@ -66,7 +71,35 @@ def session(engine: str = EMBEDDED) -> SparkSession:
         # Timestamps are written and read in UTC whatever the machine's zone.
         spark.conf.set("spark.sql.session.timeZone", "UTC")
         _sessions[engine] = spark
+        if is_sail_cluster(engine):
+            _clusters.append(spark)
         return spark
+
+
+def is_sail_cluster(engine: str = EMBEDDED) -> bool:
+    """Whether ``engine`` is a Sail cluster: the embedded server in a cluster ``SAIL_MODE`` (``local-cluster``), or a
+    remote Sail server in ``kubernetes-cluster`` mode, which the client cannot tell apart and is told of by
+    ``LAWLAKE_SAIL_CLUSTER=true``."""
+    if engine == EMBEDDED:
+        return os.environ.get("SAIL_MODE", "local").strip().lower() not in ("", "local")
+    return os.environ.get("LAWLAKE_SAIL_CLUSTER", "").strip().lower() in ("1", "true", "yes")
+
+
+def for_delta_write(df: DataFrame) -> DataFrame:
+    """``df`` as a Delta write on its engine needs it: on a Sail cluster, with a shuffle on top; elsewhere as it is.
+
+    pysail 0.7.2 runs a Delta commit in a stage on the driver, and that stage takes in every
+    operator down to the first shuffle. The driver decodes its stage's plan with a function
+    registry that lacks DataFusion's built-ins, so a write whose plan has no shuffle (one
+    bronze file, no join: ``silver.police_transfers``) fails there with "ExtendedScalarUdf: no
+    UDF found for translate" (``btrim``, ``upper``, ``regexp_replace`` alike), while the same
+    query collected, or written as Parquet, runs. A round-robin shuffle ends the driver's
+    stage below the writer: the query runs on the workers and the driver only commits. Local
+    mode is left as it is (the shuffle would only cost there).
+    """
+    if not any(df.sparkSession is s for s in _clusters):
+        return df
+    return df.repartition(cores())
 
 
 def stop(engine: str | None = None) -> None:
@@ -79,6 +112,7 @@ def stop(engine: str | None = None) -> None:
     with _lock:
         for name in [engine] if engine else list(_sessions):
             spark = _sessions.pop(name, None)
+            _clusters[:] = [s for s in _clusters if s is not spark]
             if spark is not None:
                 try:
                     spark.stop()

@@ -14,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from lawlake import engine
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
@@ -106,7 +108,7 @@ def read(spark: SparkSession, path: Path, *, version: int | None = None) -> Data
 
 def write(df: DataFrame, path: Path, *, mode: Literal["overwrite", "append"] = "overwrite") -> None:
     """Write a DataFrame as a Delta table at ``path``."""
-    writer = df.write.format("delta").mode(mode)
+    writer = engine.for_delta_write(df).write.format("delta").mode(mode)
     if mode == "overwrite":
         writer = writer.option("overwriteSchema", "true")
     writer.save(str(path))
@@ -125,7 +127,7 @@ def publish(
         raise FileNotFoundError(f"no candidate table at {candidate}")
     published.parent.mkdir(parents=True, exist_ok=True)
     if replace_where and exists(published):
-        read(spark, candidate).write.format("delta").mode("overwrite").option("replaceWhere", replace_where).save(str(published))
+        engine.for_delta_write(read(spark, candidate)).write.format("delta").mode("overwrite").option("replaceWhere", replace_where).save(str(published))
     elif not _commit_files(candidate, published, mode=mode):
         write(read(spark, candidate), published, mode=mode)
     v = version(published)

@@ -40,3 +40,22 @@ def test_a_stage_runs_on_the_spark_connect_url_it_is_given(tmp_path, remote_url,
 def test_an_unknown_engine_is_refused(bad):
     with pytest.raises(ValueError, match="engine must be 'embedded' or an sc:// URL"):
         engine.session(bad)
+
+
+@pytest.mark.parametrize(
+    "engine_url, env, cluster",
+    [
+        ("embedded", {}, False),  # Sail's default mode: local
+        ("embedded", {"SAIL_MODE": "local"}, False),
+        ("embedded", {"SAIL_MODE": "local-cluster"}, True),  # driver and workers over RPC
+        ("sc://sail:50051", {}, False),  # a remote server is Spark unless declared
+        ("sc://sail:50051", {"LAWLAKE_SAIL_CLUSTER": "true"}, True),  # Sail in kubernetes-cluster mode
+        ("sc://sail:50051", {"SAIL_MODE": "local-cluster"}, False),  # the client's SAIL_MODE says nothing of a remote server
+    ],
+)
+def test_a_sail_cluster_is_known_by_its_mode_or_declared(monkeypatch, engine_url, env, cluster):
+    for name in ("SAIL_MODE", "LAWLAKE_SAIL_CLUSTER"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert engine.is_sail_cluster(engine_url) is cluster
