@@ -73,10 +73,13 @@ class Incremental:
     """How a table is rebuilt for only what new rows of one append-only input reach.
 
     The builder must be a function of each scope value's input rows alone (its windows
-    and aggregates partitioned by the scope): then the runner builds the rows of every
-    scope value the new input rows carry, from all their input rows, and keeps the
-    published rows (and quarantine rows) of every other scope value as they are — the
-    same table a full rebuild gives (``tests/test_incremental.py`` proves it).
+    and aggregates partitioned by the scope), and the scope value it gives a source row a
+    function of that row alone: then the runner builds the rows of every scope value the
+    new input rows carry, from all their input rows, and keeps the published rows (and
+    quarantine rows) of every other scope value as they are — the same table a full
+    rebuild gives (``tests/test_incremental.py`` proves it). Every build keeps each source
+    row's scope value (under ``<lake>/_keys/``), so the next one builds only the new rows
+    to learn theirs.
     """
 
     source: str  # the append-only input (a bronze table) whose new rows decide what is rebuilt

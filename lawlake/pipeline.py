@@ -436,6 +436,11 @@ def run_stage(
                     continue
                 if t.materialize and (t.rows or t.quarantine or t.tally or t.metrics):
                     frame = run.materialize(frame, t.name)
+                    inc, now = t.incremental, plan.builds.get(t.name)
+                    if inc and scoped is None and future is None and now and not _small(run, t, tables.location(settings.lake, inc.source), quiet=True):
+                        # built whole, every source row with it: its rows' keys are kept for the next build (_scoped)
+                        before = released_builds.get(t.name)
+                        _keep_keys(run, t, frame.select("_record_hash", inc.scope), now["fingerprint"], before["fingerprint"] if before else None)
                 assert contract is not None
                 current = t.rows(frame) if t.rows else frame
                 # incremental: the touched keys' rows replace theirs; every other key's published rows stay as they are
@@ -541,6 +546,7 @@ class _Scoped:
     built: DataFrame  # the builder's rows for them, from all their input rows (every version)
     n_touched: int
     n_added: int
+    keys: str  # how the source rows' keys were found
 
     def merged(self, rows: DataFrame) -> DataFrame:
         """The table as a full rebuild gives it: the published rows of the keys not touched, and the touched keys' new rows."""
@@ -562,7 +568,7 @@ class _Scoped:
         return mine.withColumn("_scope", scope).join(keys, "_scope", "left_anti").select(*REJECT_COLUMNS)
 
     def describe(self) -> str:
-        return f"incremental: {self.n_touched} key(s) touched by {self.n_added} new {self.inc.source} row(s)"
+        return f"incremental: {self.n_touched} key(s) touched by {self.n_added} new {self.inc.source} row(s); {self.keys}"
 
 
 def _only_input_changed(before: dict, now: dict, name: str) -> bool:
@@ -600,10 +606,19 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     if n_source - n_added != n_old:
         log.info("[lawlake] %s: %s built whole: %s v%d does not hold every row of v%d", run.stage, t.name, inc.source, new_v, old_v)
         return None
-    # Each source row's key, by the builder itself (the engine prunes the rest of its plan): the keys the new rows
-    # carry are touched; every source row of a touched key, and the new rows without a key, are built as a table of
-    # their own (filtering the whole build instead would run it over every row).
-    keys = run.materialize(t.build(*inputs, **kwargs).select("_record_hash", inc.scope), f"{t.name}.keys")
+    # Each source row's key, by the builder itself: the keys the new rows carry are touched; every source row of a touched
+    # key, and the new rows without a key, are built as a table of their own (filtering the whole build instead would run
+    # it over every row). The released build kept its rows' keys (_keep_keys): only the new rows go through the builder
+    # (a row's key is its own, see Incremental); without them, every row does.
+    kept = keys_location(run.settings.lake, t.name) / before["fingerprint"]
+    with_input = [added if n == inc.source else x for n, x in zip(t.inputs, inputs, strict=True)]
+    if tables.exists(kept):
+        keys_of = tables.read(run.spark, kept).unionByName(t.build(*with_input, **kwargs).select("_record_hash", inc.scope))
+        how = f"the keys of {n_old:,} earlier {inc.source} row(s) as kept"
+    else:
+        keys_of = t.build(*inputs, **kwargs).select("_record_hash", inc.scope)
+        how = "every row's key built again"
+    keys = _keep_keys(run, t, keys_of, now["fingerprint"], before["fingerprint"])
     if added.join(keys, "_record_hash", "left_anti").limit(1).count():
         # a new row the builder turns into no row (a court case version without parties) says nothing of its scope
         log.info("[lawlake] %s: %s built whole: a new %s row builds no row, so its scope is not known", run.stage, t.name, inc.source)
@@ -613,7 +628,34 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     wanted = keys.join(touched, inc.scope, "left_semi").select("_record_hash").unionByName(new_keys.where(F.col(inc.scope).isNull()).select("_record_hash"))
     rows = run.materialize(source.join(wanted, "_record_hash", "left_semi"), f"{t.name}.touched_rows")
     built = t.build(*[rows if n == inc.source else x for n, x in zip(t.inputs, inputs, strict=True)], **kwargs)
-    return _Scoped(inc, published, touched, built, touched.count(), n_added)
+    return _Scoped(inc, published, touched, built, touched.count(), n_added, how)
+
+
+def keys_location(lake: Path, name: str) -> Path:
+    """Where each source row's key is kept for a table's builds, one folder per build fingerprint (:class:`Incremental`)."""
+    return Path(lake) / "_keys" / Path(*tables.parse_name(name))
+
+
+def _keep_keys(run: _Run, t: Table, keys: DataFrame, fingerprint: str, released: str | None) -> DataFrame:
+    """``(_record_hash, scope)`` of every source row of ``t``'s build ``fingerprint``, written once under it and read back.
+
+    A later build of ``t`` reads them instead of building every source row again to learn
+    its key (at scale 100 that was half of normalize's new day). The same fingerprint (the
+    same code and input versions) has the same keys, so a folder written whole is reused.
+    """
+    folder = keys_location(run.settings.lake, t.name)
+    path = folder / fingerprint
+    if not tables.exists(path):  # a Delta table, committed whole or not at all
+        tables.write(keys, path)
+    _keep_only(folder, {fingerprint, released})
+    return tables.read(run.spark, path)
+
+
+def _keep_only(folder: Path, fingerprints: set[str | None]) -> None:
+    """Remove a table's kept build folders (keys, scope digests) but ``fingerprints``': only the released build's are ever read."""
+    for old in folder.iterdir() if folder.is_dir() else ():
+        if old.name not in fingerprints:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass
@@ -685,10 +727,7 @@ def _regrouped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None
     path = folder / now["fingerprint"]
     if not tables.exists(path):  # a Delta table, committed whole or not at all; the same fingerprint: the same digests
         tables.write(scope_digests(source, by.scope), path)
-    keep = {now["fingerprint"], before["fingerprint"] if before else None}
-    for old in folder.iterdir():  # only the released build's digests are ever compared with
-        if old.name not in keep:
-            shutil.rmtree(old, ignore_errors=True)
+    _keep_only(folder, {now["fingerprint"], before["fingerprint"] if before else None})
     if full_refresh or before is None or t.name not in run.released:
         return None
     if not _only_input_changed(before, now, name):
@@ -712,11 +751,12 @@ def _regrouped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None
     return _Regrouped(by, published, kept, t.build(rows, **kwargs), n_touched, n_scopes)
 
 
-def _small(run: _Run, t: Table, source: Path) -> bool:
+def _small(run: _Run, t: Table, source: Path, *, quiet: bool = False) -> bool:
     """Whether the Delta table at ``source`` holds fewer than :data:`SCOPED_MIN_ROWS` rows (by its log): ``t`` is built whole."""
     n = tables.row_count(source)
     if n is not None and n < SCOPED_MIN_ROWS:
-        log.info("[lawlake] %s: %s built whole: its input holds %d rows (a scoped build pays off from %d)", run.stage, t.name, n, SCOPED_MIN_ROWS)
+        if not quiet:
+            log.info("[lawlake] %s: %s built whole: its input holds %d rows (a scoped build pays off from %d)", run.stage, t.name, n, SCOPED_MIN_ROWS)
         return True
     return False
 

@@ -323,7 +323,8 @@ def test_court_defendants_are_rebuilt_by_case_and_equal_a_full_rebuild(tmp_path,
     caplog.set_level(logging.INFO, logger="lawlake")
     pipeline.run_lifecycle(settings, "day2", sources=src, stages=stages, data_date=DATA_DATE)
     built = [r.getMessage() for r in caplog.records if "built silver.court_defendants" in r.getMessage()]
-    assert built and "(4 rows, incremental: 2 key(s) touched by 2 new bronze.court_cases row(s))" in built[-1], built  # cases 1 and 4
+    # cases 1 and 4; the three earlier case versions' keys read as day1's whole build kept them, only the new rows built for theirs
+    assert built and "(4 rows, incremental: 2 key(s) touched by 2 new bronze.court_cases row(s); the keys of 3 earlier bronze.court_cases row(s) as kept)" in built[-1], built
     incremental = lake_content(settings.lake)
     parties = sorted((json.loads(r)["case_number"], json.loads(r)["name"]) for r in incremental["silver.court_defendants"])
     number = "（2023）浙0102刑初{}号".format  # as silver normalizes it (full-width brackets)
@@ -343,3 +344,19 @@ def test_court_defendants_are_rebuilt_by_case_and_equal_a_full_rebuild(tmp_path,
     write_courts(src, "20230520", [case(4, [party("孙七"), party("周八")], "2023-05-20 09:00:00")])
     pipeline.run_lifecycle(settings, "day4", sources=src, stages=stages, data_date=DATA_DATE)
     assert any("silver.court_defendants built whole: its input holds 7 rows (a scoped build pays off from 20000)" in r.getMessage() for r in caplog.records)
+
+    # a whole build keeps its rows' keys; without them (a lake from before they were kept), every row is built again for
+    # its key: the same table
+    monkeypatch.setattr(pipeline, "SCOPED_MIN_ROWS", 0)
+    pipeline.run_lifecycle(settings, "refresh4", sources=src, stages=("normalize",), data_date=DATA_DATE, full_refresh=True)
+    kept = pipeline.keys_location(settings.lake, "silver.court_defendants")
+    assert [p.name for p in kept.iterdir()] == [Catalog(settings.catalog_url).released_builds()["silver.court_defendants"]["fingerprint"]]
+    shutil.rmtree(kept)
+    caplog.clear()
+    write_courts(src, "20230525", [case(2, [party("王五")], "2023-05-25 09:00:00")])  # 王五's verdict corrected
+    pipeline.run_lifecycle(settings, "day5", sources=src, stages=stages, data_date=DATA_DATE)
+    built = [r.getMessage() for r in caplog.records if "built silver.court_defendants" in r.getMessage()]
+    assert built and "incremental: 1 key(s) touched by 1 new bronze.court_cases row(s); every row's key built again" in built[-1], built
+    incremental = lake_content(settings.lake)
+    pipeline.run_lifecycle(settings, "refresh5", sources=src, stages=("normalize",), data_date=DATA_DATE, full_refresh=True)
+    assert lake_content(settings.lake) == incremental
