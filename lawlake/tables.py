@@ -79,23 +79,24 @@ def version(path: Path) -> int | None:
     return DeltaTable(str(path)).version()
 
 
-def row_count(path: Path) -> int | None:
-    """The rows of the Delta table at ``path`` by its log: the sum of its files' ``numRecords`` statistics (a few
-    milliseconds, where the engine's count of a candidate took 20–30 ms). None when a file carries no count: ask the engine."""
+def row_count(path: Path, *, version: int | None = None) -> int | None:
+    """The rows of the Delta table at ``path`` (as of ``version``) by its log: the sum of its files' ``numRecords``
+    statistics (a few milliseconds, where the engine's count of a candidate took 20–30 ms). None when a file carries no
+    count: ask the engine."""
     import pyarrow as pa
     import pyarrow.compute as pc
     from deltalake import DeltaTable
 
-    counts = pa.table(DeltaTable(str(path)).get_add_actions(flatten=False)).column("num_records")
+    counts = pa.table(DeltaTable(str(path), version=version).get_add_actions(flatten=False)).column("num_records")
     if counts.null_count:
         return None
     return int(pc.sum(counts).as_py() or 0)
 
 
-def count(spark: SparkSession, path: Path) -> int:
-    """The rows of the Delta table at ``path``: by its log when every file counts its rows, else by the engine."""
-    n = row_count(path)
-    return read(spark, path).count() if n is None else n
+def count(spark: SparkSession, path: Path, *, version: int | None = None) -> int:
+    """The rows of the Delta table at ``path`` (as of ``version``): by its log when every file counts its rows, else by the engine."""
+    n = row_count(path, version=version)
+    return read(spark, path, version=version).count() if n is None else n
 
 
 def read(spark: SparkSession, path: Path, *, version: int | None = None) -> DataFrame:

@@ -63,3 +63,6 @@ def test_a_tables_rows_are_counted_by_its_log_as_the_engine_counts_them(spark, t
     tables.publish(spark, tmp_path / "two", path, mode="append")  # a second file: 5 + 2 rows
     assert len(DeltaTable(str(path)).file_uris()) >= 2
     assert tables.row_count(path) == 7 == tables.count(spark, path) == spark.read.format("delta").load(str(path)).count()
+    # as of an earlier version, too (a scoped build counts its source's rows then and now)
+    before = DeltaTable(str(path)).version() - 1
+    assert tables.row_count(path, version=before) == 5 == tables.count(spark, path, version=before) == tables.read(spark, path, version=before).count()
