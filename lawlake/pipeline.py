@@ -613,10 +613,12 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     # key, and the new rows without a key, are built as a table of their own (filtering the whole build instead would run
     # it over every row). The released build kept its rows' keys (_keep_keys): only the new rows go through the builder
     # (a row's key is its own, see Incremental); without them, every row does.
+    def build_from(source_rows: DataFrame) -> DataFrame:  # the builder over these rows of the source, its other inputs whole
+        return t.build(*[source_rows if n == inc.source else x for n, x in zip(t.inputs, inputs, strict=True)], **kwargs)
+
     kept = keys_location(run.settings.lake, t.name) / before["fingerprint"]
-    with_input = [added if n == inc.source else x for n, x in zip(t.inputs, inputs, strict=True)]
     if tables.exists(kept):
-        keys_of = tables.read(run.spark, kept).unionByName(t.build(*with_input, **kwargs).select("_record_hash", inc.scope))
+        keys_of = tables.read(run.spark, kept).unionByName(build_from(added).select("_record_hash", inc.scope))
         how = f"the keys of {n_old:,} earlier {inc.source} row(s) as kept"
     else:
         keys_of = t.build(*inputs, **kwargs).select("_record_hash", inc.scope)
@@ -630,8 +632,7 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     touched = run.materialize(new_keys.select(inc.scope).where(F.col(inc.scope).isNotNull()).distinct(), f"{t.name}.touched")
     wanted = keys.join(touched, inc.scope, "left_semi").select("_record_hash").unionByName(new_keys.where(F.col(inc.scope).isNull()).select("_record_hash"))
     rows = run.materialize(source.join(wanted, "_record_hash", "left_semi"), f"{t.name}.touched_rows")
-    built = t.build(*[rows if n == inc.source else x for n, x in zip(t.inputs, inputs, strict=True)], **kwargs)
-    return _Scoped(inc, published, touched, built, touched.count(), n_added, how)
+    return _Scoped(inc, published, touched, build_from(rows), touched.count(), n_added, how)
 
 
 def keys_location(lake: Path, name: str) -> Path:
