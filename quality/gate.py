@@ -18,8 +18,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lawlake import sealing, tables
 from lawlake.suites import Suite
@@ -33,6 +34,8 @@ __all__ = ["GateResult", "SharedViews", "run_gate", "rule_rate_results", "quaran
 
 log = logging.getLogger(__name__)
 POSITION = "gate_position"
+SQL_CHECK = "unexpected_rows_expectation"
+COUNTED = "unexpected_rows_counted"  # the decision pass's form of a SQL check (:func:`_counted_check`)
 
 
 @dataclass
@@ -86,16 +89,41 @@ def _needs_details(config: dict, passed: bool, raised: bool) -> bool:
     """Whether an expectation is validated a second time for its counts, observed value and unexpected values."""
     if raised:
         return False  # it would raise again; the first pass says why
-    if config["type"] != "unexpected_rows_expectation" and not _is_map(config["type"]):
+    if config["type"] != SQL_CHECK and not _is_map(config["type"]):
         return True  # a table-level expectation: its observed value is the point, and it costs no row scan of its own
     return not passed or config["kwargs"].get("mostly") is not None
 
 
 def _implied(config: dict, rows: int) -> dict:
     """The result a passing row rule or check without ``mostly`` implies: no unexpected row (the first pass computed the count)."""
-    if config["type"] == "unexpected_rows_expectation":
+    if config["type"] == SQL_CHECK:
         return {"observed_value": 0}
     return {"element_count": rows, "unexpected_count": 0, "unexpected_percent": 0.0, "partial_unexpected_list": []}
+
+
+@lru_cache(maxsize=1)
+def _counted_check() -> type:
+    """A SQL check's decision in one engine query: ``unexpected_rows_expectation`` that counts its rows and fetches none.
+
+    GX's ``unexpected_rows_expectation`` depends on two metrics, the query's rows (up to
+    200, fetched) and their count, so every result format runs the query twice. The decision
+    needs the count only. This subclass (a custom expectation, registered with GX as
+    ``unexpected_rows_counted``) declares the count alone; a check that fails is validated
+    again as GX's own, in COMPLETE, for its violating rows.
+    """
+    gx_module()
+    from great_expectations.expectations.core.unexpected_rows_expectation import UnexpectedRowsExpectation
+
+    class UnexpectedRowsCounted(UnexpectedRowsExpectation):
+        """The rows of ``unexpected_rows_query`` counted: success when there are none."""
+
+        metric_dependencies: ClassVar[tuple[str, ...]] = ("unexpected_rows_query.row_count",)
+
+        def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine=None) -> dict:
+            count = metrics["unexpected_rows_query.row_count"]
+            return {"success": count == 0, "result": {"observed_value": count}}
+
+    return UnexpectedRowsCounted
 
 
 def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: int, notes: str | None):
@@ -105,28 +133,31 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
     the aggregates sharing a domain into one query, but any result format above
     BOOLEAN_ONLY adds a query per expectation for its unexpected values, and a SQL check
     runs its query for a count and again for rows in every format. So the whole suite runs
-    once in BOOLEAN_ONLY (the decision), and only the expectations that failed or carry a
-    ``mostly`` run again: row rules in SUMMARY (counts and unexpected values), SQL checks in
-    COMPLETE (their violating rows, which GX fetches anyway). The second pass replaces the
-    first's entries, so the saved validation result is one result for the whole suite.
+    once in BOOLEAN_ONLY (the decision), its SQL checks counted only (:func:`_counted_check`),
+    and only the expectations that failed or carry a ``mostly`` run again: row rules in
+    SUMMARY (counts and unexpected values), SQL checks in COMPLETE (their violating rows).
+    The second pass replaces the first's entries, so the saved validation result is one
+    result for the whole suite, and every entry names its expectation as the suite does.
     """
     gx = gx_module()
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    def suite_of(picked: list[int], suite_name: str):
+    _counted_check()
+
+    def configuration(i: int, *, decide: bool = False) -> ExpectationConfiguration:
+        # GX orders results its own way: each carries its place in the suite (meta.gate_position).
+        e = expectations[i]
+        kind = COUNTED if decide and e["type"] == SQL_CHECK else e["type"]
+        return ExpectationConfiguration(type=kind, kwargs=dict(e["kwargs"]), meta={**(e.get("meta") or {}), POSITION: i}, description=e.get("description"))
+
+    def suite_of(picked: list[int], suite_name: str, *, decide: bool = False):
         # The suite is a set: two expectations alike but for their meta are one (GX's own test). Built whole, not by
         # add_expectation, which writes the whole suite to the run's store per expectation once a suite of that name
         # is saved (quarantine.records is gated in every stage); an invalid one GX leaves out is caught by the count.
-        chosen = [(i, expectations[i]) for i in picked]
-        alike = [(e["type"], json.dumps(e["kwargs"], sort_keys=True, default=str), e.get("description")) for _, e in chosen]
+        alike = [(expectations[i]["type"], json.dumps(expectations[i]["kwargs"], sort_keys=True, default=str), expectations[i].get("description")) for i in picked]
         if len(set(alike)) != len(alike):
             raise ValueError(f"suite {suite_name}: {len(alike) - len(set(alike))} duplicate expectations")
-        configs = [
-            # GX orders results its own way: each carries its place in the suite (meta.gate_position).
-            ExpectationConfiguration(type=e["type"], kwargs=dict(e["kwargs"]), meta={**(e.get("meta") or {}), POSITION: i}, description=e.get("description"))
-            for i, e in chosen
-        ]
-        suite = gx.ExpectationSuite(name=suite_name, notes=notes, expectations=[c.to_domain_obj() for c in configs])
+        suite = gx.ExpectationSuite(name=suite_name, notes=notes, expectations=[configuration(i, decide=decide).to_domain_obj() for i in picked])
         if len(suite.expectations) != len(picked):
             raise ValueError(f"suite {suite_name}: GX refused {len(picked) - len(suite.expectations)} expectation(s) as invalid")
         return suite
@@ -134,16 +165,16 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
     def by_position(validation) -> dict[int, Any]:
         return {r.expectation_config.meta[POSITION]: r for r in validation.results}
 
-    suite = suite_of(list(range(len(expectations))), name)
+    everything = list(range(len(expectations)))
     batch = ctx.batch(df)
-    validation = batch.validate(suite, result_format="BOOLEAN_ONLY")
+    validation = batch.validate(suite_of(everything, name, decide=True), result_format="BOOLEAN_ONLY")
     first = by_position(validation)
-    if sorted(first) != list(range(len(expectations))):
+    if sorted(first) != everything:
         raise RuntimeError(f"suite {name}: GX returned {len(first)} results for {len(expectations)} expectations")
     again: dict[str, list[int]] = {"SUMMARY": [], "COMPLETE": []}
     for i, e in enumerate(expectations):
         if _needs_details(e, bool(first[i].success), _raised(first[i].exception_info or {})[0]):
-            again["COMPLETE" if e["type"] == "unexpected_rows_expectation" else "SUMMARY"].append(i)
+            again["COMPLETE" if e["type"] == SQL_CHECK else "SUMMARY"].append(i)
     final = dict(first)
     for result_format, picked in again.items():
         if picked:
@@ -153,12 +184,14 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
                 r.success = bool(r.success) and bool(first[i].success)  # the same data judged twice: a disagreement fails
                 final[i] = r
     for i, r in final.items():
+        if r.expectation_config.type == COUNTED:  # decided by the count: named as the suite names it
+            r.expectation_config = configuration(i)
         if r.success and not r.result and not _raised(r.exception_info or {})[0]:
             r.result = _implied(expectations[i], rows)
-    validation.results = [final[i] for i in range(len(expectations))]  # in the suite's order
+    validation.results = [final[i] for i in everything]  # in the suite's order
     for r in validation.results:
         r.expectation_config.meta.pop(POSITION, None)
-    return suite, batch, validation
+    return suite_of(everything, name), batch, validation
 
 
 def _gate_results(validation) -> list[dict]:

@@ -152,6 +152,22 @@ def test_a_check_returning_rows_fails_with_their_count(spark, lake):
     assert found["observed"].startswith("2 violating rows, e.g. [{'k': '1'}")
 
 
+def test_a_passing_check_runs_its_query_once_and_a_failing_one_is_run_again_for_its_rows(spark, lake, monkeypatch):
+    # GX's unexpected_rows_expectation runs its query twice (rows and count) in every result format; the decision counts only
+    ran: list[str] = []
+    sql = spark.sql
+    monkeypatch.setattr(spark, "sql", lambda query, *a, **k: (ran.append(query), sql(query, *a, **k))[1])
+    suite = Suite("gold.t", (check("passes", "SELECT k FROM {batch} WHERE n > 5 AND 'passes' = 'passes'"),
+                             check("fails", "SELECT k FROM {batch} WHERE n < 3 AND 'fails' = 'fails'")))
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "once", GOOD), lake=lake, suite=suite, run_id="once", stage="integrate")
+    assert sum("'passes'" in q for q in ran) == 1
+    assert sum("'fails'" in q for q in ran) == 3  # counted, then its rows and their count for the result
+    assert [(r["expectation"], r["success"], r["unexpected_count"]) for r in result.results] == [("check:passes", True, 0), ("check:fails", False, 2)]
+    # what the run keeps for Data Docs names both as the suite does: GX's own expectation, not the counting form
+    kept = [p.read_text() for p in (lake / "_quality" / "once").rglob("*.json")]
+    assert kept and any(gate.SQL_CHECK in text for text in kept) and not any(gate.COUNTED in text for text in kept)
+
+
 def test_every_check_of_a_table_is_judged(spark, lake):
     # GX upserts configurations by domain: every SQL check has the same domain, so only the last would run
     suite = Suite("gold.t", (check("n_over_0", "SELECT k FROM {batch} WHERE n > 0"), check("n_over_5", "SELECT k FROM {batch} WHERE n > 5")))
