@@ -27,13 +27,13 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Literal, NamedTuple
 
-import yaml
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lawlake import contracts
 from lawlake.declarations import Incremental, Stage, Table
+from lawlake.fileio import read_yaml
 from lawlake.rules import WHITESPACE
 from lawlake.rules import spark as R
 from lawlake.tables import first_row
@@ -111,7 +111,7 @@ class Rule:
 def rule_actions(table: str) -> dict[str, tuple[str, str]]:
     """``{rule id: (field, on_failure)}`` as the contract of ``table`` declares them (its ``rules:`` list)."""
     path = contracts.contract_path(table)
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    doc = read_yaml(path) or {}
     actions: dict[str, tuple[str, str]] = {}
     problems = []
     for entry in doc.get("rules") or []:

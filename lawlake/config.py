@@ -56,10 +56,10 @@ class Settings:
 
 def load_thresholds(path: str | Path | None = None) -> dict:
     """Gate thresholds: ``{table: {rule: minimum pass rate}, "default": rate}`` from YAML."""
-    import yaml
+    from lawlake.fileio import read_yaml
 
     path = Path(path or os.environ.get("LAWLAKE_THRESHOLDS") or QUALITY_DIR / "thresholds.yaml")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    doc = read_yaml(path) or {}
     for table, rules in doc.items():
         values = rules.values() if isinstance(rules, dict) else [rules]
         if any(not isinstance(v, (int, float)) or not 0 <= v <= 1 for v in values):

@@ -14,9 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from lawlake.config import SCHEMAS_DIR
+from lawlake.fileio import read_yaml
 from lawlake.tables import parse_name
 
 if TYPE_CHECKING:
@@ -81,7 +80,7 @@ def load(table: str) -> Contract:
     path = contract_path(table)
     if not path.exists():
         raise ContractError(f"no contract for {table}: expected {path}")
-    return parse(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+    return parse(read_yaml(path), source=str(path))
 
 
 def parse(doc: dict, *, source: str = "<contract>") -> Contract:

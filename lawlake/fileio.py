@@ -7,10 +7,21 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["sha256_file", "DecodedText", "decode_text", "undecodable_bytes", "printable"]
+__all__ = ["sha256_file", "read_yaml", "DecodedText", "decode_text", "undecodable_bytes", "printable"]
 
 UTF8_BOM = b"\xef\xbb\xbf"
 _ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+def read_yaml(path: Path):
+    """A YAML file's document, read as ``yaml.safe_load`` reads it, with libyaml's parser when PyYAML has it.
+
+    The project's contracts, policies and rules are read once per stage or table: with the
+    pure-Python parser that was 0.55 s of a scale-1 run (25 contracts), about a tenth with libyaml.
+    """
+    import yaml
+
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def sha256_file(path: Path) -> str:

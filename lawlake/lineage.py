@@ -90,16 +90,15 @@ def transport_config(settings: Settings) -> dict:
 
 def published_by_stage(schemas: Path | None = None) -> dict[str, list[str]]:
     """The tables each stage's gate publishes, from the contracts and partner policies (cheap: for DAG parsing)."""
-    import yaml
-
     from lawlake.config import SCHEMAS_DIR
+    from lawlake.fileio import read_yaml
 
     root = schemas or SCHEMAS_DIR
     out: dict[str, list[str]] = {s: [] for s in ("gather", "normalize", "integrate", "share", "open")}
     for zone, stage in ZONE_STAGE.items():
         out[stage] = sorted(f"{zone}.{p.stem}" for p in (root / zone).glob("*.yaml"))
     for policy in sorted((root / "shares").glob("*.yaml")):
-        doc = yaml.safe_load(policy.read_text(encoding="utf-8"))
+        doc = read_yaml(policy)
         out["share"] += [f"share.{doc['partner']}.{t}" for t in doc["tables"]]
     return {s: names + [QUARANTINE] for s, names in out.items()}
 

@@ -37,10 +37,9 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from lawlake import contracts
 from lawlake.config import SCHEMAS_DIR
+from lawlake.fileio import read_yaml
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -239,7 +238,7 @@ def load(partner: str, directory: Path | None = None) -> Policy:
     path = (directory or policies_dir()) / f"{partner}.yaml"
     if not path.exists():
         raise PolicyError(f"no share policy for partner {partner!r} ({path})")
-    policy = parse(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+    policy = parse(read_yaml(path), source=str(path))
     if policy.partner != partner:
         raise PolicyError(f"{path}: partner {policy.partner!r} does not match the file name")
     return policy

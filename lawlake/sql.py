@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlglot
-import yaml
 from sqlglot import exp
 from sqlglot.dialects.spark import Spark
 from sqlglot.errors import SqlglotError
@@ -40,6 +39,7 @@ from sqlglot.tokens import TokenType
 
 from lawlake import tables
 from lawlake.config import SCHEMAS_DIR
+from lawlake.fileio import read_yaml
 from lawlake.tables import TableNameError
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def load_access(path: str | Path | None = None) -> AccessPolicy:
     path = Path(path or ACCESS_POLICY)
     if not path.exists():
         return AccessPolicy()  # no policy: no role can be taken
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    doc = read_yaml(path) or {}
     roles = {}
     for name, spec in (doc.get("roles") or {}).items():
         if not isinstance(spec, dict) or not isinstance(spec.get("users", []), list):

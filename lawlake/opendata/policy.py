@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from lawlake.fileio import read_yaml
 
 __all__ = ["OpenPolicy", "load_policy", "POLICY_FILE"]
 
@@ -25,7 +25,7 @@ class OpenPolicy:
 
 def load_policy(min_cell: int, path: Path = POLICY_FILE) -> OpenPolicy:
     """The policy file's settings with ``min_cell`` (``Settings.open_min_cell``); a bad value is a ValueError naming it."""
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    doc = read_yaml(path) or {}
     if doc.get("zeros") not in ("publish", "suppress"):
         raise ValueError(f"{path}: zeros must be 'publish' or 'suppress', got {doc.get('zeros')!r}")
     if int(min_cell) < 1:
