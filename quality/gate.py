@@ -10,6 +10,7 @@ it returns a :class:`GateResult`, and the stage runner publishes only when it pa
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -228,6 +229,7 @@ def _gate_results(validation) -> list[dict]:
     return out
 
 
+_INSTANCES = itertools.count()
 _REF = re.compile(r"\{((?:bronze|silver|gold|share|open|quarantine|gate)\.[a-z0-9_.]+)\}")
 
 
@@ -250,7 +252,8 @@ class SharedViews:
         self.spark, self.folder = spark, folder
         self.definitions = dict(sealing.GATE_VIEWS if definitions is None else definitions)  # the project's: lawlake.sealing
         self.lake, self.siblings, self.versions = lake, siblings, versions
-        self._made: dict[str, str] = {}
+        self._made: dict[str, str] = {}  # what this instance registered: name -> its temporary view
+        self._prefix = f"_gate{next(_INSTANCES)}_"  # its own view names: another instance's registrations never replace them
         self.seconds: dict[str, float] = {}
 
     def view(self, name: str) -> str:
@@ -273,7 +276,7 @@ class SharedViews:
                 done.touch()
                 how = "written once for the run's gates that read the same versions"
             df = self.spark.read.parquet(str(path))
-        view = "_gate_" + name.replace(".", "__")
+        view = self._prefix + name.replace(".", "__")
         df.createOrReplaceTempView(view)
         self._made[name] = view
         self.seconds[name] = time.perf_counter() - start
@@ -294,11 +297,14 @@ class SharedViews:
         return hashlib.sha256("\0".join([sql, *reads]).encode()).hexdigest()[:16]
 
     def table_ref(self, m: re.Match) -> str:
-        """``{zone.table}`` as a temporary view: a shared view, the stage's candidate, or the released version."""
+        """``{zone.table}`` as a temporary view: a shared view, the stage's candidate, or the released version (registered
+        once for the stage's checks: each registration is an engine call)."""
         name = m.group(1)
         if name.startswith("gate."):
             return self.view(name)
-        view = "_gate_" + name.replace(".", "__")
+        if name in self._made:
+            return self._made[name]
+        view = self._prefix + name.replace(".", "__")
         if name in self.siblings:
             df = tables.read(self.spark, self.siblings[name])
         elif name in self.versions:
@@ -306,6 +312,7 @@ class SharedViews:
         else:
             raise LookupError(f"{name} is not in any release")
         df.createOrReplaceTempView(view)
+        self._made[name] = view
         return view
 
 
