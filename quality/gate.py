@@ -276,9 +276,7 @@ class SharedViews:
                 done.touch()
                 how = "written once for the run's gates that read the same versions"
             df = self.spark.read.parquet(str(path))
-        view = self._prefix + name.replace(".", "__")
-        df.createOrReplaceTempView(view)
-        self._made[name] = view
+        view = self._register(name, df)
         self.seconds[name] = time.perf_counter() - start
         log.info("[lawlake] gate view %s: %s in %.1fs", name, how, self.seconds[name])
         return view
@@ -304,15 +302,19 @@ class SharedViews:
             return self.view(name)
         if name in self._made:
             return self._made[name]
-        view = self._prefix + name.replace(".", "__")
         if name in self.siblings:
             df = tables.read(self.spark, self.siblings[name])
         elif name in self.versions:
             df = tables.read(self.spark, tables.location(self.lake, name), version=self.versions[name])
         else:
             raise LookupError(f"{name} is not in any release")
+        return self._register(name, df)
+
+    def _register(self, name: str, df: DataFrame) -> str:
+        """``df`` as this instance's temporary view of ``name``, kept for every later check that names it."""
+        view = self._prefix + name.replace(".", "__")
         df.createOrReplaceTempView(view)
-        self._made[name] = view
+        self._made[name] = view  # only once registered
         return view
 
 
