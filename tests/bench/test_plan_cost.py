@@ -3,23 +3,11 @@ character agree on them (the figure it prints is only worth reading if they do).
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "plan_cost.py"
+from .scripts import load
 
-
-def _load():
-    """bench/ is a folder of scripts, not a package: load the script from its file."""
-    spec = importlib.util.spec_from_file_location("bench_plan_cost", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-plan_cost = _load()
+plan_cost = load("plan_cost")
 
 
 def test_the_sample_holds_valid_15_digit_mistyped_and_empty_numbers() -> None:

@@ -3,9 +3,7 @@ which Delta tables got a new version, and the fingerprints that say two lakes ho
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
@@ -13,19 +11,9 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "scale.py"
+from .scripts import load
 
-
-def _load():
-    """bench/ is a folder of scripts, not a package: load the script from its file."""
-    spec = importlib.util.spec_from_file_location("bench_scale", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-scale = _load()
+scale = load("scale")
 
 
 @pytest.fixture(scope="module")

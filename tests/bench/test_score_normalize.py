@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "score_normalize.py"
+from .scripts import load
 
-
-def _load_scorer():
-    """bench/ is a folder of scripts, not a package: load the scorer from its file."""
-    spec = importlib.util.spec_from_file_location("bench_score_normalize", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-scorer = _load_scorer()
+scorer = load("score_normalize")
 
 
 @pytest.fixture(scope="module")
