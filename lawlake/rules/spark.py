@@ -226,7 +226,7 @@ def _check_character(first17: Column) -> Column:
     Written as 17 terms, the sum repeated its input 17 times, and Sail's planning time grows
     with the expression tree: planning a column of :func:`id_number` took 0.23–0.25 s that way
     and 0.07–0.08 s this way, for every build that parses identity numbers (five silver
-    tables, the shares' masks and pseudonyms); writing it for 976,120 rows took 2.0 s against
+    tables, the shares' masked identity numbers); writing it for 976,120 rows took 2.0 s against
     1.4–1.5 s, with the same values (`tests/rules` compares them with Python and JVM Spark).
     """
     digits = "0123456789"
