@@ -102,26 +102,67 @@ def _implied(config: dict, rows: int) -> dict:
     return {"element_count": rows, "unexpected_count": 0, "unexpected_percent": 0.0, "partial_unexpected_list": []}
 
 
+COUNTS = "lawlake_checks.row_counts"  # the metric: every SQL check of a suite counted in one query
+
+
 @lru_cache(maxsize=1)
 def _counted_check() -> type:
-    """A SQL check's decision in one engine query: ``unexpected_rows_expectation`` that counts its rows and fetches none.
+    """A suite's SQL checks decided in one engine query: ``unexpected_rows_expectation`` that counts its rows and fetches none.
 
     GX's ``unexpected_rows_expectation`` depends on two metrics, the query's rows (up to
-    200, fetched) and their count, so every result format runs the query twice. The decision
-    needs the count only. This subclass (a custom expectation, registered with GX as
-    ``unexpected_rows_counted``) declares the count alone; a check that fails is validated
-    again as GX's own, in COMPLETE, for its violating rows.
+    200, fetched) and their count, so every result format runs the query twice; and each
+    check registers the batch as a view and runs its query on its own. The decision needs
+    the counts only. This subclass (a custom expectation, registered with GX as
+    ``unexpected_rows_counted``) depends on one metric of the whole suite's checks
+    (``suite_checks``, the same for every check, so GX computes it once): the batch
+    registered once and every query counted as a scalar subquery of one SELECT. Each check
+    reads its count by its place (``check_position``). Should that query fail, each query
+    is counted on its own and a check whose query fails raises alone. A check that fails is
+    validated again as GX's own, in COMPLETE, for its violating rows.
     """
     gx_module()
+    from great_expectations.core.metric_domain_types import MetricDomainTypes
+    from great_expectations.execution_engine import SparkDFExecutionEngine
     from great_expectations.expectations.core.unexpected_rows_expectation import UnexpectedRowsExpectation
+    from great_expectations.expectations.metrics.metric_provider import metric_value
+    from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
+
+    class SuiteCheckRowCounts(QueryMetricProvider):
+        """The row count of each query of ``suite_checks`` over the batch; a query that cannot run: its error, as text."""
+
+        metric_name = COUNTS
+        value_keys = ("suite_checks",)
+
+        @metric_value(engine=SparkDFExecutionEngine)
+        def _spark(cls, execution_engine, metric_domain_kwargs: dict, metric_value_kwargs: dict, metrics: dict, runtime_configuration: dict) -> list:
+            df, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE)
+            df.createOrReplaceTempView("tmp_view")
+            queries = [cls._format_query(q, batch="tmp_view") for q in metric_value_kwargs["suite_checks"]]
+            spark = execution_engine.spark
+            try:
+                row = spark.sql("SELECT " + ", ".join(f"(SELECT COUNT(*) FROM ({q}) q{i}) AS c{i}" for i, q in enumerate(queries))).collect()[0]
+                return [int(n) for n in row]
+            except Exception:  # one query that cannot run: find it, and count the others on their own
+                counts: list = []
+                for q in queries:
+                    try:
+                        counts.append(spark.sql(q).count())
+                    except Exception as exc:
+                        counts.append(f"{type(exc).__name__}: {exc}")
+                return counts
 
     class UnexpectedRowsCounted(UnexpectedRowsExpectation):
-        """The rows of ``unexpected_rows_query`` counted: success when there are none."""
+        """The rows of ``unexpected_rows_query`` counted (with the suite's other checks): success when there are none."""
 
-        metric_dependencies: ClassVar[tuple[str, ...]] = ("unexpected_rows_query.row_count",)
+        suite_checks: list[str]
+        check_position: int
+        metric_dependencies: ClassVar[tuple[str, ...]] = (COUNTS,)
+        success_keys: ClassVar[tuple[str, ...]] = ("unexpected_rows_query", "suite_checks")
 
         def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine=None) -> dict:
-            count = metrics["unexpected_rows_query.row_count"]
+            count = metrics[COUNTS][self.check_position]
+            if isinstance(count, str):
+                raise RuntimeError(count)  # GX reports it as this check's exception: never a pass
             return {"success": count == 0, "result": {"observed_value": count}}
 
     return UnexpectedRowsCounted
@@ -134,7 +175,7 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
     the aggregates sharing a domain into one query, but any result format above
     BOOLEAN_ONLY adds a query per expectation for its unexpected values, and a SQL check
     runs its query for a count and again for rows in every format. So the whole suite runs
-    once in BOOLEAN_ONLY (the decision), its SQL checks counted only (:func:`_counted_check`),
+    once in BOOLEAN_ONLY (the decision), its SQL checks counted together in one query (:func:`_counted_check`),
     and only the expectations that failed or carry a ``mostly`` run again: row rules in
     SUMMARY (counts and unexpected values), SQL checks in COMPLETE (their violating rows).
     The second pass replaces the first's entries, so the saved validation result is one
@@ -145,11 +186,17 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
 
     _counted_check()
 
+    checks = [e["kwargs"]["unexpected_rows_query"] for e in expectations if e["type"] == SQL_CHECK]
+
     def configuration(i: int, *, decide: bool = False) -> ExpectationConfiguration:
         # GX orders results its own way: each carries its place in the suite (meta.gate_position).
         e = expectations[i]
-        kind = COUNTED if decide and e["type"] == SQL_CHECK else e["type"]
-        return ExpectationConfiguration(type=kind, kwargs=dict(e["kwargs"]), meta={**(e.get("meta") or {}), POSITION: i}, description=e.get("description"))
+        kwargs = dict(e["kwargs"])
+        kind = e["type"]
+        if decide and kind == SQL_CHECK:  # counted with the suite's other checks, in one query
+            kind = COUNTED
+            kwargs |= {"suite_checks": checks, "check_position": sum(1 for x in expectations[:i] if x["type"] == SQL_CHECK)}
+        return ExpectationConfiguration(type=kind, kwargs=kwargs, meta={**(e.get("meta") or {}), POSITION: i}, description=e.get("description"))
 
     def suite_of(picked: list[int], suite_name: str, *, decide: bool = False):
         # The suite is a set: two expectations alike but for their meta are one (GX's own test). Built whole, not by

@@ -165,7 +165,19 @@ def test_a_passing_check_runs_its_query_once_and_a_failing_one_is_run_again_for_
     assert [(r["expectation"], r["success"], r["unexpected_count"]) for r in result.results] == [("check:passes", True, 0), ("check:fails", False, 2)]
     # what the run keeps for Data Docs names both as the suite does: GX's own expectation, not the counting form
     kept = [p.read_text() for p in (lake / "_quality" / "once").rglob("*.json")]
-    assert kept and any(gate.SQL_CHECK in text for text in kept) and not any(gate.COUNTED in text for text in kept)
+    assert kept and any(gate.SQL_CHECK in text for text in kept) and not any(gate.COUNTED in text or "suite_checks" in text for text in kept)
+
+
+def test_a_tables_passing_checks_are_counted_in_one_query(spark, lake, monkeypatch):
+    # each check ran as its own query (and registered the batch as a view first); the decision counts them all in one
+    ran: list[str] = []
+    sql = spark.sql
+    monkeypatch.setattr(spark, "sql", lambda query, *a, **k: (ran.append(query), sql(query, *a, **k))[1])
+    suite = Suite("gold.t", tuple(check(f"c{i}", f"SELECT k FROM {{batch}} WHERE n > {5 + i} AND 'c{i}' = 'c{i}'") for i in range(3)))
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "together", GOOD), lake=lake, suite=suite, run_id="together")
+    assert result.success and [r["unexpected_count"] for r in result.results] == [0, 0, 0]
+    mine = [q for q in ran if "'c0'" in q or "'c1'" in q or "'c2'" in q]
+    assert len(mine) == 1 and all(f"'c{i}'" in mine[0] for i in range(3))
 
 
 def test_every_check_of_a_table_is_judged(spark, lake):
@@ -186,11 +198,13 @@ def test_a_check_that_cannot_run_fails(spark, lake):
     suite = _contract_suite(
         check("typo", "SELECT no_such_column FROM {batch}"),
         check("missing_table", "SELECT * FROM {gold.never_published}"),
+        check("fine", "SELECT k FROM {batch} WHERE n > 5"),
     )
     result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "errors", GOOD), lake=lake, suite=suite)
     failed = _failed(result)
     assert result.success is False  # the contract rules pass; a check that errors is never a pass
-    assert set(failed) == {"check:typo", "check:missing_table"}
+    assert set(failed) == {"check:typo", "check:missing_table"}  # the checks counted together: the one that runs still passes
+    assert "no_such_column" in str(failed["check:typo"]["observed"])
 
 
 def test_sibling_candidates_are_used_over_released_tables(spark, lake):
