@@ -142,7 +142,8 @@ def _counted_check() -> type:
             try:
                 row = spark.sql("SELECT " + ", ".join(f"(SELECT COUNT(*) FROM ({q}) q{i}) AS c{i}" for i, q in enumerate(queries))).collect()[0]
                 return [int(n) for n in row]
-            except Exception:  # one query that cannot run: find it, and count the others on their own
+            except Exception as together:  # one query that cannot run: find it, and count the others on their own
+                log.info("[lawlake] gate: %d SQL checks counted one by one (together: %s)", len(queries), str(together).splitlines()[0][:200])
                 counts: list = []
                 for q in queries:
                     try:
