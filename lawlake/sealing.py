@@ -222,6 +222,13 @@ def minor_evidence_sql(chains: str) -> str:
     birth date: every record gold.person_records puts under the person, and every record
     of the chain's own police case or court cases that carries the person's name.
 
+    Age in completed years never grows with a later birth date, so some record makes the
+    person under 18 exactly when the latest birth date of them all (a record's own or its
+    identity number's, whichever is later) does: each way is reduced to that latest date
+    before it meets the chains (per person, and per case and name), and a chain is judged
+    on the latest of its two. Joining every chain to every record of its person instead
+    made a row per pair (about three per chain).
+
     The engine inlines CTEs, so every reference to one runs it again: the chains (``c``)
     are referenced four times and the silver records (``x``, one union of the four
     tables) twice; a chain's three case numbers are three copies of its row (a cross
@@ -235,26 +242,30 @@ def minor_evidence_sql(chains: str) -> str:
         ("silver.custody", "record_id", "case_number"),
     ):
         kind = "pc" if case == "police_case_id" else "cc"
-        birth = "CAST(NULL AS DATE)" if table == "silver.custody" else "birth_date"
-        records.append(f"SELECT '{table}' AS source_table, {key} AS record_key, '{kind}' AS kind, {case} AS k, name, {birth} AS birth_date, id_number FROM {{{table}}}")
+        birth = "CAST(NULL AS DATE)" if table == "silver.custody" else "t.birth_date"
+        records.append(f"SELECT '{table}' AS source_table, {key} AS record_key, '{kind}' AS kind, {case} AS k, name, "
+                       f"greatest({birth}, {_ID_BIRTH.format(x='t')}) AS b FROM {{{table}}} t")
     union = "\n           UNION ALL ".join(records)
+    case_of = "CASE l.n WHEN 0 THEN c.police_case_id WHEN 1 THEN c.first_instance_case_number ELSE c.appeal_case_number END"
     return f"""
 WITH c AS (SELECT DISTINCT chain_id, police_case_id, person_key, first_instance_case_number, appeal_case_number, seal_status,
                   {offense_sql('occurred_on', 'filed_on')} AS offense_on FROM ({chains}) q),
 x AS ({union}),
-cases AS (SELECT c.chain_id, c.person_key, CASE WHEN l.n = 0 THEN 'pc' ELSE 'cc' END AS kind,
-                 CASE l.n WHEN 0 THEN c.police_case_id WHEN 1 THEN c.first_instance_case_number ELSE c.appeal_case_number END AS k
-          FROM c CROSS JOIN (VALUES (0), (1), (2)) AS l(n)),
-linked AS (SELECT c.chain_id, x.birth_date, x.id_number FROM c JOIN {{gold.person_records}} r ON r.person_key = c.person_key
-             JOIN x ON x.source_table = r.source_table AND x.record_key = r.record_key
-           UNION ALL SELECT cases.chain_id, x.birth_date, x.id_number FROM cases JOIN {{gold.person_index}} p ON p.person_key = cases.person_key
-             JOIN x ON x.kind = cases.kind AND x.k = cases.k AND x.name = p.name),
-evidence AS (SELECT chain_id, greatest(birth_date, {_ID_BIRTH.format(x='linked')}) AS b FROM linked),
+by_person AS (SELECT r.person_key, max(x.b) AS b FROM {{gold.person_records}} r
+                JOIN x ON x.source_table = r.source_table AND x.record_key = r.record_key
+              WHERE x.b IS NOT NULL GROUP BY r.person_key),
+by_case AS (SELECT kind, k, name, max(b) AS b FROM x WHERE b IS NOT NULL GROUP BY kind, k, name),
+cases AS (SELECT c.chain_id, c.person_key, CASE WHEN l.n = 0 THEN 'pc' ELSE 'cc' END AS kind, {case_of} AS k
+          FROM c CROSS JOIN (VALUES (0), (1), (2)) AS l(n) WHERE {case_of} IS NOT NULL),
+evidence AS (SELECT c.chain_id, p.b FROM c JOIN by_person p ON p.person_key = c.person_key
+             UNION ALL SELECT cases.chain_id, y.b FROM cases JOIN {{gold.person_index}} i ON i.person_key = cases.person_key
+               JOIN by_case y ON y.kind = cases.kind AND y.k = cases.k AND y.name = i.name),
+youngest AS (SELECT chain_id, max(b) AS b FROM evidence GROUP BY chain_id),
 heavy AS (SELECT DISTINCT c.chain_id FROM c JOIN {{gold.person_records}} r ON r.person_key = c.person_key AND r.source_table = 'silver.court_defendants'
           JOIN {{silver.court_defendants}} d ON d.defendant_id = r.record_key
           AND d.case_number = coalesce(c.appeal_case_number, c.first_instance_case_number) WHERE {heavy_sql('d')})
-SELECT DISTINCT c.chain_id, c.police_case_id FROM evidence e JOIN c ON c.chain_id = e.chain_id LEFT JOIN heavy h ON h.chain_id = c.chain_id
-WHERE e.b IS NOT NULL AND {age_sql('e.b', 'c.offense_on')} < {ADULT_AGE}
+SELECT DISTINCT c.chain_id, c.police_case_id FROM youngest e JOIN c ON c.chain_id = e.chain_id LEFT JOIN heavy h ON h.chain_id = c.chain_id
+WHERE {age_sql('e.b', 'c.offense_on')} < {ADULT_AGE}
   AND NOT (coalesce(c.seal_status, '') = 'not_sealed' AND h.chain_id IS NOT NULL)"""
 
 
