@@ -657,7 +657,8 @@ def _latest_birth(base: DataFrame, suspects: DataFrame, prosecutions: DataFrame,
     The records are found as the share gate's check finds them (``sealing.minor_evidence_sql``):
     every record of the person, and every record of the chain's police case (a court record
     through its court case) carrying the person's name. The latest birth date makes the
-    person youngest.
+    person youngest, so the person's own records are reduced to their latest date before they meet
+    the person's chains.
     """
     links = court_case_links(court_cases, prosecutions).select("case_number", F.col("police_case_id").alias("_link_pc"))
     # Every silver person record once, with the police case it sits in (a court record's through its court case):
@@ -670,7 +671,8 @@ def _latest_birth(base: DataFrame, suspects: DataFrame, prosecutions: DataFrame,
                          F.col("name").alias("_name"), "_b")
         records = part if records is None else records.unionByName(part)
     assert records is not None
-    own = base.join(person_records.select("source_table", "record_key", "person_key"), "person_key").join(records, ["source_table", "record_key"])
+    youngest = person_records.select("source_table", "record_key", "person_key").join(records, ["source_table", "record_key"]).groupBy("person_key").agg(F.max("_b").alias("_b"))
+    own = base.select("police_case_id", "person_key").join(youngest, "person_key")
     keys = base.join(person_index.select("person_key", F.col("name").alias("_name")), "person_key")
     named = keys.join(records.withColumnRenamed("_record_pc", "police_case_id"), ["police_case_id", "_name"])
     return (
