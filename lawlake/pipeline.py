@@ -618,12 +618,11 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
 
     kept = keys_location(run.settings.lake, t.name) / before["fingerprint"]
     if tables.exists(kept):
-        keys_of = tables.read(run.spark, kept).unionByName(build_from(added).select("_record_hash", inc.scope))
+        keys = _keep_keys(run, t, build_from(added).select("_record_hash", inc.scope), now["fingerprint"], before["fingerprint"], kept=kept)
         how = f"the keys of {n_old:,} earlier {inc.source} row(s) as kept"
     else:
-        keys_of = t.build(*inputs, **kwargs).select("_record_hash", inc.scope)
+        keys = _keep_keys(run, t, t.build(*inputs, **kwargs).select("_record_hash", inc.scope), now["fingerprint"], before["fingerprint"])
         how = "every row's key built again"
-    keys = _keep_keys(run, t, keys_of, now["fingerprint"], before["fingerprint"])
     if added.join(keys, "_record_hash", "left_anti").limit(1).count():
         # a new row the builder turns into no row (a court case version without parties) says nothing of its scope
         log.info("[lawlake] %s: %s built whole: a new %s row builds no row, so its scope is not known", run.stage, t.name, inc.source)
@@ -640,17 +639,31 @@ def keys_location(lake: Path, name: str) -> Path:
     return Path(lake) / "_keys" / Path(*tables.parse_name(name))
 
 
-def _keep_keys(run: _Run, t: Table, keys: DataFrame, fingerprint: str, released: str | None) -> DataFrame:
+KEPT_KEYS_MAX_FILES = 64  # a kept keys folder grows by a file a day; past this many it is written again as one
+
+
+def _keep_keys(run: _Run, t: Table, keys: DataFrame, fingerprint: str, released: str | None, *, kept: Path | None = None) -> DataFrame:
     """``(_record_hash, scope)`` of every source row of ``t``'s build ``fingerprint``, written once under it and read back.
 
     A later build of ``t`` reads them instead of building every source row again to learn
     its key (at scale 100 that was half of normalize's new day). The same fingerprint (the
     same code and input versions) has the same keys, so a folder written whole is reused.
+    With ``kept`` (the released build's keys), ``keys`` are only the new rows' and are added
+    to the kept ones: their data files hard-linked, not read and written again. The folder
+    is made under a temporary name and renamed into place, so it is there whole or not at all.
     """
     folder = keys_location(run.settings.lake, t.name)
     path = folder / fingerprint
-    if not tables.exists(path):  # a Delta table, committed whole or not at all
-        tables.write(keys, path)
+    if not tables.exists(path):
+        building = folder / f".{fingerprint}.{run.run_id}"
+        shutil.rmtree(building, ignore_errors=True)
+        if kept is None or len(list(kept.glob("*.parquet"))) >= KEPT_KEYS_MAX_FILES or not tables.link_files(kept, building):
+            whole = keys if kept is None else tables.read(run.spark, kept).unionByName(keys)
+            shutil.rmtree(building, ignore_errors=True)
+            tables.write(whole, building)
+        else:
+            tables.write(keys, building, mode="append")
+        building.rename(path)
     _keep_only(folder, {fingerprint, released})
     return tables.read(run.spark, path)
 

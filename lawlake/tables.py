@@ -136,6 +136,14 @@ def publish(
     return v
 
 
+def link_files(source: Path, target: Path) -> bool:
+    """A new Delta table at ``target`` holding ``source``'s current data files, hard-linked (nothing read or written
+    again); False, and nothing made, where they cannot be taken as they are (see :func:`_commit_files`)."""
+    if exists(target):
+        raise FileExistsError(f"a table is already at {target}")
+    return _commit_files(source, target, mode="overwrite")
+
+
 def _commit_files(candidate: Path, published: Path, *, mode: Literal["overwrite", "append"]) -> bool:
     """Publish the candidate's own data files: hard-linked into the published folder and committed there by delta-rs.
 

@@ -316,6 +316,8 @@ def test_court_defendants_are_rebuilt_by_case_and_equal_a_full_rebuild(tmp_path,
     ])
     stages = ("gather", "normalize")
     pipeline.run_lifecycle(settings, "day1", sources=src, stages=stages, data_date=DATA_DATE)
+    fingerprint = lambda: Catalog(settings.catalog_url).released_builds()["silver.court_defendants"]["fingerprint"]  # noqa: E731
+    day1_keys = pipeline.keys_location(settings.lake, "silver.court_defendants") / fingerprint()
     write_courts(src, "20230510", [
         case(1, [party("张三")], "2023-05-10 09:00:00"),  # a new version without 李四
         case(4, [party("孙七")], "2023-05-10 09:00:00"),  # a new case
@@ -325,6 +327,17 @@ def test_court_defendants_are_rebuilt_by_case_and_equal_a_full_rebuild(tmp_path,
     built = [r.getMessage() for r in caplog.records if "built silver.court_defendants" in r.getMessage()]
     # cases 1 and 4; the three earlier case versions' keys read as day1's whole build kept them, only the new rows built for theirs
     assert built and "(4 rows, incremental: 2 key(s) touched by 2 new bronze.court_cases row(s); the keys of 3 earlier bronze.court_cases row(s) as kept)" in built[-1], built
+    # the keys kept for day2's build: day1's data files hard-linked (not written again) and the two new rows' keys added
+    from deltalake import DeltaTable
+
+    day2_keys = pipeline.keys_location(settings.lake, "silver.court_defendants") / fingerprint()
+    assert day2_keys != day1_keys and not list(day2_keys.parent.glob(".*")), "no folder left half made"
+    inodes = {f.stat().st_ino for f in day2_keys.glob("*.parquet")}
+    assert {f.stat().st_ino for f in day1_keys.glob("*.parquet")} < inodes
+    kept = DeltaTable(str(day2_keys)).to_pyarrow_table()
+    bronze = DeltaTable(str(settings.lake / "bronze" / "court_cases")).to_pyarrow_table(columns=["_record_hash"])
+    assert bronze.num_rows == 5
+    assert set(kept.column("_record_hash").to_pylist()) == set(bronze.column("_record_hash").to_pylist())  # five case versions
     incremental = lake_content(settings.lake)
     parties = sorted((json.loads(r)["case_number"], json.loads(r)["name"]) for r in incremental["silver.court_defendants"])
     number = "（2023）浙0102刑初{}号".format  # as silver normalizes it (full-width brackets)
@@ -359,4 +372,15 @@ def test_court_defendants_are_rebuilt_by_case_and_equal_a_full_rebuild(tmp_path,
     assert built and "incremental: 1 key(s) touched by 1 new bronze.court_cases row(s); every row's key built again" in built[-1], built
     incremental = lake_content(settings.lake)
     pipeline.run_lifecycle(settings, "refresh5", sources=src, stages=("normalize",), data_date=DATA_DATE, full_refresh=True)
+    assert lake_content(settings.lake) == incremental
+
+    # a kept keys folder of too many files is written again as one table, not linked: the same table
+    monkeypatch.setattr(pipeline, "KEPT_KEYS_MAX_FILES", 1)
+    released = pipeline.keys_location(settings.lake, "silver.court_defendants") / fingerprint()
+    write_courts(src, "20230530", [case(5, [party("吴九")], "2023-05-30 09:00:00")])
+    pipeline.run_lifecycle(settings, "day6", sources=src, stages=stages, data_date=DATA_DATE)
+    written = pipeline.keys_location(settings.lake, "silver.court_defendants") / fingerprint()
+    assert written != released and not {f.stat().st_ino for f in released.glob("*.parquet")} & {f.stat().st_ino for f in written.glob("*.parquet")}
+    incremental = lake_content(settings.lake)
+    pipeline.run_lifecycle(settings, "refresh6", sources=src, stages=("normalize",), data_date=DATA_DATE, full_refresh=True)
     assert lake_content(settings.lake) == incremental
