@@ -655,14 +655,13 @@ def _keep_keys(run: _Run, t: Table, keys: DataFrame, fingerprint: str, released:
     folder = keys_location(run.settings.lake, t.name)
     path = folder / fingerprint
     if not tables.exists(path):
-        building = folder / f".{fingerprint}.{run.run_id}"
+        building = folder / f".{fingerprint}.{run.run_id}"  # renamed into place once whole
         shutil.rmtree(building, ignore_errors=True)
-        if kept is None or len(list(kept.glob("*.parquet"))) >= KEPT_KEYS_MAX_FILES or not tables.link_files(kept, building):
-            whole = keys if kept is None else tables.read(run.spark, kept).unionByName(keys)
-            shutil.rmtree(building, ignore_errors=True)
-            tables.write(whole, building)
-        else:
-            tables.write(keys, building, mode="append")
+        linked = kept is not None and len(list(kept.glob("*.parquet"))) < KEPT_KEYS_MAX_FILES and tables.link_files(kept, building)
+        if linked:
+            tables.write(keys, building, mode="append")  # only the new rows' keys
+        else:  # link_files makes nothing when it cannot link
+            tables.write(keys if kept is None else tables.read(run.spark, kept).unionByName(keys), building)
         building.rename(path)
     _keep_only(folder, {fingerprint, released})
     return tables.read(run.spark, path)
