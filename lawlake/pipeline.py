@@ -581,9 +581,10 @@ def _only_input_changed(before: dict, now: dict, name: str) -> bool:
 def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, before: dict | None) -> _Scoped | None:
     """The touched keys' rows of ``t``, when only its incremental source changed since its released build; else None (build whole).
 
-    The source's new rows are those of its released version not in the version the table
-    was built from (by record hash); a source that lost rows since (restored, rewritten)
-    is not append-only for this build, and the table is built whole. The builder's rows
+    The source's new rows are those in the data files its commits added since the version
+    the table was built from (:func:`lawlake.tables.added_rows`: read alone, not joined with
+    the earlier rows); a source that lost a file since (restored, rewritten) is not
+    append-only for this build, and the table is built whole. The builder's rows
     carry ``_record_hash``, the source row each was built from.
     """
     from pyspark.sql import functions as F
@@ -601,14 +602,13 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     source, published = run.read(inc.source), run.read(t.name)
     assert source is not None and published is not None  # both released (checked above, and its build recorded)
     location = tables.location(run.settings.lake, inc.source)
-    old = tables.read(run.spark, location, version=old_v)
-    added = run.materialize(source.join(old.select("_record_hash"), "_record_hash", "left_anti"), f"{t.name}.added")
-    # counted by the Delta logs (the engine only when a file carries no count)
-    n_source, n_old = tables.count(run.spark, location, version=new_v), tables.count(run.spark, location, version=old_v)
-    n_added = tables.count(run.spark, run.work_path(f"{t.name}.added"))
-    if n_source - n_added != n_old:
+    new_rows = tables.added_rows(run.spark, location, since=old_v, version=new_v)  # from the files the commits added
+    if new_rows is None:
         log.info("[lawlake] %s: %s built whole: %s v%d does not hold every row of v%d", run.stage, t.name, inc.source, new_v, old_v)
         return None
+    added = run.materialize(new_rows, f"{t.name}.added")
+    # counted by the Delta logs (the engine only when a file carries no count)
+    n_old, n_added = tables.count(run.spark, location, version=old_v), tables.count(run.spark, run.work_path(f"{t.name}.added"))
     # Each source row's key, by the builder itself: the keys the new rows carry are touched; every source row of a touched
     # key, and the new rows without a key, are built as a table of their own (filtering the whole build instead would run
     # it over every row). The released build kept its rows' keys (_keep_keys): only the new rows go through the builder

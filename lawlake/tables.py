@@ -28,6 +28,7 @@ __all__ = [
     "exists",
     "version",
     "read",
+    "added_rows",
     "row_count",
     "count",
     "write",
@@ -105,6 +106,28 @@ def read(spark: SparkSession, path: Path, *, version: int | None = None) -> Data
     if version is not None:
         reader = reader.option("versionAsOf", version)
     return reader.load(str(path))
+
+
+def added_rows(spark: SparkSession, path: Path, *, since: int, version: int) -> DataFrame | None:
+    """The rows the commits after version ``since`` (up to ``version``) added to the Delta table at ``path``, read from
+    the data files they added: an append-only table's new rows without reading or joining its earlier ones.
+
+    None when that is not what they did: a data file of ``since`` is gone at ``version``
+    (rows removed or rewritten), or a file's rows cannot be read from it alone (partition
+    values kept in the log, column mapping, deletion vectors: reader protocol above 1).
+    """
+    from deltalake import DeltaTable
+
+    old, new = DeltaTable(str(path), version=since), DeltaTable(str(path), version=version)
+    if new.metadata().partition_columns or new.protocol().min_reader_version > 1:
+        return None
+    before, now = set(old.file_uris()), set(new.file_uris())
+    if not before <= now:
+        return None
+    table = read(spark, path, version=version)
+    files = sorted(now - before)
+    # read with the table's schema: a file written before a column was added lacks it (null, as the table reads it)
+    return spark.read.schema(table.schema).parquet(*files) if files else table.limit(0)
 
 
 def write(df: DataFrame, path: Path, *, mode: Literal["overwrite", "append"] = "overwrite") -> None:

@@ -66,3 +66,21 @@ def test_a_tables_rows_are_counted_by_its_log_as_the_engine_counts_them(spark, t
     # as of an earlier version, too (a scoped build counts its source's rows then and now)
     before = DeltaTable(str(path)).version() - 1
     assert tables.row_count(path, version=before) == 5 == tables.count(spark, path, version=before) == tables.read(spark, path, version=before).count()
+
+
+def test_the_rows_appended_since_a_version_are_read_from_the_files_added_and_a_rewrite_is_refused(spark, tmp_path):
+    """A scoped build's new source rows (``tables.added_rows``): what the appends since a version added, the rows the engine's
+    time travel differs by; nothing when nothing was added; None once a file of that version is gone."""
+    path = tmp_path / "t"
+    tables.publish(spark, _candidate(spark, tmp_path / "c1", [{"k": "a"}, {"k": "b"}]), path, mode="overwrite")  # v0
+    assert tables.added_rows(spark, path, since=0, version=0).count() == 0
+    tables.publish(spark, _candidate(spark, tmp_path / "c2", [{"k": "c"}]), path, mode="append")  # v1
+    tables.publish(spark, _candidate(spark, tmp_path / "c3", [{"k": "d"}, {"k": "a"}]), path, mode="append")  # v2: "a" again
+    added = tables.added_rows(spark, path, since=0, version=2)
+    assert added.columns == ["k"] and sorted(r.k for r in added.collect()) == ["a", "c", "d"]
+    assert sorted(r.k for r in tables.added_rows(spark, path, since=1, version=2).collect()) == ["a", "d"]
+    tables.publish(spark, _candidate(spark, tmp_path / "c4", [{"k": "e", "n": 5}], WIDER), path, mode="overwrite")  # v3 rewrites
+    assert tables.added_rows(spark, path, since=2, version=3) is None  # v2's files are gone: not an append
+    tables.write(contracts.dataframe(spark, [{"k": "f"}], T).selectExpr("k", "cast(null as int) AS n"), tmp_path / "c5")
+    tables.publish(spark, tmp_path / "c5", path, mode="append")  # v4: the rows of the wider table's new file, in its columns
+    assert [tuple(r) for r in tables.added_rows(spark, path, since=3, version=4).collect()] == [("f", None)]
