@@ -604,11 +604,13 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
     location = tables.location(run.settings.lake, inc.source)
     new_rows = tables.added_rows(run.spark, location, since=old_v, version=new_v)  # from the files the commits added
     if new_rows is None:
-        log.info("[lawlake] %s: %s built whole: %s v%d does not hold every row of v%d", run.stage, t.name, inc.source, new_v, old_v)
+        log.info("[lawlake] %s: %s built whole: %s v%d is not v%d with rows appended (or v%d is no longer in its log)",
+                 run.stage, t.name, inc.source, new_v, old_v, old_v)
         return None
     added = run.materialize(new_rows, f"{t.name}.added")
-    # counted by the Delta logs (the engine only when a file carries no count)
-    n_old, n_added = tables.count(run.spark, location, version=old_v), tables.count(run.spark, run.work_path(f"{t.name}.added"))
+    # counted by the Delta logs (the engine only when a file carries no count); every row of v{old_v} is still there
+    n_added = tables.count(run.spark, run.work_path(f"{t.name}.added"))
+    n_old = tables.count(run.spark, location, version=new_v) - n_added
     # Each source row's key, by the builder itself: the keys the new rows carry are touched; every source row of a touched
     # key, and the new rows without a key, are built as a table of their own (filtering the whole build instead would run
     # it over every row). The released build kept its rows' keys (_keep_keys): only the new rows go through the builder

@@ -113,12 +113,18 @@ def added_rows(spark: SparkSession, path: Path, *, since: int, version: int) -> 
     the data files they added: an append-only table's new rows without reading or joining its earlier ones.
 
     None when that is not what they did: a data file of ``since`` is gone at ``version``
-    (rows removed or rewritten), or a file's rows cannot be read from it alone (partition
-    values kept in the log, column mapping, deletion vectors: reader protocol above 1).
+    (rows removed or rewritten), the log no longer reaches ``since`` (expired and cleaned up),
+    or a file's rows cannot be read from it alone (partition values kept in the log, column
+    mapping, deletion vectors: reader protocol above 1).
     """
     from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
 
-    old, new = DeltaTable(str(path), version=since), DeltaTable(str(path), version=version)
+    try:
+        old = DeltaTable(str(path), version=since)
+    except TableNotFoundError:  # delta-rs's error for a version its log no longer holds
+        return None
+    new = DeltaTable(str(path), version=version)
     if new.metadata().partition_columns or new.protocol().min_reader_version > 1:
         return None
     before, now = set(old.file_uris()), set(new.file_uris())

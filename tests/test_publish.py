@@ -84,3 +84,7 @@ def test_the_rows_appended_since_a_version_are_read_from_the_files_added_and_a_r
     tables.write(contracts.dataframe(spark, [{"k": "f"}], T).selectExpr("k", "cast(null as int) AS n"), tmp_path / "c5")
     tables.publish(spark, tmp_path / "c5", path, mode="append")  # v4: the rows of the wider table's new file, in its columns
     assert [tuple(r) for r in tables.added_rows(spark, path, since=3, version=4).collect()] == [("f", None)]
+    # a version the log no longer reaches (expired, cleaned up after a checkpoint): not known, so not an append
+    DeltaTable(str(path)).create_checkpoint()
+    (path / "_delta_log" / "00000000000000000000.json").unlink()
+    assert tables.added_rows(spark, path, since=0, version=4) is None
