@@ -583,8 +583,9 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
 
     The source's new rows are those in the data files its commits added since the version
     the table was built from (:func:`lawlake.tables.added_rows`: read alone, not joined with
-    the earlier rows); a source that lost a file since (restored, rewritten) is not
-    append-only for this build, and the table is built whole. The builder's rows
+    the earlier rows); a source that lost a file since (restored, rewritten), or whose log
+    no longer reaches that version, is not known to be append-only for this build, and the
+    table is built whole. The builder's rows
     carry ``_record_hash``, the source row each was built from.
     """
     from pyspark.sql import functions as F
@@ -608,7 +609,7 @@ def _scoped(run: _Run, t: Table, inputs: list, kwargs: dict, now: dict | None, b
                  run.stage, t.name, inc.source, new_v, old_v, old_v)
         return None
     added = run.materialize(new_rows, f"{t.name}.added")
-    # counted by the Delta logs (the engine only when a file carries no count); every row of v{old_v} is still there
+    # counted by the Delta logs (the engine only when a file carries no count); the earlier version's files are all still there
     n_added = tables.count(run.spark, run.work_path(f"{t.name}.added"))
     n_old = tables.count(run.spark, location, version=new_v) - n_added
     # Each source row's key, by the builder itself: the keys the new rows carry are touched; every source row of a touched
