@@ -49,13 +49,13 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lawlake import sealing
-from lawlake.declarations import ByScope, Stage, Table
+from lawlake.declarations import ByReach, ByScope, Stage, Table
 from lawlake.rules import time_limits as TL
 from lawlake.tables import first_row
 
 __all__ = [
     "build_mentions", "build_person_records", "name_groups", "resolve_persons", "build_person_index", "person_mentions", "index_persons", "build_case_chain", "link_case_chain", "chain_persons", "chain_reviews",
-    "chain_trials", "join_case_links", "finish_case_chain", "legal_aid_links", "build_sealed_records",
+    "chain_trials", "join_case_links", "finish_case_chain", "chain_scope", "chain_reach", "chain_records", "legal_aid_links", "build_sealed_records",
     "build_time_limit_warnings", "court_case_links", "resolve_name_group", "chain_orphans", "chain_tally", "STAGE",
 ]
 
@@ -453,6 +453,82 @@ def link_case_chain(
                            chain_trials(defendants, court_cases, prosecutions, person_records))
 
 
+# What a changed row of each of the chain's inputs hands on to find the persons it reaches (chain_reach)
+CHAIN_ROW_COLUMNS = {
+    "silver.suspects": ("suspect_id", "police_case_id"),
+    "silver.police_cases": ("police_case_id",),
+    "silver.prosecutions": ("prosecution_id", "police_case_id", "review_id"),
+    "silver.court_cases": ("case_number", "review_id", "original_case_number"),
+    "silver.court_defendants": ("defendant_id", "case_number"),
+    "silver.custody": ("record_id", "case_number"),
+    "silver.legal_aid_appointments": ("case_number",),
+    "gold.person_records": ("person_key",),
+    "gold.person_index": ("person_key",),
+}
+_RECORD_KEYS = {"silver.suspects": "suspect_id", "silver.prosecutions": "prosecution_id", "silver.court_defendants": "defendant_id", "silver.custody": "record_id"}
+
+
+def chain_scope(police_cases: DataFrame, suspects: DataFrame, *rest: DataFrame | None) -> DataFrame:
+    """``person_key``: the persons a whole build of the chain covers, every suspect person (see :func:`chain_reach`)."""
+    return _suspect_pairs(suspects, rest[-3]).select("person_key").distinct()  # type: ignore[arg-type]
+
+
+def chain_reach(changed: dict[str, DataFrame], police_cases: DataFrame, suspects: DataFrame, prosecutions: DataFrame, court_cases: DataFrame,
+                defendants: DataFrame, custody: DataFrame, legal_aid: DataFrame | None, person_records: DataFrame, person_index: DataFrame,
+                mentions: DataFrame) -> DataFrame:
+    """``person_key``: every person whose chains the changed rows (``changed``: per input, its rows new or gone, with
+    :data:`CHAIN_ROW_COLUMNS`) can change; the runner rebuilds their chains and keeps every other (``ByReach``).
+
+    A person's chains are a function of the person's own records (:func:`chain_persons` onwards join and group by
+    person) and of what is known of the cases those records sit in: the police case's facts, the review's police
+    case, the court case's review and first instance, its custody and legal-aid records, and every record of the
+    police case carrying the person's name (the birth evidence). So a changed row reaches the cases it names (as it
+    was and as it is); a court case reaches its first instance, its appeals and its review; a review its police cases
+    and court cases: every link a changed row can make or break, both ways. The persons reached: those with a
+    record in a reached case (by :func:`build_mentions`' cases), those whose own records changed, and those whose
+    records or index row changed (the earlier person of a record included). More than needed costs time only.
+    """
+
+    def values(*parts: tuple[str, str]) -> DataFrame:
+        out = mentions.select(F.col("police_case_id").alias("k")).limit(0)
+        for table, col in parts:
+            if table in changed:
+                out = out.unionByName(changed[table].select(F.col(col).cast("string").alias("k")))
+        return out.where(F.col("k").isNotNull()).distinct()
+
+    def having(df: DataFrame, col: str, keys: DataFrame, out: str) -> DataFrame:
+        return df.join(keys.withColumnRenamed("k", col), col, "left_semi").select(F.col(out).alias("k"))
+
+    pcs = values(("silver.police_cases", "police_case_id"), ("silver.suspects", "police_case_id"), ("silver.prosecutions", "police_case_id"))
+    reviews = values(("silver.prosecutions", "review_id"), ("silver.court_cases", "review_id"))
+    courts = values(*[(t, "case_number") for t in ("silver.court_cases", "silver.court_defendants", "silver.custody", "silver.legal_aid_appointments")],
+                    ("silver.court_cases", "original_case_number"))
+    cc = court_cases.select("case_number", "review_id", "original_case_number")
+    courts = courts.unionByName(having(cc, "original_case_number", courts, "case_number")).unionByName(having(cc, "case_number", courts, "original_case_number"))
+    reviews = reviews.unionByName(having(cc, "case_number", courts, "review_id")).where(F.col("k").isNotNull()).distinct()
+    by_review = having(cc, "review_id", reviews, "case_number")
+    courts = courts.unionByName(by_review).unionByName(having(cc, "original_case_number", by_review, "case_number")).where(F.col("k").isNotNull()).distinct()
+    pcs = pcs.unionByName(having(prosecutions, "review_id", reviews, "police_case_id")).where(F.col("k").isNotNull()).distinct()
+    m = mentions.select("source_table", "record_key", "police_case_id", "review_id", "court_case", "case_number")
+    records = m.join(pcs.withColumnRenamed("k", "police_case_id"), "police_case_id", "left_semi")
+    for col, keys in (("review_id", reviews), ("case_number", courts), ("court_case", courts)):
+        records = records.unionByName(m.join(keys.withColumnRenamed("k", col), col, "left_semi"))
+    records = records.select("source_table", "record_key")
+    for table, key in _RECORD_KEYS.items():
+        if table in changed:
+            records = records.unionByName(changed[table].select(F.lit(table).alias("source_table"), F.col(key).alias("record_key")))
+    persons = person_records.join(records.distinct(), ["source_table", "record_key"], "left_semi").select("person_key")
+    for table in ("gold.person_records", "gold.person_index"):
+        if table in changed:
+            persons = persons.unionByName(changed[table].select("person_key"))
+    return persons.where(F.col("person_key").isNotNull()).distinct()
+
+
+def chain_records(person_records: DataFrame, scope: DataFrame) -> DataFrame:
+    """The person records of the persons a build of the chain covers (:func:`chain_scope`, or :func:`chain_reach`)."""
+    return person_records.join(scope, "person_key", "left_semi")
+
+
 def chain_persons(suspects: DataFrame, person_records: DataFrame) -> DataFrame:
     """``(police_case_id, person_key)``: each suspect person of each police case, once."""
     return _latest(
@@ -580,16 +656,20 @@ def finish_case_chain(
     person_records: DataFrame,
     person_index: DataFrame,
     legal_aid: DataFrame | None = None,
+    chain_records: DataFrame | None = None,
 ) -> DataFrame:
     """The second half of :func:`build_case_chain` over :func:`link_case_chain`'s rows: custody, legal aid, the
     person's latest birth date by any silver record, and the seal status.
 
     ``police_cases`` is not joined again (``linked`` carries the police case's columns); the stage reconciles the
     chains against it (a suspect whose police case is not in silver is quarantined, see :func:`chain_tally`).
+    ``chain_records``: the person records of the persons built (:func:`chain_records`; default: every one); a
+    legal-aid appointment is matched among every defendant of its court case.
     """
     chain = linked
     base = linked.select("police_case_id", "person_key")
-    held = _with_person(custody, person_records, "silver.custody", "record_id").select(
+    mine = person_records if chain_records is None else chain_records
+    held = _with_person(custody, mine, "silver.custody", "record_id").select(
         F.col("case_number").alias("_custody_case"), "person_key", "custody_type",
         F.col("admitted_on").alias("custody_admitted_on"), F.col("released_on").alias("custody_released_on"),
     )
@@ -604,7 +684,7 @@ def finish_case_chain(
     chain = chain.join(custody_first, ["police_case_id", "person_key"], "left").join(
         person_index.select("person_key", F.col("birth_date").alias("_birth")), "person_key", "left"
     )
-    births = _latest_birth(base, suspects, prosecutions, defendants, custody, court_cases, person_records, person_index)
+    births = _latest_birth(base, suspects, prosecutions, defendants, custody, court_cases, mine, person_index)
     chain = chain.join(births, ["police_case_id", "person_key"], "left")
     has_appeal = F.col("appeal_case_number").isNotNull()
     final_judged = F.coalesce("appeal_judged_on", "first_instance_judged_on")
@@ -861,16 +941,23 @@ STAGE = Stage(
         Table("work.person_mentions", person_mentions, inputs=("work.mentions", "gold.person_records")),
         # a function of each person's mentions: a run rebuilds only the persons whose mentions changed
         Table("gold.person_index", index_persons, inputs=("work.person_mentions",), tally=index_tally, by_scope=ByScope(scope="person_key", key="person_key")),
+        # the persons whose chains this run builds: every suspect person, or those the inputs' changed rows reach
+        Table("work.chain_scope", chain_scope, inputs=(*SILVER, "silver.legal_aid_appointments", "gold.person_records", "gold.person_index", "work.mentions"),
+              optional=("silver.legal_aid_appointments",),
+              by_reach=ByReach(target="gold.case_chain", scope="person_key", columns=CHAIN_ROW_COLUMNS, reach=chain_reach)),
+        Table("work.chain_records", chain_records, inputs=("gold.person_records", "work.chain_scope")),
         # the chain's first half (link_case_chain) in parts, each written once: every part is read several times
-        Table("work.chain_persons", chain_persons, inputs=("silver.suspects", "gold.person_records")),
-        Table("work.chain_reviews", chain_reviews, inputs=("work.chain_persons", "silver.police_cases", "silver.prosecutions", "gold.person_records")),
-        Table("work.chain_trials", chain_trials, inputs=("silver.court_defendants", "silver.court_cases", "silver.prosecutions", "gold.person_records")),
+        Table("work.chain_persons", chain_persons, inputs=("silver.suspects", "work.chain_records")),
+        Table("work.chain_reviews", chain_reviews, inputs=("work.chain_persons", "silver.police_cases", "silver.prosecutions", "work.chain_records")),
+        Table("work.chain_trials", chain_trials, inputs=("silver.court_defendants", "silver.court_cases", "silver.prosecutions", "work.chain_records")),
         Table("work.case_links", join_case_links, inputs=("work.chain_persons", "silver.police_cases", "work.chain_reviews", "work.chain_trials")),
         Table(
-            "gold.case_chain", finish_case_chain, inputs=("work.case_links", *SILVER, "gold.person_records", "gold.person_index", "silver.legal_aid_appointments"),
+            "gold.case_chain", finish_case_chain,
+            inputs=("work.case_links", *SILVER, "gold.person_records", "gold.person_index", "silver.legal_aid_appointments", "work.chain_records"),
             optional=("silver.legal_aid_appointments",),  # a lake gathered before the legal services API existed
-            quarantine=lambda chain, linked, police_cases, suspects, *rest: chain_orphans(police_cases, suspects, rest[-3]),
-            tally=lambda chain, linked, police_cases, suspects, *rest: chain_tally(police_cases, suspects, rest[-3]),
+            # orphans and counts from the whole inputs: a build by reach replaces them whole
+            quarantine=lambda chain, linked, police_cases, suspects, *rest: chain_orphans(police_cases, suspects, rest[4]),
+            tally=lambda chain, linked, police_cases, suspects, *rest: chain_tally(police_cases, suspects, rest[4]),
         ),
         Table("gold.time_limit_warnings", build_time_limit_warnings, inputs=("gold.case_chain", "silver.police_cases", "silver.court_cases"),
               params=("data_date", "warning_days"), materialize=False),

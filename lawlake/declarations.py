@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from lawlake.contracts import Contract
     from quality.gate import Suite
 
-__all__ = ["Params", "Built", "Incremental", "ByScope", "Table", "Stage", "TALLY_FIELDS", "is_work", "is_reference"]
+__all__ = ["Params", "Built", "Incremental", "ByScope", "ByReach", "Table", "Stage", "TALLY_FIELDS", "is_work", "is_reference"]
 
 # What a table's tally may count. rows_out is counted by the runner on the written candidate,
 # unless the table reconciles in another unit than its rows (open data: police cases).
@@ -108,6 +108,29 @@ class ByScope:
 
 
 @dataclass(frozen=True)
+class ByReach:
+    """How a published table (``target``) is rebuilt for only the scope values the changed rows of its inputs reach.
+
+    Declared on a work table of the scope values a build of ``target`` covers (one column,
+    ``scope``); ``target``'s builders restrict their rows to them, and must be functions of
+    each scope value's rows alone once restricted so. Its ``build`` gives every scope
+    value (a whole build). With each build of ``target`` the runner keeps a hash of every
+    row of each input named in ``columns`` with those columns (under ``<lake>/_rows/``); a
+    later build of the same code hands ``reach`` the changed rows — rows whose hash is new
+    or gone, from both versions — and ``reach`` returns the scope values they can touch.
+    The runner then replaces ``target``'s published rows of those scope values (gone ones
+    included) with the new build's and keeps every other — the same table a full rebuild
+    gives (``tests/test_incremental.py`` proves it). Touching more scope values than
+    needed costs time only; ``reach`` must never miss one.
+    """
+
+    target: str  # the published table whose rows are replaced by scope value
+    scope: str  # the column of the scope values, in this work table and in ``target``
+    columns: Mapping[str, tuple[str, ...]]  # input -> the columns a changed row hands to ``reach``
+    reach: Callable[..., DataFrame]  # reach(changed: {input: its changed rows' columns}, *inputs) -> the scope values touched
+
+
+@dataclass(frozen=True)
 class Table:
     """One table a stage builds.
 
@@ -140,6 +163,7 @@ class Table:
     materialize: bool = True  # write the built frame once and read it back: it is used several times
     incremental: Incremental | None = None  # rebuilt for the keys new input rows touch, when only that input changed
     by_scope: ByScope | None = None  # rebuilt for the scope values whose input rows changed (its one input)
+    by_reach: ByReach | None = None  # a work table: the scope values of another table a build covers (see ByReach)
     start: Callable[..., Any] | None = None  # starts the build in the background (see above)
 
     @property

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 from lawlake import connections, contracts, engine, failpoints, lock, releases, tables
 from lawlake.catalog import Catalog, Reconciliation
 from lawlake.config import Settings
-from lawlake.declarations import TALLY_FIELDS, Built, ByScope, Incremental, Params, Stage, Table, is_reference, is_work
+from lawlake.declarations import TALLY_FIELDS, Built, ByReach, ByScope, Incremental, Params, Stage, Table, is_reference, is_work
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -285,6 +285,7 @@ class _Run:
     stage: str
     released: dict[str, int]
     built: dict[str, DataFrame] = field(default_factory=dict)  # same-stage candidates and work tables
+    reached: dict[str, tuple[ByReach, DataFrame, int]] = field(default_factory=dict)  # table -> its scope values to rebuild (ByReach)
 
     def read(self, name: str, *, optional: bool = False) -> DataFrame | None:
         if name in self.built:
@@ -414,12 +415,20 @@ def run_stage(
                 table_start = time.perf_counter()
                 kwargs = {p: getattr(params, p) for p in t.params}
                 inputs, future = started.pop(t.name) if t.name in started else ([run.read(n, optional=n in t.optional) for n in t.inputs], None)
-                scoped: _Scoped | _Regrouped | None = None
+                scoped: _Scoped | _Regrouped | _Reached | None = None
+                reached = None  # ByReach: the scope values of its target the changed input rows reach
                 if future is None and t.by_scope:  # its scopes' digests are kept with every build, a full refresh's too
                     scoped = _regrouped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name), full_refresh=full_refresh)
+                elif future is None and t.by_reach:  # its inputs' row hashes are kept with every build of its target
+                    reached = _reached(run, t, inputs, plan.builds.get(t.by_reach.target), released_builds.get(t.by_reach.target), full_refresh=full_refresh)
+                elif future is None and t.name in run.reached:
+                    by, touched, n_touched = run.reached[t.name]
+                    published = run.read(t.name)
+                    assert published is not None  # released (checked by _reached)
+                    scoped = _Reached(by, published, touched, t.build(*inputs, **kwargs), n_touched)
                 elif future is None and not full_refresh:
                     scoped = _scoped(run, t, inputs, kwargs, plan.builds.get(t.name), released_builds.get(t.name))
-                result = future.result() if future is not None else scoped.built if scoped else t.build(*inputs, **kwargs)
+                result = future.result() if future is not None else scoped.built if scoped else reached if reached is not None else t.build(*inputs, **kwargs)
                 built = result if isinstance(result, Built) else Built(result)
                 if t.mode == "append" and t.name in run.released and _nothing_new(built):
                     # no row, reject, file or watermark: nothing to write, judge or publish (the engine is not asked)
@@ -459,7 +468,7 @@ def run_stage(
                 if isinstance(quarantine, list):
                     quarantine = rejects_frame(run.spark, quarantine)
                 # rebuilt by scope: the balance is the whole table's, as a full rebuild gives it
-                tally = dict(built.tally or {}) | _count_tally(t, candidate if isinstance(scoped, _Regrouped) else frame, inputs)
+                tally = dict(built.tally or {}) | _count_tally(t, candidate if isinstance(scoped, _Regrouped | _Reached) else frame, inputs)
                 if isinstance(scoped, _Scoped):  # this run's balance is the touched keys' rows: in = out + quarantined + merged
                     tally["rows_out"] = current.count()
                 if quarantine is not None:
@@ -697,6 +706,101 @@ class _Regrouped:
 
     def describe(self) -> str:
         return f"by scope: {self.n_touched:,} of {self.n_scopes:,} {self.by.scope} value(s) changed"
+
+
+@dataclass
+class _Reached:
+    """A table rebuilt for the scope values the changed rows of its inputs reach (:class:`lawlake.declarations.ByReach`)."""
+
+    by: ByReach
+    published: DataFrame  # the table at its released version
+    touched: DataFrame  # the scope values reached, materialized
+    built: DataFrame  # the builder's rows for them (its inputs restricted to them)
+    n_touched: int
+
+    def merged(self, rows: DataFrame) -> DataFrame:
+        """The table as a full rebuild gives it: the published rows of the scope values not reached, and the reached ones' new rows."""
+        return self.published.join(self.touched, self.by.scope, "left_anti").unionByName(rows.select(*self.published.columns))
+
+    def kept_quarantine(self, quarantined: DataFrame | None, *, stage: str, table: str) -> DataFrame | None:
+        return None  # its quarantine rows come from its whole inputs (see ByReach)
+
+    def describe(self) -> str:
+        return f"by reach: {self.n_touched:,} {self.by.scope} value(s) reached by changed input rows"
+
+
+def rows_location(lake: Path, name: str) -> Path:
+    """Where the row hashes of a table's inputs are kept, one folder per build fingerprint (:class:`ByReach`)."""
+    return Path(lake) / "_rows" / Path(*tables.parse_name(name))
+
+
+def row_hashes(df: DataFrame, columns: tuple[str, ...]) -> DataFrame:
+    """``(_h, _h2, *columns)``: each row's two hashes (xxhash64 and murmur3, 96 bits between them) over every column
+    (a list, map or struct as its JSON) and whether each is null, and the columns a changed row hands on."""
+    from pyspark.sql import functions as F
+
+    cols = [F.to_json(c) if kind.startswith(("array", "map", "struct")) else F.col(c) for c, kind in df.dtypes]
+    nulls = [c.isNull() for c in cols]
+    return df.select(F.xxhash64(*cols, *nulls).alias("_h"), F.hash(*cols, *nulls).alias("_h2"), *columns)
+
+
+def _reached(run: _Run, t: Table, inputs: list, now: dict | None, before: dict | None, *, full_refresh: bool) -> DataFrame | None:
+    """The scope values of ``t.by_reach.target`` the rows changed since its released build reach, or None: build it whole.
+
+    Every build of the target first keeps its inputs' row hashes under the build's
+    fingerprint (an input at the same version as the released build's: its kept files
+    hard-linked). The target is rebuilt by reach only when its released build ran the same
+    code, parameters and inputs and its hashes are kept; else, or when the scope values
+    reached are half its rows or more, it is built whole.
+    """
+    by = t.by_reach
+    assert by is not None
+    if now is None:
+        return None
+    frames = {n: x for n, x in zip(t.inputs, inputs, strict=True) if n in by.columns and x is not None}  # an optional input not yet published: none
+    if _small(run, t, tables.location(run.settings.lake, next(iter(by.columns)))):
+        return None
+    folder = rows_location(run.settings.lake, by.target)
+    path = folder / now["fingerprint"]
+    previous = folder / before["fingerprint"] if before else None
+    then = before["built_from"] if before else {}
+
+    def unchanged(n: str) -> bool:  # read at the version (or built from the fingerprint) the released build read: the same rows
+        return then.get(n) is not None and then.get(n) == now["built_from"].get(n)
+
+    if not path.is_dir():  # the same fingerprint: the same rows (its inputs' versions are in it)
+        building = folder / f".{now['fingerprint']}.{run.run_id}"  # renamed into place once whole
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        for n, df in frames.items():
+            kept_before = previous is not None and unchanged(n) and tables.exists(previous / n)
+            if not (kept_before and tables.link_files(previous / n, building / n)):  # type: ignore[operator]
+                tables.write(row_hashes(df, by.columns[n]), building / n)
+        building.rename(path)
+    _keep_only(folder, {now["fingerprint"], before["fingerprint"] if before else None})
+    if full_refresh or before is None or previous is None or by.target not in run.released:
+        return None
+    same_code = then.get("code") == now["built_from"].get("code") and {k: v for k, v in then.items() if k.startswith("param:")} == {
+        k: v for k, v in now["built_from"].items() if k.startswith("param:")}
+    kept = {p.name for p in previous.iterdir()} if previous.is_dir() else set()
+    if not same_code or set(then) != set(now["built_from"]) or kept != set(frames):
+        return None  # code, parameters or the inputs themselves changed (or the hashes are not kept): a full rebuild
+    changed = {}
+    for n in frames:
+        cols = list(by.columns[n])
+        if unchanged(n):
+            changed[n] = tables.read(run.spark, path / n).select(*cols).limit(0)  # the same version: no row changed
+            continue
+        fresh, old = tables.read(run.spark, path / n), tables.read(run.spark, previous / n)
+        changed[n] = fresh.join(old, ["_h", "_h2"], "left_anti").select(*cols).unionByName(old.join(fresh, ["_h", "_h2"], "left_anti").select(*cols))
+    touched = run.materialize(by.reach(changed, *inputs).select(by.scope).distinct(), f"{t.name}.reached")
+    n_touched = tables.count(run.spark, run.work_path(f"{t.name}.reached"))
+    n_rows = tables.row_count(tables.location(run.settings.lake, by.target), version=run.released[by.target])
+    if n_rows is None or 2 * n_touched >= n_rows:
+        log.info("[lawlake] %s: %s built whole: changed input rows reach %d %s value(s) of its %s rows", run.stage, by.target, n_touched, by.scope, n_rows)
+        return None
+    run.reached[by.target] = (by, touched, n_touched)
+    return touched
 
 
 def scopes_location(lake: Path, name: str) -> Path:

@@ -130,8 +130,11 @@ def demo(tmp_path_factory) -> Path:
     return root
 
 
-def test_runs_rebuild_only_what_new_data_reaches_and_equal_a_full_rebuild(demo, tmp_path, monkeypatch, request):
+def test_runs_rebuild_only_what_new_data_reaches_and_equal_a_full_rebuild(demo, tmp_path, monkeypatch, request, caplog):
+    import logging
+
     monkeypatch.setattr(pipeline, "SCOPED_MIN_ROWS", 0)  # scoped at any size: the threshold is for speed, the rows are the same
+    caplog.set_level(logging.INFO, logger="lawlake")
     monkeypatch.setenv("LAWLAKE_SECRET_KEY", "incremental-test-key")
     sources, held = tmp_path / "sources", tmp_path / "held"
     shutil.copytree(demo, sources)
@@ -161,7 +164,11 @@ def test_runs_rebuild_only_what_new_data_reaches_and_equal_a_full_rebuild(demo, 
     # a new day's procuratorate and court files: their tables are rebuilt, the untouched sources' are not
     for p in new_day:
         shutil.move(held / p.name, p)
+    caplog.clear()
     day2 = {r["stage"]: r for r in pipeline.run_lifecycle(settings, "day2", sources=sources, data_date=DATA_DATE)}
+    chain = next(r.getMessage() for r in caplog.records if "integrate: built gold.case_chain" in r.getMessage())
+    print(chain)
+    assert "by reach" in chain, chain  # the chains of the persons the new rows reach, every other kept as published
     after = _versions(settings.lake)
     assert after["silver/prosecutions"] > before["silver/prosecutions"] or after["silver/court_cases"] > before["silver/court_cases"]
     for untouched in ("silver/police_cases", "silver/police_transfers", "silver/suspects", "silver/custody"):
@@ -383,4 +390,79 @@ def test_court_defendants_are_rebuilt_by_case_and_equal_a_full_rebuild(tmp_path,
     assert written != released and not {f.stat().st_ino for f in released.glob("*.parquet")} & {f.stat().st_ino for f in written.glob("*.parquet")}
     incremental = lake_content(settings.lake)
     pipeline.run_lifecycle(settings, "refresh6", sources=src, stages=("normalize",), data_date=DATA_DATE, full_refresh=True)
+    assert lake_content(settings.lake) == incremental
+
+
+def test_the_case_chain_is_rebuilt_for_the_persons_changed_rows_reach_and_equals_a_full_rebuild(tmp_path, monkeypatch, caplog):
+    """gold.case_chain is rebuilt for the persons the inputs' changed rows reach (ByReach), every other person's chains
+    kept as published. A new day: a first instance for a minor's review, reached through its review's police case (the
+    chain gains its judgment and its seal status changes); an appeal of a first instance, through the first instance; a
+    custody record, through its court case; a review's new version naming another police case, reaching both cases'
+    persons; a police case's new version (an arrest). Twelve of eighteen suspects are not reached: the same table a full
+    rebuild gives, every table after it too."""
+    import logging
+
+    from .jobs.sources import write_courts, write_custody, write_police, write_reviews
+
+    monkeypatch.setattr(pipeline, "SCOPED_MIN_ROWS", 0)  # scoped at any size: the threshold is for speed, the rows are the same
+    (tmp_path / "thresholds.yaml").write_text("default: 0.0\n")
+    monkeypatch.setenv("LAWLAKE_THRESHOLDS", str(tmp_path / "thresholds.yaml"))
+    settings = config.load(lake=tmp_path / "lake")
+    src = tmp_path / "src"
+    names = ["张三", "李四", "王五", "赵六", "孙七", "周八", "吴九", "冯一", "陈二", "褚三", "卫四", "蒋五", "沈六", "韩七", "杨八", "朱九", "秦十", "尤一"]
+    births = {"王五": "2007-05-01"}  # a minor at the offense (2023)
+
+    def pc(n: int) -> str:
+        return f"A33010220230000{n:02d}"
+
+    def case(n: int, updated: str = "2023-01-03 10:00:00", **facts: str) -> dict:
+        return {"case_id": pc(n), "region_code": "330102", "charge": "盗窃", "occurred_on": "2023-01-02", "filed_on": "2023-01-03", "detained_on": "2023-01-04",
+                "status": "立案", "updated_at": updated, **facts}
+
+    def suspect(n: int, name: str) -> dict:
+        return {"suspect_id": f"S0000000{n:02d}", "case_id": pc(n), "name": name, "id_number": "", "sex": "男", "birth_date": births.get(name, "1980-01-01"),
+                "updated_at": "2023-01-03 09:00:00"}
+
+    def review(rid: int, name: str, updated: str, police_case: int | None = None) -> list[str]:
+        return [f"JC33010020230000{rid:02d}", pc(police_case or rid), name, "", "男", births.get(name, "1980-01-01"),
+                "2023-03-02", "起诉", "2023-03-20", "盗窃罪", "杭州市上城区人民检察院", updated]
+
+    def court(n: int, name: str, review_id: int | None, updated: str, *, appeal_of: int | None = None, months: int = 10) -> dict:
+        level = "appeal" if appeal_of else "first_instance"
+        return {"case_number": f"(2023)浙01{'02刑初' if not appeal_of else '刑终'}{n}号", "court_name": "杭州市上城区人民法院", "trial_level": level,
+                "original_case_number": f"(2023)浙0102刑初{appeal_of}号" if appeal_of else None,
+                "review_id": f"JC33010020230000{review_id:02d}" if review_id else None, "charge": "盗窃罪", "filed_on": "2023-04-01", "judged_on": "2023-05-01",
+                "updated_at": updated, "parties": [{"name": name, "id_number": "", "sex": "男", "birth_date": births.get(name, "1980-01-01"), "role": "defendant",
+                                                    "verdict": "guilty", "sentence_type": "fixed_term", "sentence_months": months}]}
+
+    write_police(src, cases=[case(i) for i in range(1, len(names) + 1)], suspects=[suspect(i, n) for i, n in enumerate(names, 1)])
+    write_reviews(src, "20230320", [review(i, n, "2023-03-20 12:00:00") for i, n in enumerate(names[:6], 1)])
+    write_courts(src, "20230502", [court(1, "张三", 1, "2023-05-02 09:00:00"), court(2, "李四", 2, "2023-05-02 09:00:00")])
+    stages = ("gather", "normalize", "integrate")
+    pipeline.run_lifecycle(settings, "day1", sources=src, stages=stages, data_date=DATA_DATE)
+    chains = lambda: {json.loads(r)["police_case_id"]: json.loads(r) for r in lake_content(settings.lake)["gold.case_chain"]}  # noqa: E731
+    before = chains()
+    assert len(before) == len(names)
+
+    write_courts(src, "20230601", [court(3, "王五", 3, "2023-06-01 09:00:00"),  # the minor's first instance
+                                   court(11, "张三", None, "2023-06-01 09:00:00", appeal_of=1)])  # 张三's appeal
+    write_custody(src, "202306", [["JY2023060001", "（2023）浙0102刑初2号", "李四", "", "浙江省第一监狱", "监狱", datetime(2023, 6, 1), None, "2023-06-01 08:00:00"]])
+    write_reviews(src, "20230601", [review(6, "周八", "2023-06-01 12:00:00", police_case=5)])  # review 6 now names 孙七's police case
+    write_police(src, cases=[case(4, "2023-06-01 10:00:00", arrested_on="2023-01-10")], suspects=[])
+    caplog.set_level(logging.INFO, logger="lawlake")
+    pipeline.run_lifecycle(settings, "day2", sources=src, stages=stages, data_date=DATA_DATE)
+    built = [r.getMessage() for r in caplog.records if "integrate: built gold.case_chain" in r.getMessage()]
+    # 王五, 张三, 李四, 赵六, review 6's two cases' 孙七 and 周八, and the person its 周八 record leaves for a new one of its own
+    # (the record's earlier person key, gone, and its new one): eight of eighteen
+    assert built and f"({len(names)} rows, by reach: 8 person_key value(s) reached by changed input rows)" in built[-1], built
+    after = chains()  # one suspect per police case: a chain per police case
+    assert after[pc(3)]["first_instance_case_number"] and not before[pc(3)]["first_instance_case_number"]
+    assert after[pc(3)]["seal_status"] != before[pc(3)]["seal_status"]  # the minor's judgment decides it
+    assert after[pc(1)]["appeal_case_number"] and after[pc(2)]["custody_admitted_on"] and after[pc(4)]["arrested_on"]
+    for n in range(7, len(names) + 1):
+        assert after[pc(n)] == before[pc(n)]  # not reached: kept as published
+    incremental = lake_content(settings.lake)
+    caplog.clear()
+    pipeline.run_lifecycle(settings, "refresh", sources=src, stages=("integrate",), data_date=DATA_DATE, full_refresh=True)
+    assert not any("by reach" in r.getMessage() for r in caplog.records)  # built whole
     assert lake_content(settings.lake) == incremental
