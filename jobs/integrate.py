@@ -473,11 +473,12 @@ def chain_scope(police_cases: DataFrame, suspects: DataFrame, *rest: DataFrame |
     return _suspect_pairs(suspects, rest[-3]).select("person_key").distinct()  # type: ignore[arg-type]
 
 
-def chain_reach(changed: dict[str, DataFrame], police_cases: DataFrame, suspects: DataFrame, prosecutions: DataFrame, court_cases: DataFrame,
+def chain_reach(changed: DataFrame, police_cases: DataFrame, suspects: DataFrame, prosecutions: DataFrame, court_cases: DataFrame,
                 defendants: DataFrame, custody: DataFrame, legal_aid: DataFrame | None, person_records: DataFrame, person_index: DataFrame,
                 mentions: DataFrame) -> DataFrame:
-    """``person_key``: every person whose chains the changed rows (``changed``: per input, its rows new or gone, with
-    :data:`CHAIN_ROW_COLUMNS`) can change; the runner rebuilds their chains and keeps every other (``ByReach``).
+    """``person_key``: every person whose chains the changed rows can change (``changed``: ``(input, column, value)``,
+    the :data:`CHAIN_ROW_COLUMNS` of every input row new or gone); the runner rebuilds their chains and keeps every
+    other (``ByReach``).
 
     A person's chains are a function of the person's own records (:func:`chain_persons` onwards join and group by
     person) and of what is known of the cases those records sit in: the police case's facts, the review's police
@@ -490,37 +491,38 @@ def chain_reach(changed: dict[str, DataFrame], police_cases: DataFrame, suspects
     """
 
     def values(*parts: tuple[str, str]) -> DataFrame:
-        out = mentions.select(F.col("police_case_id").alias("k")).limit(0)
+        hit = F.lit(False)
         for table, col in parts:
-            if table in changed:
-                out = out.unionByName(changed[table].select(F.col(col).cast("string").alias("k")))
-        return out.where(F.col("k").isNotNull()).distinct()
+            hit = hit | ((F.col("input") == table) & (F.col("column") == col))
+        return changed.where(hit & F.col("value").isNotNull()).select(F.col("value").alias("k"))
 
     def having(df: DataFrame, col: str, keys: DataFrame, out: str) -> DataFrame:
         return df.join(keys.withColumnRenamed("k", col), col, "left_semi").select(F.col(out).alias("k"))
 
-    pcs = values(("silver.police_cases", "police_case_id"), ("silver.suspects", "police_case_id"), ("silver.prosecutions", "police_case_id"))
-    reviews = values(("silver.prosecutions", "review_id"), ("silver.court_cases", "review_id"))
     courts = values(*[(t, "case_number") for t in ("silver.court_cases", "silver.court_defendants", "silver.custody", "silver.legal_aid_appointments")],
-                    ("silver.court_cases", "original_case_number"))
+                    ("silver.court_cases", "original_case_number")).distinct()
     cc = court_cases.select("case_number", "review_id", "original_case_number")
+    # a court case reaches its appeals and its first instance; they and a changed review reach their reviews
     courts = courts.unionByName(having(cc, "original_case_number", courts, "case_number")).unionByName(having(cc, "case_number", courts, "original_case_number"))
-    reviews = reviews.unionByName(having(cc, "case_number", courts, "review_id")).where(F.col("k").isNotNull()).distinct()
+    reviews = values(("silver.prosecutions", "review_id"), ("silver.court_cases", "review_id")).unionByName(having(cc, "case_number", courts, "review_id"))
+    reviews = reviews.where(F.col("k").isNotNull()).distinct()
+    # a review reaches its court cases (and their appeals) and its police cases
     by_review = having(cc, "review_id", reviews, "case_number")
-    courts = courts.unionByName(by_review).unionByName(having(cc, "original_case_number", by_review, "case_number")).where(F.col("k").isNotNull()).distinct()
-    pcs = pcs.unionByName(having(prosecutions, "review_id", reviews, "police_case_id")).where(F.col("k").isNotNull()).distinct()
-    m = mentions.select("source_table", "record_key", "police_case_id", "review_id", "court_case", "case_number")
-    records = m.join(pcs.withColumnRenamed("k", "police_case_id"), "police_case_id", "left_semi")
-    for col, keys in (("review_id", reviews), ("case_number", courts), ("court_case", courts)):
-        records = records.unionByName(m.join(keys.withColumnRenamed("k", col), col, "left_semi"))
-    records = records.select("source_table", "record_key")
-    for table, key in _RECORD_KEYS.items():
-        if table in changed:
-            records = records.unionByName(changed[table].select(F.lit(table).alias("source_table"), F.col(key).alias("record_key")))
+    courts = courts.unionByName(by_review).unionByName(having(cc, "original_case_number", by_review, "case_number"))
+    pcs = values(("silver.police_cases", "police_case_id"), ("silver.suspects", "police_case_id"), ("silver.prosecutions", "police_case_id")).unionByName(
+        having(prosecutions, "review_id", reviews, "police_case_id"))
+    keys = (pcs.select(F.lit("pc").alias("kind"), "k").unionByName(reviews.select(F.lit("rv").alias("kind"), "k"))
+            .unionByName(courts.select(F.lit("cc").alias("kind"), "k")).where(F.col("k").isNotNull()).distinct())
+    # every record sitting in a reached case: one pass over the mentions, each by its cases
+    m = mentions.select("source_table", "record_key", F.explode(F.array(
+        F.struct(F.lit("pc").alias("kind"), F.col("police_case_id").alias("k")), F.struct(F.lit("rv").alias("kind"), F.col("review_id").alias("k")),
+        F.struct(F.lit("cc").alias("kind"), F.col("case_number").alias("k")), F.struct(F.lit("cc").alias("kind"), F.col("court_case").alias("k")),
+    )).alias("_c")).select("source_table", "record_key", "_c.kind", "_c.k")
+    records = m.join(keys, ["kind", "k"], "left_semi").select("source_table", "record_key")
+    own = changed.where(F.col("input").isin(*_RECORD_KEYS) & (F.col("column") == F.create_map(*[F.lit(x) for kv in _RECORD_KEYS.items() for x in kv])[F.col("input")]))
+    records = records.unionByName(own.select(F.col("input").alias("source_table"), F.col("value").alias("record_key")))
     persons = person_records.join(records.distinct(), ["source_table", "record_key"], "left_semi").select("person_key")
-    for table in ("gold.person_records", "gold.person_index"):
-        if table in changed:
-            persons = persons.unionByName(changed[table].select("person_key"))
+    persons = persons.unionByName(values(("gold.person_records", "person_key"), ("gold.person_index", "person_key")).select(F.col("k").alias("person_key")))
     return persons.where(F.col("person_key").isNotNull()).distinct()
 
 

@@ -117,7 +117,8 @@ class ByReach:
     value (a whole build). With each build of ``target`` the runner keeps a hash of every
     row of each input named in ``columns`` with those columns (under ``<lake>/_rows/``); a
     later build of the same code hands ``reach`` the changed rows — rows whose hash is new
-    or gone, from both versions — and ``reach`` returns the scope values they can touch.
+    or gone, from both versions — as one table of ``(input, column, value)``, each value
+    of those columns as a string, and ``reach`` returns the scope values they can touch.
     The runner then replaces ``target``'s published rows of those scope values (gone ones
     included) with the new build's and keeps every other — the same table a full rebuild
     gives (``tests/test_incremental.py`` proves it). Touching more scope values than
@@ -127,7 +128,7 @@ class ByReach:
     target: str  # the published table whose rows are replaced by scope value
     scope: str  # the column of the scope values, in this work table and in ``target``
     columns: Mapping[str, tuple[str, ...]]  # input -> the columns a changed row hands to ``reach``
-    reach: Callable[..., DataFrame]  # reach(changed: {input: its changed rows' columns}, *inputs) -> the scope values touched
+    reach: Callable[..., DataFrame]  # reach(changed: (input, column, value), *inputs) -> the scope values touched
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ are Airflow tasks).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -785,14 +786,17 @@ def _reached(run: _Run, t: Table, inputs: list, now: dict | None, before: dict |
     kept = {p.name for p in previous.iterdir()} if previous.is_dir() else set()
     if not same_code or set(then) != set(now["built_from"]) or kept != set(frames):
         return None  # code, parameters or the inputs themselves changed (or the hashes are not kept): a full rebuild
-    changed = {}
-    for n in frames:
-        cols = list(by.columns[n])
-        if unchanged(n):
-            changed[n] = tables.read(run.spark, path / n).select(*cols).limit(0)  # the same version: no row changed
-            continue
-        fresh, old = tables.read(run.spark, path / n), tables.read(run.spark, previous / n)
-        changed[n] = fresh.join(old, ["_h", "_h2"], "left_anti").select(*cols).unionByName(old.join(fresh, ["_h", "_h2"], "left_anti").select(*cols))
+    from pyspark.sql import functions as F
+
+    parts = []
+    for n in frames:  # an input at the same version: no row changed
+        if not unchanged(n):
+            fresh, old = tables.read(run.spark, path / n), tables.read(run.spark, previous / n)
+            rows = fresh.join(old, ["_h", "_h2"], "left_anti").unionByName(old.join(fresh, ["_h", "_h2"], "left_anti"))
+            values = F.explode(F.array(*[F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in by.columns[n]]))
+            parts.append(rows.select(F.lit(n).alias("input"), values.alias("_v")).select("input", "_v.column", "_v.value"))
+    empty = run.spark.createDataFrame([], "input string, column string, value string")
+    changed = run.materialize(functools.reduce(lambda a, b: a.unionByName(b), parts, empty), f"{t.name}.changed")  # written once: reach reads it often
     touched = run.materialize(by.reach(changed, *inputs).select(by.scope).distinct(), f"{t.name}.reached")
     n_touched = tables.count(run.spark, run.work_path(f"{t.name}.reached"))
     n_rows = tables.row_count(tables.location(run.settings.lake, by.target), version=run.released[by.target])
