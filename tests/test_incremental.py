@@ -402,6 +402,8 @@ def test_the_case_chain_is_rebuilt_for_the_persons_changed_rows_reach_and_equals
     rebuild gives, every table after it too."""
     import logging
 
+    from jobs import integrate
+
     from .jobs.sources import write_courts, write_custody, write_police, write_reviews
 
     monkeypatch.setattr(pipeline, "SCOPED_MIN_ROWS", 0)  # scoped at any size: the threshold is for speed, the rows are the same
@@ -466,3 +468,16 @@ def test_the_case_chain_is_rebuilt_for_the_persons_changed_rows_reach_and_equals
     pipeline.run_lifecycle(settings, "refresh", sources=src, stages=("integrate",), data_date=DATA_DATE, full_refresh=True)
     assert not any("by reach" in r.getMessage() for r in caplog.records)  # built whole
     assert lake_content(settings.lake) == incremental
+
+    # the row hashes are kept per build of the chain, the released one's only; without them a later build is whole
+    kept = pipeline.rows_location(settings.lake, "gold.case_chain")
+    released = Catalog(settings.catalog_url).released_builds()["gold.case_chain"]["fingerprint"]
+    assert [p.name for p in kept.iterdir()] == [released]
+    assert {p.name for p in (kept / released).iterdir()} == set(integrate.CHAIN_ROW_COLUMNS)  # one table per input
+    shutil.rmtree(kept)
+    write_police(src, cases=[case(7, "2023-06-02 10:00:00", arrested_on="2023-01-11")], suspects=[])
+    caplog.clear()
+    pipeline.run_lifecycle(settings, "day3", sources=src, stages=stages, data_date=DATA_DATE)
+    built = [r.getMessage() for r in caplog.records if "integrate: built gold.case_chain" in r.getMessage()]
+    assert built and "by reach" not in built[-1] and chains()[pc(7)]["arrested_on"], built
+    assert kept.is_dir()  # kept again by the whole build, for the next
