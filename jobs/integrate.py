@@ -29,8 +29,10 @@ The case chain follows each suspect person of a police case through review for
 prosecution (first receipt and supplementary rounds kept), first instance, appeal and
 custody — each stage found by the case-number chain or, where a link is missing, by the
 person — and carries its seal status (``lawlake.sealing``: sealed / not_sealed /
-pending, failing closed). ``gold.sealed_records`` lists every silver record of a
-withheld (sealed or pending) chain.
+pending, failing closed). A run rebuilds only the chains of the persons its inputs'
+changed rows can reach (:func:`chain_reach`, :class:`lawlake.declarations.ByReach`)
+and keeps every other as published. ``gold.sealed_records`` lists every silver record
+of a withheld (sealed or pending) chain.
 
 ``gold.time_limit_warnings`` judges each chain stage against the statutory time limits
 of :mod:`lawlake.rules.time_limits` (calendar months, extensions only where silver
