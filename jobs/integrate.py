@@ -521,8 +521,8 @@ def chain_reach(changed: DataFrame, police_cases: DataFrame, suspects: DataFrame
         F.struct(F.lit("cc").alias("kind"), F.col("case_number").alias("k")), F.struct(F.lit("cc").alias("kind"), F.col("court_case").alias("k")),
     )).alias("_c")).select("source_table", "record_key", "_c.kind", "_c.k")
     records = m.join(keys, ["kind", "k"], "left_semi").select("source_table", "record_key")
-    own = changed.where(F.col("input").isin(*_RECORD_KEYS) & (F.col("column") == F.create_map(*[F.lit(x) for kv in _RECORD_KEYS.items() for x in kv])[F.col("input")]))
-    records = records.unionByName(own.select(F.col("input").alias("source_table"), F.col("value").alias("record_key")))
+    for table, key in _RECORD_KEYS.items():  # the records whose own rows changed
+        records = records.unionByName(values((table, key)).select(F.lit(table).alias("source_table"), F.col("k").alias("record_key")))
     persons = person_records.join(records.distinct(), ["source_table", "record_key"], "left_semi").select("person_key")
     persons = persons.unionByName(values(("gold.person_records", "person_key"), ("gold.person_index", "person_key")).select(F.col("k").alias("person_key")))
     return persons.where(F.col("person_key").isNotNull()).distinct()

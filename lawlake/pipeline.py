@@ -774,9 +774,9 @@ def _reached(run: _Run, t: Table, inputs: list, now: dict | None, before: dict |
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir(parents=True)
         for n, df in frames.items():
-            kept_before = previous is not None and unchanged(n) and tables.exists(previous / n)
-            if not (kept_before and tables.link_files(previous / n, building / n)):  # type: ignore[operator]
-                tables.write(row_hashes(df, by.columns[n]), building / n)
+            if previous is not None and unchanged(n) and tables.exists(previous / n) and tables.link_files(previous / n, building / n):
+                continue  # the released build's hashes of the same rows
+            tables.write(row_hashes(df, by.columns[n]), building / n)
         building.rename(path)
     _keep_only(folder, {now["fingerprint"], before["fingerprint"] if before else None})
     if full_refresh or before is None or previous is None or by.target not in run.released:
