@@ -470,9 +470,11 @@ CHAIN_ROW_COLUMNS = {
 _RECORD_KEYS = {"silver.suspects": "suspect_id", "silver.prosecutions": "prosecution_id", "silver.court_defendants": "defendant_id", "silver.custody": "record_id"}
 
 
-def chain_scope(police_cases: DataFrame, suspects: DataFrame, *rest: DataFrame | None) -> DataFrame:
-    """``person_key``: the persons a whole build of the chain covers, every suspect person (see :func:`chain_reach`)."""
-    return _suspect_pairs(suspects, rest[-3]).select("person_key").distinct()  # type: ignore[arg-type]
+def chain_scope(police_cases: DataFrame, suspects: DataFrame, prosecutions: DataFrame, court_cases: DataFrame, defendants: DataFrame,
+                custody: DataFrame, legal_aid: DataFrame | None, person_records: DataFrame, person_index: DataFrame, mentions: DataFrame) -> DataFrame:
+    """``person_key``: the persons a whole build of the chain covers, every suspect person. It takes every input
+    :func:`chain_reach` takes: the runner hashes them for the next build (``ByReach``)."""
+    return _suspect_pairs(suspects, person_records).select("person_key").distinct()
 
 
 def chain_reach(changed: DataFrame, police_cases: DataFrame, suspects: DataFrame, prosecutions: DataFrame, court_cases: DataFrame,
@@ -960,8 +962,8 @@ STAGE = Stage(
             inputs=("work.case_links", *SILVER, "gold.person_records", "gold.person_index", "silver.legal_aid_appointments", "work.chain_records"),
             optional=("silver.legal_aid_appointments",),  # a lake gathered before the legal services API existed
             # orphans and counts from the whole inputs: a build by reach replaces them whole
-            quarantine=lambda chain, linked, police_cases, suspects, *rest: chain_orphans(police_cases, suspects, rest[4]),
-            tally=lambda chain, linked, police_cases, suspects, *rest: chain_tally(police_cases, suspects, rest[4]),
+            quarantine=lambda chain, linked, police_cases, suspects, _p, _cc, _d, _c, person_records, *_: chain_orphans(police_cases, suspects, person_records),
+            tally=lambda chain, linked, police_cases, suspects, _p, _cc, _d, _c, person_records, *_: chain_tally(police_cases, suspects, person_records),
         ),
         Table("gold.time_limit_warnings", build_time_limit_warnings, inputs=("gold.case_chain", "silver.police_cases", "silver.court_cases"),
               params=("data_date", "warning_days"), materialize=False),

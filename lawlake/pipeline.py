@@ -735,14 +735,22 @@ def rows_location(lake: Path, name: str) -> Path:
     return Path(lake) / "_rows" / Path(*tables.parse_name(name))
 
 
-def row_hashes(df: DataFrame, columns: tuple[str, ...]) -> DataFrame:
-    """``(_h, _h2, *columns)``: each row's two hashes (xxhash64 and murmur3, 96 bits between them) over every column
-    (a list, map or struct as its JSON) and whether each is null, and the columns a changed row hands on."""
+def _hashed(df: DataFrame) -> list:
+    """What a row's hash covers: every column (a list, map or struct as its JSON, which the engine's hashers take) and
+    whether each is null, so a changed, added or removed value changes the hash."""
     from pyspark.sql import functions as F
 
     cols = [F.to_json(c) if kind.startswith(("array", "map", "struct")) else F.col(c) for c, kind in df.dtypes]
-    nulls = [c.isNull() for c in cols]
-    return df.select(F.xxhash64(*cols, *nulls).alias("_h"), F.hash(*cols, *nulls).alias("_h2"), *columns)
+    return [*cols, *[c.isNull() for c in cols]]
+
+
+def row_hashes(df: DataFrame, columns: tuple[str, ...]) -> DataFrame:
+    """``(_h, _h2, *columns)``: each row's two hashes (xxhash64 and murmur3, 96 bits between them, over
+    :func:`_hashed`) and the columns a changed row hands on."""
+    from pyspark.sql import functions as F
+
+    hashed = _hashed(df)
+    return df.select(F.xxhash64(*hashed).alias("_h"), F.hash(*hashed).alias("_h2"), *columns)
 
 
 def _reached(run: _Run, t: Table, inputs: list, now: dict | None, before: dict | None, *, full_refresh: bool) -> DataFrame | None:
@@ -821,9 +829,7 @@ def scope_digests(df: DataFrame, scope: str) -> DataFrame:
     """
     from pyspark.sql import functions as F
 
-    cols = [F.col(c) for c in df.columns]
-    h = F.xxhash64(*cols, *[c.isNull() for c in cols])
-    return df.select(_scope_value(scope).alias("_scope"), h.alias("_h")).groupBy("_scope").agg(
+    return df.select(_scope_value(scope).alias("_scope"), F.xxhash64(*_hashed(df)).alias("_h")).groupBy("_scope").agg(
         F.count(F.lit(1)).alias("_n"), F.sum(F.shiftrightunsigned("_h", 32)).alias("_hi"), F.sum(F.col("_h").bitwiseAND(F.lit(0xFFFFFFFF))).alias("_lo"),
     )
 
