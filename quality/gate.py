@@ -103,6 +103,40 @@ def _implied(config: dict, rows: int) -> dict:
 
 
 COUNTS = "lawlake_checks.row_counts"  # the metric: every SQL check of a suite counted in one query
+UNIQUE = "expect_column_values_to_be_unique"
+COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
+_MISSING = {"all_values_are_missing": " OR ", "any_value_is_missing": " AND "}  # how a compound key's rows GX ignores are left out
+
+
+def _quoted(column: str) -> str:
+    return "`" + column.replace("`", "``") + "`"
+
+
+def _counted_query(e: dict) -> str | None:
+    """The query the decision pass counts for an expectation, or None: GX decides it its own way.
+
+    A SQL check: its own query. A key's uniqueness (``expect_column_values_to_be_unique``,
+    ``expect_compound_columns_to_be_unique``, without ``mostly`` or a row condition): its
+    duplicated key values, grouped — none exactly when GX's form, a window partitioned by the
+    key over every row, finds no unexpected row, and 4–8× faster on Sail (gold.person_records
+    at scale 400: 0.4–0.5 s against 2.0–4.0 s). The rows GX leaves out are left out: a null
+    value, and a compound key's rows as its ``ignore_row_if`` says. A key that fails is
+    validated again as GX's own, for its unexpected count and values.
+    """
+    kwargs = e["kwargs"]
+    if e["type"] == SQL_CHECK:
+        return kwargs["unexpected_rows_query"]
+    if kwargs.get("mostly") is not None or kwargs.get("row_condition"):
+        return None
+    if e["type"] == UNIQUE:
+        columns, joiner = [kwargs["column"]], " OR "
+    elif e["type"] == COMPOUND_UNIQUE and kwargs.get("ignore_row_if", "all_values_are_missing") in _MISSING:
+        columns, joiner = list(kwargs["column_list"]), _MISSING[kwargs.get("ignore_row_if", "all_values_are_missing")]
+    else:
+        return None
+    key = ", ".join(_quoted(c) for c in columns)
+    kept = joiner.join(f"{_quoted(c)} IS NOT NULL" for c in columns)
+    return f"SELECT {key} FROM {{batch}} WHERE {kept} GROUP BY {key} HAVING COUNT(*) > 1"
 
 
 @lru_cache(maxsize=1)
@@ -176,8 +210,8 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
     the aggregates sharing a domain into one query, but any result format above
     BOOLEAN_ONLY adds a query per expectation for its unexpected values, and a SQL check
     runs its query for a count and again for rows in every format. So the whole suite runs
-    once in BOOLEAN_ONLY (the decision), its SQL checks counted together in one query (:func:`_counted_check`),
-    and only the expectations that failed or carry a ``mostly`` run again: row rules in
+    once in BOOLEAN_ONLY (the decision), its SQL checks and key uniqueness counted together in one query
+    (:func:`_counted_check`, :func:`_counted_query`), and only the expectations that failed or carry a ``mostly`` run again: row rules in
     SUMMARY (counts and unexpected values), SQL checks in COMPLETE (their violating rows).
     The second pass replaces the first's entries, so the saved validation result is one
     result for the whole suite, and every entry names its expectation as the suite does.
@@ -187,16 +221,18 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
 
     _counted_check()
 
-    checks = [e["kwargs"]["unexpected_rows_query"] for e in expectations if e["type"] == SQL_CHECK]
+    counted = {i: q for i, e in enumerate(expectations) if (q := _counted_query(e)) is not None}
+    checks = list(counted.values())
+    position = {i: n for n, i in enumerate(counted)}
 
     def configuration(i: int, *, decide: bool = False) -> ExpectationConfiguration:
         # GX orders results its own way: each carries its place in the suite (meta.gate_position).
         e = expectations[i]
         kwargs = dict(e["kwargs"])
         kind = e["type"]
-        if decide and kind == SQL_CHECK:  # counted with the suite's other checks, in one query
+        if decide and i in counted:  # counted with the suite's other checks and keys, in one query
             kind = COUNTED
-            kwargs |= {"suite_checks": checks, "check_position": sum(1 for x in expectations[:i] if x["type"] == SQL_CHECK)}
+            kwargs = (kwargs if e["type"] == SQL_CHECK else {"unexpected_rows_query": counted[i]}) | {"suite_checks": checks, "check_position": position[i]}
         return ExpectationConfiguration(type=kind, kwargs=kwargs, meta={**(e.get("meta") or {}), POSITION: i}, description=e.get("description"))
 
     def suite_of(picked: list[int], suite_name: str, *, decide: bool = False):
@@ -233,8 +269,10 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
                 r.success = bool(r.success) and bool(first[i].success)  # the same data judged twice: a disagreement fails
                 final[i] = r
     for i, r in final.items():
-        if r.expectation_config.type == COUNTED:  # decided by the count: named as the suite names it
+        if r.expectation_config.type == COUNTED:  # decided by the count: named as the suite names it, with what its pass implies
             r.expectation_config = configuration(i)
+            if r.success and expectations[i]["type"] != SQL_CHECK:
+                r.result = _implied(expectations[i], rows)
         if r.success and not r.result and not _raised(r.exception_info or {})[0]:
             r.result = _implied(expectations[i], rows)
     validation.results = [final[i] for i in everything]  # in the suite's order

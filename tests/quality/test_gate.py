@@ -180,6 +180,52 @@ def test_a_tables_passing_checks_are_counted_in_one_query(spark, lake, monkeypat
     assert len(mine) == 1 and all(f"'c{i}'" in mine[0] for i in range(3))
 
 
+def test_a_keys_uniqueness_is_decided_in_the_counted_query_and_kept_as_gxs_own(spark, lake, monkeypatch):
+    # GX judges uniqueness by a window over every row, partitioned by the key; the decision counts the duplicated keys grouped
+    ran: list[str] = []
+    sql = spark.sql
+    monkeypatch.setattr(spark, "sql", lambda query, *a, **k: (ran.append(query), sql(query, *a, **k))[1])
+    suite = _contract_suite(check("c", "SELECT k FROM {batch} WHERE n > 5 AND 'c' = 'c'"))
+    result = gate.run_gate(spark, "gold.t", _candidate(spark, lake, "unique", GOOD), lake=lake, suite=suite, run_id="unique", stage="integrate")
+    (key,) = [r for r in result.results if r["expectation"] == "expect_column_values_to_be_unique(k)"]
+    assert result.success and (key["success"], key["unexpected_count"]) == (True, 0)
+    (counted,) = [q for q in ran if "GROUP BY `k` HAVING COUNT(*) > 1" in q]
+    assert "'c' = 'c'" in counted  # with the table's SQL check, in one query
+    kept = [p.read_text() for p in (lake / "_quality" / "unique").rglob("*.json")]
+    assert kept and any(gate.UNIQUE in text for text in kept) and not any(gate.COUNTED in text or "suite_checks" in text for text in kept)
+
+
+KEYS = contracts.parse({
+    "table": "gold.t2", "grain": "g", "primary_key": ["a", "b"],
+    "columns": [{"name": "a", "type": "string", "description": "a"}, {"name": "b", "type": "string", "description": "b"}],
+})
+
+
+MODES = (None, "any_value_is_missing", "never")  # ignore_row_if: GX's default (all_values_are_missing), and the others
+
+
+@pytest.mark.parametrize("rows, compound_by_mode, single", [
+    ([("1", "x"), ("1", "y"), ("2", "x")], (True, True, True), False),  # unique keys; a repeated
+    ([("1", "x"), ("1", "x")], (False, False, False), False),  # a duplicated key
+    ([(None, None), (None, None), ("1", "x")], (True, True, False), True),  # rows without a key: left out, but under "never"
+    ([("1", None), ("1", None)], (False, True, False), False),  # a key with a null part: the same key twice, but under "any"
+    ([(None, "x"), ("2", "x")], (True, True, True), True),
+])
+@pytest.mark.parametrize("mode", range(len(MODES)))
+def test_the_counted_key_uniqueness_decides_as_gxs_own(spark, lake, rows, compound_by_mode, single, mode):
+    # the same expectations with mostly=1.0 are judged by GX's own metric (a window over the rows): both agree, and are right
+    data = [{"a": a, "b": b} for a, b in rows]
+    path = _candidate(spark, lake, f"keys{len(rows)}{rows[0][0]}{rows[0][1]}{mode}", data, contract=KEYS)
+    extra = {"ignore_row_if": MODES[mode]} if MODES[mode] else {}
+    compound = {"type": gate.COMPOUND_UNIQUE, "kwargs": {"column_list": ["a", "b"], **extra}, "meta": {}}
+    expectations = (compound, {"type": gate.UNIQUE, "kwargs": {"column": "a"}, "meta": {}})
+    assert (gate._counted_query(compound) is None) == (MODES[mode] == "never")  # "never": GX's own form decides it
+    for mostly in ({}, {"mostly": 1.0}):
+        suite = Suite("gold.t2", tuple({**e, "kwargs": {**e["kwargs"], **mostly}} for e in expectations))
+        result = gate.run_gate(spark, "gold.t2", path, lake=lake, suite=suite)
+        assert [r["success"] for r in result.results] == [compound_by_mode[mode], single], mostly
+
+
 def test_every_check_of_a_table_is_judged(spark, lake):
     # GX upserts configurations by domain: every SQL check has the same domain, so only the last would run
     suite = Suite("gold.t", (check("n_over_0", "SELECT k FROM {batch} WHERE n > 0"), check("n_over_5", "SELECT k FROM {batch} WHERE n > 5")))
