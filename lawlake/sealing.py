@@ -225,12 +225,15 @@ def minor_evidence_sql(chains: str) -> str:
     Age in completed years never grows with a later birth date, so some record makes the
     person under 18 exactly when the latest birth date of them all (a record's own or its
     identity number's, whichever is later) does: each way is reduced to that latest date
-    before it meets the chains (per person, and per case and name), and a chain is judged
-    on the latest of its two. Joining every chain to every record of its person instead
-    made a row per pair (about three per chain).
+    before it meets the chains (per person, and per case and name), and a chain is a minor's
+    when either way's date makes its person under 18 at the offense. Joining every chain to
+    every record of its person instead made a row per pair (about three per chain). For the
+    same reason a record born more than 19 years before the earliest offense of any chain
+    can make no one under 18, and is left out before either reduction (three quarters of the
+    records at scale 400): it could only lower a latest date that is not under 18 anyway.
 
     The engine inlines CTEs, so every reference to one runs it again: the chains (``c``)
-    are referenced four times and the silver records (``x``, one union of the four
+    are referenced three times and the silver records (``x``, one union of the four
     tables) twice; a chain's three case numbers are three copies of its row (a cross
     join), not three more joins.
     """
@@ -247,26 +250,29 @@ def minor_evidence_sql(chains: str) -> str:
                        f"greatest({birth}, {_ID_BIRTH.format(x='t')}) AS b FROM {{{table}}} t")
     union = "\n           UNION ALL ".join(records)
     case_of = "CASE l.n WHEN 0 THEN c.police_case_id WHEN 1 THEN c.first_instance_case_number ELSE c.appeal_case_number END"
+    chain = "chain_id, police_case_id, seal_status, offense_on"  # what the verdict needs of a chain, carried with its evidence
+    # no earliest offense (no chain has a date): nothing is left out
+    born_after = f"coalesce((SELECT add_months(min(offense_on), -{(ADULT_AGE + 1) * 12}) FROM c), DATE '0001-01-01')"
     return f"""
-WITH c AS (SELECT DISTINCT chain_id, police_case_id, person_key, first_instance_case_number, appeal_case_number, seal_status,
+WITH c AS (SELECT chain_id, police_case_id, person_key, first_instance_case_number, appeal_case_number, seal_status,
                   {offense_sql('occurred_on', 'filed_on')} AS offense_on FROM ({chains}) q),
-x AS ({union}),
+x AS (SELECT * FROM ({union}) u WHERE u.b > {born_after}),
 by_person AS (SELECT r.person_key, max(x.b) AS b FROM {{gold.person_records}} r
                 JOIN x ON x.source_table = r.source_table AND x.record_key = r.record_key
-              WHERE x.b IS NOT NULL GROUP BY r.person_key),
-by_case AS (SELECT kind, k, name, max(b) AS b FROM x WHERE b IS NOT NULL GROUP BY kind, k, name),
-cases AS (SELECT c.chain_id, c.person_key, CASE WHEN l.n = 0 THEN 'pc' ELSE 'cc' END AS kind, {case_of} AS k
+              GROUP BY r.person_key),
+by_case AS (SELECT kind, k, name, max(b) AS b FROM x GROUP BY kind, k, name),
+cases AS (SELECT {chain}, person_key, CASE WHEN l.n = 0 THEN 'pc' ELSE 'cc' END AS kind, {case_of} AS k
           FROM c CROSS JOIN (VALUES (0), (1), (2)) AS l(n) WHERE {case_of} IS NOT NULL),
-evidence AS (SELECT c.chain_id, p.b FROM c JOIN by_person p ON p.person_key = c.person_key
-             UNION ALL SELECT cases.chain_id, y.b FROM cases JOIN {{gold.person_index}} i ON i.person_key = cases.person_key
+evidence AS (SELECT {', '.join('c.' + f for f in chain.split(', '))}, p.b FROM c JOIN by_person p ON p.person_key = c.person_key
+             UNION ALL SELECT {', '.join('cases.' + f for f in chain.split(', '))}, y.b FROM cases
+               JOIN {{gold.person_index}} i ON i.person_key = cases.person_key
                JOIN by_case y ON y.kind = cases.kind AND y.k = cases.k AND y.name = i.name),
-youngest AS (SELECT chain_id, max(b) AS b FROM evidence GROUP BY chain_id),
+minors AS (SELECT DISTINCT chain_id, police_case_id, seal_status FROM evidence WHERE {age_sql('b', 'offense_on')} < {ADULT_AGE}),
 heavy AS (SELECT DISTINCT c.chain_id FROM c JOIN {{gold.person_records}} r ON r.person_key = c.person_key AND r.source_table = 'silver.court_defendants'
           JOIN {{silver.court_defendants}} d ON d.defendant_id = r.record_key
-          AND d.case_number = coalesce(c.appeal_case_number, c.first_instance_case_number) WHERE {heavy_sql('d')})
-SELECT DISTINCT c.chain_id, c.police_case_id FROM youngest e JOIN c ON c.chain_id = e.chain_id LEFT JOIN heavy h ON h.chain_id = c.chain_id
-WHERE {age_sql('e.b', 'c.offense_on')} < {ADULT_AGE}
-  AND NOT (coalesce(c.seal_status, '') = 'not_sealed' AND h.chain_id IS NOT NULL)"""
+          AND d.case_number = coalesce(c.appeal_case_number, c.first_instance_case_number) WHERE c.seal_status = 'not_sealed' AND {heavy_sql('d')})
+SELECT DISTINCT m.chain_id, m.police_case_id FROM minors m LEFT JOIN heavy h ON h.chain_id = m.chain_id
+WHERE NOT (coalesce(m.seal_status, '') = 'not_sealed' AND h.chain_id IS NOT NULL)"""
 
 
 _CHAIN_COLUMNS = "g.chain_id, g.police_case_id, g.person_key, g.first_instance_case_number, g.appeal_case_number, g.seal_status, g.occurred_on, g.filed_on"

@@ -217,6 +217,9 @@ GOLD_PUBLISHED = [
     _chain_row("G9", person_key="Pg9", occurred_on=D(2023, 1, 10), first_instance_case_number="（2023）浙0102刑初9号", appeal_case_number="（2023）浙01刑终9号"),
     # custody records carry no birth date: the linked record's identity number (born 2008) gives it
     _chain_row("G10", person_key="Pg10", occurred_on=D(2023, 1, 10)),
+    # the earliest offense: born 1984, 17 then, though 39 at every other chain's offense (the gate leaves out only
+    # records born more than 19 years before the earliest offense)
+    _chain_row("G11", person_key="Pg11", occurred_on=D(2001, 6, 1), filed_on=D(2002, 1, 15)),
 ]
 SILVER_PUBLISHED = {
     "silver.suspects": [
@@ -224,6 +227,7 @@ SILVER_PUBLISHED = {
         dict(suspect_id="S5", police_case_id="AG5", name="冯五", birth_date=D(2007, 1, 1)),  # 16 at the offense
         dict(suspect_id="S6", police_case_id="AG6", name="陈六", birth_date=D(2006, 5, 5)),
         dict(suspect_id="S7", police_case_id="AG7", name="褚七", birth_date=D(1990, 1, 1)),  # the police's birth date is wrong
+        dict(suspect_id="S11", police_case_id="AG11", name="沈十一", birth_date=D(1984, 1, 1)),
     ],
     "silver.prosecutions": [
         dict(prosecution_id="JC7:褚七", review_id="JC7", police_case_id="AG7", name="褚七", birth_date=D(2008, 2, 2), supplementary_rounds=0),
@@ -239,11 +243,11 @@ SILVER_PUBLISHED = {
     "gold.person_records": [
         dict(record_ref=f"silver.{t}:{k}", source_table=f"silver.{t}", record_key=k, person_key=p, match_rule="id_number")
         for t, k, p in (("suspects", "S1", "Pg1"), ("suspects", "S5", "Pg5"), ("suspects", "S6", "Pg6"), ("suspects", "S7", "Pg7"),
-                        ("court_defendants", "（2023）浙0102刑初6号#1", "Pg6"), ("custody", "R10", "Pg10"))
+                        ("court_defendants", "（2023）浙0102刑初6号#1", "Pg6"), ("custody", "R10", "Pg10"), ("suspects", "S11", "Pg11"))
     ],
     "gold.person_index": [
         dict(person_key=p, name=n, n_records=1, agencies="police", has_conflicts=False)
-        for p, n in (("Pg1", "郑一"), ("Pg5", "冯五"), ("Pg6", "陈六"), ("Pg7", "褚七"), ("Pg9", "卫九"), ("Pg10", "蒋十"))
+        for p, n in (("Pg1", "郑一"), ("Pg5", "冯五"), ("Pg6", "陈六"), ("Pg7", "褚七"), ("Pg9", "卫九"), ("Pg10", "蒋十"), ("Pg11", "沈十一"))
     ],
 }
 
@@ -326,6 +330,7 @@ def test_the_policy_output_leaves_out_pending_chains(share_gate):
         ("G7", True),  # the birth date is on an unlinked record of the same police case and name — caught
         ("G9", True),  # ... on an unlinked defendant record of the chain's appeal with the person's name — caught
         ("G10", True),  # ... in the identity number of a linked custody record (custody has no birth date) — caught
+        ("G11", True),  # 17 at the earliest offense of all: its record is not left out as too old — caught
         ("G1", False),  # an adult by every silver record
     ],
 )
