@@ -84,6 +84,24 @@ def _openlineage_env(settings: config.Settings) -> dict:
     return env
 
 
+SERIALIZED = "dags.serialized"  # in the Airflow home: the dags_digest() of the DAGs its database holds serialized
+
+
+def dags_digest() -> str:
+    """What the serialized DAGs are made of: the DAG files and where they are (a serialized DAG names its file),
+    lawlake's code and schemas (the tables and partner policies the DAGs publish and are scheduled on) and
+    Airflow's version. The same digest: the same DAGs."""
+    import hashlib
+    from importlib.metadata import version
+
+    from lawlake.pipeline import code_fingerprint
+
+    digest = hashlib.sha256(f"{code_fingerprint()}\0{version('apache-airflow')}\0{config.REPO_ROOT.resolve()}\0".encode())
+    for path in sorted((config.REPO_ROOT / "dags").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def _airflow() -> str:
     exe = Path(sys.executable).parent / "airflow"
     return str(exe) if exe.exists() else "airflow"
@@ -95,7 +113,8 @@ def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, da
     The tasks report their progress to ``<lake>/_runs/<run_id>/events.jsonl`` (shown by
     ``lawlake run``); the full Airflow log goes to ``<lake>/_logs/<run_id>.log``. Every DAG
     is serialized first, so DAGs scheduled on the lake's Assets (``partner_refresh``) are
-    queued by the run's asset events.
+    queued by the run's asset events; when nothing they are made of changed since the Airflow
+    home's last serialization (:func:`dags_digest`), they are not serialized again.
     """
     home = settings.lake / "_airflow"
     home.mkdir(parents=True, exist_ok=True)
@@ -104,10 +123,15 @@ def run_via_airflow(settings: config.Settings, sources: Path, run_id: str, *, da
     log_path = logs / f"{run_id}.log"
     env = _airflow_env(home) | _openlineage_env(settings)
     with log_path.open("w", encoding="utf-8") as log:
+        serialized = home / SERIALIZED
         if not (home / "airflow.db").exists():
             echo("setting up Airflow (SQLite) in " + str(home))
+            serialized.unlink(missing_ok=True)  # a new database holds no DAG
             subprocess.run([_airflow(), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-        subprocess.run([_airflow(), "dags", "reserialize"], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        digest = dags_digest()
+        if not serialized.is_file() or serialized.read_text() != digest:
+            subprocess.run([_airflow(), "dags", "reserialize"], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+            serialized.write_text(digest)
         conf = {"sources": str(sources), "lake": str(settings.lake), "engine": settings.engine, "catalog_url": settings.catalog_url, "run_id": run_id,
                 "data_date": data_date.isoformat() if data_date else "", "full_refresh": full_refresh}
         proc = subprocess.run([_airflow(), "dags", "test", "lawlake_lifecycle", "-c", json.dumps(conf)], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -2,8 +2,9 @@
 
 One module, four runs on one lake, in order:
 1. a clean run: every gate passes, every table reconciles, every stage is released;
-2. the same sources again: no new rows, no Delta table anywhere gets a new version, and
-   every stage after gather rebuilds nothing (incremental runs);
+2. the same sources again: no new rows, no Delta table anywhere gets a new version,
+   every stage after gather rebuilds nothing (incremental runs), and the DAGs, unchanged,
+   are not serialized again;
 3. a corrupted delivery (court cases judged before they were filed): the silver gate
    fails, the released silver and downstream tables are exactly as they were,
    nothing downstream ran, the failure is reported and the candidate kept;
@@ -22,6 +23,7 @@ import pytest
 
 from lawlake import config, lock, pipeline, tables
 from lawlake.catalog import Catalog
+from lawlake.cli import SERIALIZED, dags_digest
 
 pytestmark = pytest.mark.dag
 
@@ -150,8 +152,12 @@ def test_same_sources_again_add_no_rows(world, first_run):
     assert first_run.returncode == 0
     zones = ("bronze.", "silver.", "gold.", "share.", "open.", "quarantine.")
     before = snapshot(world["lake"], zones)
+    serialized = world["lake"] / "_airflow" / SERIALIZED
+    written = serialized.stat().st_mtime_ns
     again = lawlake("run", "--sources", str(world["sources"]), "--lake", str(world["lake"]), "--run-id", "again")
     assert again.returncode == 0, again.stdout[-3000:]
+    # the DAGs are as the first run serialized them: not serialized again (`airflow dags reserialize`, 3 s)
+    assert (serialized.read_text(), serialized.stat().st_mtime_ns) == (dags_digest(), written)
     # nothing new: every released table keeps its version and rows, and no Delta table got a new version
     assert snapshot(world["lake"], zones) == before
     catalog = Catalog(world["settings"].catalog_url)
@@ -181,7 +187,10 @@ def test_corrupted_source_fails_its_gate_and_changes_nothing_downstream(world, f
     assert first_run.returncode == 0
     published_before = snapshot(world["lake"], ("silver.", "gold.", "share.", "open."))
     _corrupt_delivery(world["sources"])
+    serialized = world["lake"] / "_airflow" / SERIALIZED
+    serialized.write_text("serialized from other DAGs")  # as after a change to the DAGs or the code they are made of
     bad = lawlake("run", "--sources", str(world["sources"]), "--lake", str(world["lake"]), "--run-id", "corrupt")
+    assert serialized.read_text() == dags_digest()  # serialized again before the run
     assert bad.returncode == 1
     assert "corrupt: FAILED" in bad.stdout
     assert "check:judged_after_filed: 3 violating rows" in bad.stdout  # the failure names the expectation
