@@ -128,10 +128,11 @@ def _counted_query(e: dict) -> str | None:
         return kwargs["unexpected_rows_query"]
     if kwargs.get("mostly") is not None or kwargs.get("row_condition"):
         return None
+    ignore = kwargs.get("ignore_row_if", "all_values_are_missing")  # GX's default for a compound key
     if e["type"] == UNIQUE:
-        columns, joiner = [kwargs["column"]], " OR "
-    elif e["type"] == COMPOUND_UNIQUE and kwargs.get("ignore_row_if", "all_values_are_missing") in _MISSING:
-        columns, joiner = list(kwargs["column_list"]), _MISSING[kwargs.get("ignore_row_if", "all_values_are_missing")]
+        columns, joiner = [kwargs["column"]], ""  # one column: its nulls are left out
+    elif e["type"] == COMPOUND_UNIQUE and ignore in _MISSING:
+        columns, joiner = list(kwargs["column_list"]), _MISSING[ignore]
     else:
         return None
     key = ", ".join(_quoted(c) for c in columns)
