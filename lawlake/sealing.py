@@ -250,7 +250,11 @@ def minor_evidence_sql(chains: str) -> str:
                        f"greatest({birth}, {_ID_BIRTH.format(x='t')}) AS b FROM {{{table}}} t")
     union = "\n           UNION ALL ".join(records)
     case_of = "CASE l.n WHEN 0 THEN c.police_case_id WHEN 1 THEN c.first_instance_case_number ELSE c.appeal_case_number END"
-    chain = "chain_id, police_case_id, seal_status, offense_on"  # what the verdict needs of a chain, carried with its evidence
+    chain = ("chain_id", "police_case_id", "seal_status", "offense_on")  # what the verdict needs of a chain, carried with its evidence
+
+    def carried(alias: str) -> str:
+        return ", ".join(f"{alias}.{f}" for f in chain)
+
     # no earliest offense (no chain has a date): nothing is left out
     born_after = f"coalesce((SELECT add_months(min(offense_on), -{(ADULT_AGE + 1) * 12}) FROM c), DATE '0001-01-01')"
     return f"""
@@ -261,10 +265,10 @@ by_person AS (SELECT r.person_key, max(x.b) AS b FROM {{gold.person_records}} r
                 JOIN x ON x.source_table = r.source_table AND x.record_key = r.record_key
               GROUP BY r.person_key),
 by_case AS (SELECT kind, k, name, max(b) AS b FROM x GROUP BY kind, k, name),
-cases AS (SELECT {chain}, person_key, CASE WHEN l.n = 0 THEN 'pc' ELSE 'cc' END AS kind, {case_of} AS k
+cases AS (SELECT {carried('c')}, c.person_key, CASE WHEN l.n = 0 THEN 'pc' ELSE 'cc' END AS kind, {case_of} AS k
           FROM c CROSS JOIN (VALUES (0), (1), (2)) AS l(n) WHERE {case_of} IS NOT NULL),
-evidence AS (SELECT {', '.join('c.' + f for f in chain.split(', '))}, p.b FROM c JOIN by_person p ON p.person_key = c.person_key
-             UNION ALL SELECT {', '.join('cases.' + f for f in chain.split(', '))}, y.b FROM cases
+evidence AS (SELECT {carried('c')}, p.b FROM c JOIN by_person p ON p.person_key = c.person_key
+             UNION ALL SELECT {carried('cases')}, y.b FROM cases
                JOIN {{gold.person_index}} i ON i.person_key = cases.person_key
                JOIN by_case y ON y.kind = cases.kind AND y.k = cases.k AND y.name = i.name),
 minors AS (SELECT DISTINCT chain_id, police_case_id, seal_status FROM evidence WHERE {age_sql('b', 'offense_on')} < {ADULT_AGE}),

@@ -272,9 +272,9 @@ def _validate(ctx, df: DataFrame, name: str, expectations: list[dict], *, rows: 
     for i, r in final.items():
         if r.expectation_config.type == COUNTED:  # decided by the count: named as the suite names it, with what its pass implies
             r.expectation_config = configuration(i)
-            if r.success and expectations[i]["type"] != SQL_CHECK:
+            if r.success:
                 r.result = _implied(expectations[i], rows)
-        if r.success and not r.result and not _raised(r.exception_info or {})[0]:
+        elif r.success and not r.result and not _raised(r.exception_info or {})[0]:
             r.result = _implied(expectations[i], rows)
     validation.results = [final[i] for i in everything]  # in the suite's order
     for r in validation.results:
