@@ -523,6 +523,19 @@ def _span(values: list[float], fmt: str) -> str:
     return format(lo, fmt) if format(lo, fmt) == format(hi, fmt) else f"{format(lo, fmt)}–{format(hi, fmt)}"
 
 
+def _new_day_floor(results: list[list[dict]]) -> None:
+    """The smallest scale's new day (a few records through every stage: what a new day costs whatever its size) against
+    10% of the largest scale's full run, the issue's bound for a new day there (repeats paired in order)."""
+    by_scale = sorted(results, key=lambda runs: runs[0]["scale"])
+    small, large = by_scale[0], by_scale[-1]
+    if small is large:
+        return
+    days = [r["day"]["wall"] for r in small]
+    bounds = [0.1 * r["full"]["wall"] for r in large]
+    print(f"\nnew day's fixed cost: scale {small[0]['scale']:g}'s new day ({small[0]['new_day']['records']:,} records) took {_span(days, '.1f')} s; "
+          f"10% of scale {large[0]['scale']:g}'s full run is {_span(bounds, '.1f')} s ({_span([d / b for d, b in zip(days, bounds)], '.2f')}×)")
+
+
 def report(results: list[list[dict]], airflow: bool) -> None:
     gib = 1024**3
     print(f"\nlifecycle in-process (pipeline.run_lifecycle); ranges over {len(results[0])} repeat(s)\n")
@@ -560,6 +573,7 @@ def report(results: list[list[dict]], airflow: bool) -> None:
             cells.append(f"{_span([r[key]['wall'] for r in runs], '.1f'):>10} {_span([r[key]['wall'] / r['full']['wall'] for r in runs], '.2f'):>11} "
                          f"{_span([len(r[key]['new_versions']) if 'new_versions' in r[key] else float('nan') for r in runs], '.0f'):>7}/{r0['full'].get('tables', 0):<5}")
         print(f"{r0['scale']:>6g} {nd:>18} {cells[0]}   {'':>8}{cells[1]}")
+    _new_day_floor(results)
     if airflow:
         print(f"\n{'scale':>6} {'in-process s':>13} {'Airflow s':>11} {'ratio':>11} {'target s':>10} {'Airflow/target':>15} {'Airflow peak GB':>16}")
         for runs in results:

@@ -83,3 +83,15 @@ def test_delta_versions_and_fingerprints(tmp_path):
     _table(other / "bronze" / "a", [{"k": 3, "_source_file": f"{src2}/z.csv", "_batch_id": "run-3"}], mode="append")
     assert scale.delta_versions(other) == {"bronze/a": 1}
     assert scale.table_fingerprints(other, src2)["bronze/a"] != first["bronze/a"]
+
+
+def test_the_new_days_fixed_cost_is_the_smallest_scales_new_day_against_a_tenth_of_the_largest_full_run(capsys):
+    def run(scale_, full, day):
+        return {"scale": scale_, "new_day": {"records": 16 if scale_ == 1 else 1671}, "full": {"wall": full}, "day": {"wall": day}}
+
+    # two repeats per scale, given largest first: paired in order, smallest scale against largest
+    scale._new_day_floor([[run(100, 80.0, 40.0), run(100, 90.0, 41.0)], [run(1, 19.0, 16.0), run(1, 20.0, 18.0)]])
+    line = capsys.readouterr().out.strip()
+    assert line == "new day's fixed cost: scale 1's new day (16 records) took 16.0–18.0 s; 10% of scale 100's full run is 8.0–9.0 s (2.00×)"
+    scale._new_day_floor([[run(100, 80.0, 40.0)]])  # one scale: nothing to compare
+    assert capsys.readouterr().out == ""
