@@ -233,9 +233,10 @@ def minor_evidence_sql(chains: str) -> str:
     records at scale 400): it could only lower a latest date that is not under 18 anyway.
 
     The engine inlines CTEs, so every reference to one runs it again: the chains (``c``)
-    are referenced three times and the silver records (``x``, one union of the four
-    tables) twice; a chain's three case numbers are three copies of its row (a cross
-    join), not three more joins.
+    are referenced four times (one of them the records' cutoff, which each of the two
+    references to the silver records, ``x``, one union of the four tables, runs again); a
+    chain's three case numbers are three copies of its row (a cross join), not three more
+    joins.
     """
     records = []
     for table, key, case in (
